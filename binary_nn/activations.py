@@ -1,0 +1,88 @@
+"""Hidden and output activations, looked up by name (``--hidden-act``, ``--last-act``).
+
+Each activation gives its forward map and the backward step of SPEC.md: the sign family are
+straight-through estimators whose "derivative" is a surrogate, not the (zero) true derivative.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .quantizers import sign
+from .registry import Registry
+
+
+class Activation:
+    """Base class: ``forward(a)`` and ``backward(grad, a, y)`` = ``grad * f'(a)``.
+
+    ``saturation_threshold`` is where a pre-activation counts as saturated in the per-iteration
+    statistics (``|a| > threshold``).
+    """
+
+    name: str = ""
+    saturation_threshold: float = np.inf
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """``grad`` times the derivative used at pre-activation ``a`` (``y`` is ``forward(a)``)."""
+        raise NotImplementedError
+
+
+class Tanh(Activation):
+    name = "tanh"
+    saturation_threshold = 2.0
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return np.tanh(a)
+
+    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return grad * (1 - y * y)
+
+
+class Identity(Activation):
+    name = "id"
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return a
+
+    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return grad
+
+
+class Sign(Activation):
+    """``sign(a)`` with the plain straight-through estimator (derivative 1)."""
+
+    name = "sign"
+    saturation_threshold = 1.0
+
+    def forward(self, a: np.ndarray) -> np.ndarray:
+        return sign(a)
+
+    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return grad
+
+
+class SignSat(Sign):
+    """``sign(a)``; the gradient passes only where ``|a| < 1`` (saturated STE)."""
+
+    name = "signsat"
+
+    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return grad * (np.abs(a) < 1)
+
+
+class SignTanh(Sign):
+    """``sign(a)``; the gradient is shaped by the tanh derivative ``1 - tanh(a)^2``."""
+
+    name = "signtanh"
+
+    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+        t = np.tanh(a)
+        return grad * (1 - t * t)
+
+
+ACTIVATIONS: Registry[Activation] = Registry("activation", "--hidden-act/--last-act")
+for _act in (Tanh(), Sign(), SignSat(), SignTanh(), Identity()):
+    ACTIVATIONS.add(_act.name, _act)

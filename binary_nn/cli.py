@@ -1,0 +1,20 @@
+"""Shared CLI plumbing: turn a :class:`BinaryNNError` into one sentence and an exit code."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+
+def run_cli(prog: str, main: Callable[[], int | None]) -> int:
+    """Call ``main``; a user error prints ``prog: error: <sentence>`` and returns its exit code."""
+    from .errors import BinaryNNError
+
+    try:
+        return main() or 0
+    except BinaryNNError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; everything logged so far is kept", file=sys.stderr)
+        return 130

@@ -1,0 +1,92 @@
+"""The in-memory dataset every learning run reads, and its scaling rules.
+
+Images stay in their stored dtype (uint8 for the image sets) and are scaled one batch at a
+time, so a run never holds a float copy of a whole training set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+
+
+def _pixel_table(dtype: np.dtype) -> np.ndarray:
+    """``x / 127.5 - 1`` for every uint8 value, computed in float64 then cast."""
+    return (np.arange(256, dtype=np.float64) / 127.5 - 1).astype(dtype)
+
+
+@dataclass
+class Dataset:
+    """Train and test arrays of one classification task.
+
+    ``x_*`` are 2-D (examples x features): uint8 pixels, scaled to ``x / 127.5 - 1`` batch by
+    batch, or floats used as they are. ``y_*`` are integer labels ``0 .. n_classes - 1``.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int = 0
+    _tables: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
+            if x.ndim < 2:
+                raise DataError(f"{self.name}: x_{split} must hold one example per row")
+            setattr(self, f"x_{split}", x.reshape(len(x), -1))
+            if y.ndim != 1 or len(y) != len(x):
+                raise DataError(
+                    f"{self.name}: y_{split} must be a vector with one label per row of "
+                    f"x_{split} ({len(x)}), got shape {y.shape}"
+                )
+            if not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"{self.name}: y_{split} must hold integer labels, got {y.dtype}")
+            if len(y) and y.min() < 0:
+                raise DataError(f"{self.name}: y_{split} holds negative labels")
+        if self.x_train.shape[1] != self.x_test.shape[1]:
+            raise DataError(
+                f"{self.name}: x_train has {self.x_train.shape[1]} features per example but "
+                f"x_test has {self.x_test.shape[1]}"
+            )
+        if len(self.y_train) == 0:
+            raise DataError(f"{self.name}: the training set is empty")
+        largest = max(int(self.y_train.max()), int(self.y_test.max()) if len(self.y_test) else 0)
+        self.n_classes = max(self.n_classes, largest + 1)
+        self.y_train = self.y_train.astype(np.intp, copy=False)
+        self.y_test = self.y_test.astype(np.intp, copy=False)
+
+    @property
+    def n_features(self) -> int:
+        return self.x_train.shape[1]
+
+    def scale(self, raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
+        """Rows of ``x_train``/``x_test`` as the network sees them, in ``dtype``."""
+        if raw.dtype == np.uint8:
+            table = self._tables.get(np.dtype(dtype))
+            if table is None:
+                table = self._tables[np.dtype(dtype)] = _pixel_table(np.dtype(dtype))
+            return table[raw]
+        return raw.astype(dtype, copy=False)
+
+    def chunks(
+        self, split: str, dtype: np.dtype, size: int = 4096, limit: int | None = None
+    ) -> Iterator[np.ndarray]:
+        """The scaled rows of ``split`` ("train" or "test") in consecutive chunks."""
+        x = getattr(self, f"x_{split}")
+        stop = len(x) if limit is None else min(limit, len(x))
+        for start in range(0, stop, size):
+            yield self.scale(x[start : min(start + size, stop)], dtype)
+
+
+def one_hot(labels: np.ndarray, n_classes: int, dtype: np.dtype, low: float = -1.0) -> np.ndarray:
+    """One-hot rows: 1 at the label, ``low`` (-1 for targets, 0 for DRTP's ``y01``) elsewhere."""
+    out = np.full((len(labels), n_classes), low, dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return out

@@ -1,0 +1,81 @@
+"""What a run reports: classification scores, the HSIC information plane, batch statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from .model import MLP
+
+
+def classification_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, prefix: str
+) -> dict[str, float]:
+    """``{prefix}/accuracy``, ``/precision`` and ``/f1`` (macro averages over the classes)."""
+    labels = np.arange(n_classes)
+    precision, _, f1, _ = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average="macro", zero_division=0
+    )
+    return {
+        f"{prefix}/accuracy": float(np.mean(y_true == y_pred)),
+        f"{prefix}/precision": float(precision),
+        f"{prefix}/f1": float(f1),
+    }
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
+    """The confusion matrix (rows: true class, columns: predicted) as nested lists."""
+    return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).tolist()
+
+
+def _centred_unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    x = x / np.where(norms > 0, norms, 1.0)
+    return x - x.mean(axis=0)
+
+
+def cosine_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised HSIC of ``x`` and ``y`` (rows are examples) with cosine-similarity kernels.
+
+    With ``K = Xn Xn^T`` for row-normalised ``Xn``, centring ``K`` equals centring the columns
+    of ``Xn``, so ``HSIC(K, L) = ||Xc^T Yc||_F^2`` and the normalised value is
+    ``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` (centered kernel alignment); 0 when either
+    kernel is constant.
+    """
+    xc, yc = _centred_unit_rows(x), _centred_unit_rows(y)
+    cross = np.sum((xc.T @ yc) ** 2)
+    norm = np.sqrt(np.sum((xc.T @ xc) ** 2) * np.sum((yc.T @ yc) ** 2))
+    return float(cross / norm) if norm > 0 else 0.0
+
+
+def information_plane(model: MLP, x: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """``hsic/xz/{k}`` and ``hsic/zy/{k}`` for every hidden layer ``k`` (evaluation mode)."""
+    out: dict[str, float] = {}
+    for k, z in enumerate(model.hidden_outputs(x)):
+        out[f"hsic/xz/{k}"] = cosine_cka(x, z)
+        out[f"hsic/zy/{k}"] = cosine_cka(z, targets)
+    return out
+
+
+def batch_statistics(model: MLP) -> dict[str, float]:
+    """Per-iteration statistics after a backward step.
+
+    For every hidden layer ``k``: ``batch/saturation/{k}`` (fraction of pre-activations with
+    ``|a|`` above the activation's threshold: 2 for tanh, 1 for the sign family) and
+    ``batch/preact_var/{k}``; for every Linear ``k`` (the output layer last):
+    ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
+    """
+    stats: dict[str, float] = {}
+    for k, block in enumerate(model.hidden_blocks):
+        act = block.layers[-1]
+        a = act.input
+        threshold = act.activation.saturation_threshold
+        saturated = np.count_nonzero(np.abs(a) > threshold) if np.isfinite(threshold) else 0
+        stats[f"batch/saturation/{k}"] = saturated / a.size
+        stats[f"batch/preact_var/{k}"] = float(a.var())
+    for k, linear in enumerate(model.linears):
+        g = linear.weight.grad
+        stats[f"batch/grad_var/{k}"] = float(g.var())
+        stats[f"batch/grad_absmax/{k}"] = float(max(g.max(), -g.min()))
+    return stats

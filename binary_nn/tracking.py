@@ -1,0 +1,222 @@
+"""Where a run's configuration and metrics go: its run directory, the console, Weights & Biases.
+
+Every destination is a :class:`Tracker`; the trainer calls the same hooks on each of them.
+The run directory is written as the run goes (``metrics.jsonl`` is appended and flushed line
+by line, JSON documents are replaced atomically), so a killed run keeps every logged step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+
+
+def _jsonable(value: Any) -> Any:
+    """Floats that JSON cannot hold (NaN, inf) become strings; numpy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_jsonable(data), fh, indent=2)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Tracker:
+    """Hooks a trainer calls; every one is optional."""
+
+    def start(self, config: dict, info: dict) -> None:
+        """The resolved configuration and facts about the model (size, parameters)."""
+
+    def epoch_start(self, epoch: int, n_iterations: int) -> None:
+        pass
+
+    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        pass
+
+    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        """End-of-epoch metrics; epoch 0 holds what is measured before training."""
+
+    def finish(self, summary: dict) -> None:
+        pass
+
+
+class RunDirectory(Tracker):
+    """``config.json``, ``metrics.jsonl`` (one object per logged step) and ``summary.json``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / SUMMARY_FILE).unlink(missing_ok=True)
+        self._metrics: TextIO = open(self.path / METRICS_FILE, "w")
+
+    def start(self, config: dict, info: dict) -> None:
+        write_json_atomic(self.path / CONFIG_FILE, {**config, **info})
+
+    def _append(self, record: dict) -> None:
+        self._metrics.write(json.dumps(_jsonable(record)) + "\n")
+        self._metrics.flush()
+
+    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        self._append({"epoch": epoch, "iteration": iteration, **metrics})
+
+    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        self._append({"epoch": epoch, "iteration": iteration, **metrics})
+        os.fsync(self._metrics.fileno())
+
+    def finish(self, summary: dict) -> None:
+        self._metrics.close()
+        write_json_atomic(self.path / SUMMARY_FILE, summary)
+
+    def close(self) -> None:
+        if not self._metrics.closed:
+            self._metrics.close()
+
+
+class Console(Tracker):
+    """A progress bar per epoch and one line per epoch; ``verbose`` adds more.
+
+    ``verbose`` 0: progress bar and epoch lines; 1: also the configuration and the HSIC
+    values; 2: also every iteration's statistics.
+    """
+
+    def __init__(self, verbose: int = 0, stream: TextIO | None = None) -> None:
+        self.verbose = verbose
+        self.stream = stream if stream is not None else sys.stdout
+        self._bar: tqdm | None = None
+
+    def _print(self, text: str) -> None:
+        (self._bar.write if self._bar is not None else print)(text, file=self.stream)
+
+    def start(self, config: dict, info: dict) -> None:
+        if self.verbose >= 1:
+            self._print("configuration:")
+            for key, value in {**config, **info}.items():
+                self._print(f"  {key}: {value}")
+        stored, packed = info["model_bytes"], info["model_bytes_packed"]
+        self._print(
+            f"model {info['architecture']}: {info['n_parameters']:,} parameters, "
+            f"{stored / 1e6:.3f} MB in memory, {packed / 1e6:.3f} MB with binary weights packed"
+        )
+
+    def epoch_start(self, epoch: int, n_iterations: int) -> None:
+        self._bar = tqdm(total=n_iterations, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
+
+    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{metrics['batch/loss']:.4f}", refresh=False)
+        if self.verbose >= 2:
+            stats = " ".join(f"{k.removeprefix('batch/')}={v:.4g}" for k, v in metrics.items())
+            self._print(f"it {iteration}: {stats}")
+
+    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if "train/accuracy" in metrics:
+            self._print(
+                f"epoch {epoch}: loss {metrics['train/loss']:.5f}  "
+                f"train acc {metrics['train/accuracy']:.4f} f1 {metrics['train/f1']:.4f}  "
+                f"test acc {metrics['test/accuracy']:.4f} f1 {metrics['test/f1']:.4f}  "
+                f"({metrics['time/epoch']:.2f} s)"
+            )
+        if self.verbose >= 1:
+            hsic = {k: v for k, v in metrics.items() if k.startswith("hsic/")}
+            if hsic:
+                self._print("  " + " ".join(f"{k}={v:.3f}" for k, v in hsic.items()))
+
+    def finish(self, summary: dict) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class WandbTracker(Tracker):
+    """Weights & Biases: project ``"{dataset} custom"`` unless ``WANDB_PROJECT`` says otherwise.
+
+    W&B's own settings (``WANDB_MODE=offline``, ``WANDB_PROJECT``, ``WANDB_ENTITY``, ...) are
+    honoured because ``wandb.init`` reads them itself.
+    """
+
+    def __init__(self, wandb_module: Any, project: str, name: str | None, directory: Path) -> None:
+        self.wandb = wandb_module
+        self.project = os.environ.get("WANDB_PROJECT", project)
+        self.name = name
+        self.directory = directory
+        self.run = None
+        self.class_names: list[str] = []
+
+    def start(self, config: dict, info: dict) -> None:
+        self.run = self.wandb.init(
+            project=self.project, name=self.name, config={**config, **info}, dir=str(self.directory)
+        )
+        self.class_names = [str(c) for c in range(info["n_classes"])]
+
+    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        self.run.log({**metrics, "epoch": epoch}, step=iteration)
+
+    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        data = {k: v for k, v in metrics.items() if k != "test/confusion_matrix"}
+        matrix = metrics.get("test/confusion_matrix")
+        if matrix is not None:
+            table = self.wandb.Table(
+                columns=["true", "predicted", "count"],
+                data=[
+                    [self.class_names[i], self.class_names[j], count]
+                    for i, row in enumerate(matrix)
+                    for j, count in enumerate(row)
+                ],
+            )
+            data["test/confusion_matrix"] = table
+        self.run.log({**data, "epoch": epoch}, step=iteration)
+
+    def finish(self, summary: dict) -> None:
+        if self.run is not None:
+            for key, value in summary.items():
+                if isinstance(value, (int, float, str)):
+                    self.run.summary[key] = value
+            self.run.finish(exit_code=0 if summary.get("status") == "completed" else 1)
+
+
+def wandb_tracker(project: str, name: str | None, directory: Path) -> WandbTracker | None:
+    """A :class:`WandbTracker`, or None with a one-sentence warning when wandb is missing."""
+    try:
+        import wandb
+    except ImportError:
+        print(
+            "warning: --wandb needs the wandb package (pip install 'binary-nn[wandb]'); "
+            "this run is logged to its run directory only",
+            file=sys.stderr,
+        )
+        return None
+    return WandbTracker(wandb, project, name, directory)

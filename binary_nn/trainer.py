@@ -1,0 +1,236 @@
+"""The training loop: build model, rule and optimizer from a config, train, evaluate, report."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .checkpoint import load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import Dataset, load_dataset, one_hot
+from .errors import ConfigError, DivergenceError
+from .metrics import batch_statistics, classification_scores, confusion, information_plane
+from .model import MLP
+from .optim import SGD
+from .rules import RULES, LearningRule
+from .tracking import RunDirectory, Tracker, wandb_tracker
+
+HSIC_EXAMPLES = 2000
+EVAL_CHUNK = 4096
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+
+
+def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
+    """``runs/<timestamp>-<name>``, made unique with a numeric suffix."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{_slug(config.name or config.auto_name)}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+@dataclass
+class Experiment:
+    """The objects one run is made of, built from a resolved config by :func:`build`."""
+
+    config: TrainConfig
+    dataset: Dataset
+    model: MLP
+    rule: LearningRule
+    optimizer: SGD
+    shuffle_rng: np.random.Generator
+    info: dict = field(default_factory=dict)
+
+
+def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
+    """Model, rule and optimizer for ``config`` (resolved), drawn from its seed.
+
+    The seed is split into independent streams for the weights, the feedback matrices and the
+    shuffling, so the same seed gives every rule the same initial weights.
+    """
+    dataset = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    n_train = len(dataset.y_train)
+    if config.batchsize > n_train:
+        raise ConfigError(
+            f"-b/--batchsize {config.batchsize} is larger than the training set "
+            f"({n_train} examples); choose at most {n_train}"
+        )
+    weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
+    model = MLP(
+        dataset.n_features,
+        config.hidden,
+        dataset.n_classes,
+        hidden_activation=config.hidden_act,
+        last_activation=config.last_act,
+        batch_norm=config.bn,
+        scale=config.sn,
+        binarize=config.binarize,
+        binarize_last=config.binarize_last,
+        weight_ste=config.weight_ste,
+        init=config.init,
+        dtype=np.dtype(config.dtype),
+        rng=np.random.default_rng(weights_seq),
+    )
+    rule = RULES.get(config.method)(model, np.random.default_rng(feedback_seq))
+    if config.load:
+        load_checkpoint(config.load, model, rule)
+    stored, packed = model.memory_bytes()
+    info = {
+        "version": __version__,
+        "algorithm": config.method,
+        "weights": "binarised" if config.binarize else "continuous",
+        "architecture": model.describe(),
+        "n_parameters": model.n_parameters(),
+        "n_classes": dataset.n_classes,
+        "n_features": dataset.n_features,
+        "n_train": n_train,
+        "n_test": len(dataset.y_test),
+        "model_bytes": stored,
+        "model_bytes_packed": packed,
+    }
+    optimizer = SGD(model.parameters(), config.lr, config.weight_clipping)
+    return Experiment(
+        config, dataset, model, rule, optimizer, np.random.default_rng(shuffle_seq), info
+    )
+
+
+def predict(model: MLP, dataset: Dataset, split: str) -> np.ndarray:
+    """Arg-max predictions for a whole split, evaluated chunk by chunk (running BN statistics)."""
+    chunks = dataset.chunks(split, model.dtype, EVAL_CHUNK)
+    return np.concatenate([model.forward(x, train=False).argmax(axis=1) for x in chunks])
+
+
+def evaluate(exp: Experiment) -> dict:
+    """Train and test scores and the test confusion matrix."""
+    metrics: dict = {}
+    ds = exp.dataset
+    for split, labels in (("train", ds.y_train), ("test", ds.y_test)):
+        if len(labels) == 0:
+            continue
+        predicted = predict(exp.model, ds, split)
+        metrics.update(classification_scores(labels, predicted, ds.n_classes, split))
+        if split == "test":
+            metrics["test/confusion_matrix"] = confusion(labels, predicted, ds.n_classes)
+    return metrics
+
+
+def hsic_probe(exp: Experiment) -> dict:
+    """HSIC values on the first training examples (at most :data:`HSIC_EXAMPLES`)."""
+    ds, dtype = exp.dataset, exp.model.dtype
+    x = next(ds.chunks("train", dtype, HSIC_EXAMPLES, limit=HSIC_EXAMPLES))
+    targets = one_hot(ds.y_train[: len(x)], ds.n_classes, dtype)
+    return information_plane(exp.model, x, targets)
+
+
+def train_epoch(
+    exp: Experiment, epoch: int, iteration: int, trackers: list[Tracker]
+) -> tuple[int, float]:
+    """One pass over the shuffled training set in full batches; returns (iteration, mean loss)."""
+    cfg, ds, model = exp.config, exp.dataset, exp.model
+    dtype = model.dtype
+    n_batches = len(ds.y_train) // cfg.batchsize
+    order = exp.shuffle_rng.permutation(len(ds.y_train))
+    for tracker in trackers:
+        tracker.epoch_start(epoch, n_batches)
+    loss_sum = 0.0
+    for b in range(n_batches):
+        index = order[b * cfg.batchsize : (b + 1) * cfg.batchsize]
+        x = ds.scale(ds.x_train[index], dtype)
+        target = one_hot(ds.y_train[index], ds.n_classes, dtype)
+        diff = model.forward(x, train=True) - target
+        loss = float(np.vdot(diff, diff)) / diff.size
+        iteration += 1
+        if not np.isfinite(loss):
+            raise DivergenceError(
+                f"the loss became {loss} at epoch {epoch}, iteration {iteration} "
+                f"(batch {b + 1} of the epoch); lower --lr or --init, or add --bn"
+            )
+        diff *= 2  # the error e = 2 (y_pred - y), summed (not averaged) over the batch
+        target += 1  # {-1, 1} -> {0, 2}
+        target *= 0.5  # -> y01 in {0, 1}
+        exp.rule.backward(diff, target)
+        log_now = iteration % cfg.log_every == 0
+        if log_now:
+            metrics = {"batch/loss": loss, **batch_statistics(model)}
+        exp.optimizer.step()
+        loss_sum += loss
+        for tracker in trackers:
+            if log_now:
+                tracker.log_batch(metrics, epoch, iteration)
+    return iteration, loss_sum / max(n_batches, 1)
+
+
+def run(
+    config: TrainConfig, dataset: Dataset | None = None, trackers: list[Tracker] | None = None
+) -> dict:
+    """Train as ``config`` says and return the summary (also written to the run directory).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Validated here; a run directory is created (``config.out`` or ``runs/<time>-<name>``).
+    dataset : Dataset, optional
+        Use this instead of loading ``config.dataset``.
+    trackers : list of Tracker, optional
+        Extra destinations; the run directory, and W&B with ``config.wandb``, are added here.
+    """
+    config = config.resolved()
+    exp = build(config, dataset)
+    out = Path(config.out) if config.out else default_run_dir(config)
+    directory = RunDirectory(out)
+    trackers = [directory, *(trackers or [])]
+    if config.wandb:
+        tracker = wandb_tracker(f"{config.dataset} custom", config.name, out)
+        if tracker is not None:
+            trackers.append(tracker)
+    info = {**exp.info, "run_dir": str(out)}
+    summary: dict = {"status": "running", "seed": config.seed, "epochs_completed": 0}
+    started = time.perf_counter()
+    try:
+        for tracker in trackers:
+            tracker.start(config.to_dict(), info)
+        for tracker in trackers:
+            tracker.log_epoch(hsic_probe(exp), 0, 0)
+        iteration, best_test = 0, -np.inf
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            iteration, mean_loss = train_epoch(exp, epoch, iteration, trackers)
+            t_train = time.perf_counter() - t0
+            metrics = {"train/loss": mean_loss, **evaluate(exp), **hsic_probe(exp)}
+            metrics["time/epoch"] = time.perf_counter() - t0
+            metrics["time/train"] = t_train
+            for tracker in trackers:
+                tracker.log_epoch(metrics, epoch, iteration)
+            best_test = max(best_test, metrics.get("test/accuracy", -np.inf))
+            summary = {
+                **{k: v for k, v in metrics.items() if not k.startswith("hsic/")},
+                "best/test/accuracy": best_test,
+                "epoch": epoch,
+                "iteration": iteration,
+                "epochs_completed": epoch,
+                "seed": config.seed,
+            }
+        summary["status"] = "completed"
+        if config.save:
+            save_checkpoint(config.save, exp.model, exp.rule, config.to_dict())
+    except DivergenceError as exc:
+        summary.update(status="diverged", error=str(exc))
+        raise
+    finally:
+        summary["time/total"] = time.perf_counter() - started
+        if summary["status"] != "running":
+            for tracker in trackers:
+                tracker.finish(summary)
+        else:
+            directory.close()
+    return summary
