@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
+
+from .errors import BinaryNNError, ConfigError
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """An argparse parser whose errors are a :class:`ConfigError` (one sentence, exit code 2)."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see --help)")
 
 
 def run_cli(prog: str, main: Callable[[], int | None]) -> int:
     """Call ``main``; a user error prints ``prog: error: <sentence>`` and returns its exit code."""
-    from .errors import BinaryNNError
-
     try:
         return main() or 0
     except BinaryNNError as exc:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .activations import ACTIVATIONS
-from .cli import run_cli
+from .cli import ArgumentParser, run_cli
 from .config import DTYPES, TrainConfig
 from .data import DATASETS
 from .quantizers import WEIGHT_STES
@@ -26,7 +26,7 @@ PROG = "binary_nn.train"
 
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=PROG,
         description="Train a (binary) MLP with backpropagation (GD/BP), DFA or DRTP.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -1,0 +1,110 @@
+"""Bad input gets one clear sentence naming the flag or key, exit code 2 and no traceback."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from binary_nn.train import main
+
+CASES = [
+    (["-m", "SGD"], "-m/--method", "GD, DFA, DRTP"),
+    (["--hidden-act", "relu"], "--hidden-act", "tanh, sign, signsat"),
+    (["--last-act", "softmax"], "--last-act", "tanh"),
+    (["--weight-ste", "clip"], "--weight-ste", "identity, sat, tanh"),
+    (["-d", "imagenet"], "-d/--dataset", "digits"),
+    (["--hidden", "700,,500"], "--hidden", "positive integers"),
+    (["--hidden", "0"], "--hidden", "positive integers"),
+    (["--hidden", "-3"], "--hidden", "positive integers"),
+    (["--lr", "0"], "--lr", "> 0"),
+    (["--lr=-1e-3"], "--lr", "> 0"),
+    (["--lr", "fast"], "--lr", "invalid float value"),
+    (["--bogus"], "unrecognized arguments: --bogus", "see --help"),
+    (["-b", "0"], "-b/--batchsize", ">= 1"),
+    (["-b", "5000"], "-b/--batchsize", "larger than the training set"),
+    (["-e", "0"], "-e/--epochs", ">= 1"),
+    (["--init", "0"], "--init", "> 0"),
+    (["--dtype", "float16"], "--dtype", "float32"),
+    (["--load", "/nonexistent/ck.npz"], "--load", "does not exist"),
+    (["-d", "/nonexistent/data.npz"], "/nonexistent/data.npz", "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("args", "names", "allowed"), CASES)
+def test_bad_flag_values_give_one_sentence_and_exit_2(args, names, allowed, tmp_path, capsys):
+    code = main(["-e", "1", "--hidden", "8", "--out", str(tmp_path / "r"), *args])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert names in err and allowed in err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if "error" in line]) == 1
+
+
+def test_bad_input_through_a_real_process_has_no_traceback():
+    result = subprocess.run(
+        [sys.executable, "-m", "binary_nn.train", "--hidden", "700,,500"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "--hidden" in result.stderr
+
+
+def test_corrupt_or_incomplete_npz_names_the_problem(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"this is not a zip archive")
+    assert main(["-d", str(corrupt), "-e", "1", "--hidden", "4"]) == 2
+    assert "not a readable .npz" in capsys.readouterr().err
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, x_train=np.zeros((4, 3)), y_train=np.zeros(4, int))
+    assert main(["-d", str(partial), "-e", "1", "--hidden", "4"]) == 2
+    assert "lacks the array(s) x_test, y_test" in capsys.readouterr().err
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"\x00" * 10)
+    assert main(["-e", "1", "--hidden", "4", "--load", str(bad)]) == 2
+    assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_user_npz_with_uint8_images_is_scaled_and_trained(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    images = rng.integers(0, 60, (300, 12))
+    for j in range(4):  # class c lights up features 4c .. 4c+3
+        images[np.arange(300), 4 * labels + j] += 180
+    images = images.astype(np.uint8)
+    path = tmp_path / "toy.npz"
+    np.savez(
+        path, x_train=images[:240], y_train=labels[:240], x_test=images[240:], y_test=labels[240:]
+    )
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "-d",
+                str(path),
+                "-e",
+                "5",
+                "--hidden",
+                "16",
+                "--lr",
+                "1e-3",
+                "-b",
+                "20",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    import json
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["n_classes"] == 3 and config["n_features"] == 12
+    assert json.loads((out / "summary.json").read_text())["test/accuracy"] > 0.9

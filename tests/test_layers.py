@@ -1,0 +1,160 @@
+"""Every layer's backward against finite differences (float64), and the binary-weight rules."""
+
+import numpy as np
+import pytest
+from conftest import numeric_grad
+
+from binary_nn.activations import ACTIVATIONS
+from binary_nn.layers import ActivationLayer, BatchNorm, Linear, Scaler, Sequential
+from binary_nn.quantizers import WEIGHT_STES, sign
+
+
+def check_layer(layer, x, rng, params=()):
+    """Backward of ``sum(layer(x) * r)`` against finite differences for x and each param."""
+    r = rng.normal(size=layer.forward(x.copy(), train=True).shape)
+
+    def loss():
+        return float(np.sum(layer.forward(x, train=True) * r))
+
+    layer.forward(x, train=True)
+    grad_x = layer.backward(r, need_input_grad=True)
+    np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
+    for p in params:
+        layer.forward(x, train=True)
+        layer.backward(r)
+        analytic = p.grad.copy()
+        np.testing.assert_allclose(analytic, numeric_grad(loss, p.value), rtol=1e-6, atol=1e-8)
+
+
+def test_linear_backward_matches_finite_differences(rng):
+    layer = Linear(rng.uniform(-1, 1, (5, 4)))
+    check_layer(layer, rng.normal(size=(6, 5)), rng, [layer.weight])
+
+
+def test_linear_skips_input_gradient_when_not_needed(rng):
+    layer = Linear(rng.uniform(-1, 1, (5, 4)))
+    x = rng.normal(size=(6, 5))
+    layer.forward(x)
+    assert layer.backward(np.ones((6, 4)), need_input_grad=False) is None
+    np.testing.assert_allclose(layer.weight.grad, x.T @ np.ones((6, 4)))
+
+
+def test_scaler_backward_matches_finite_differences(rng):
+    layer = Scaler(fan_in=7)
+    x = rng.normal(size=(3, 4))
+    np.testing.assert_allclose(layer.forward(x), x / 7)
+    check_layer(layer, x, rng)
+
+
+def test_batchnorm_backward_matches_finite_differences(rng):
+    layer = BatchNorm(4, dtype=np.float64)
+    layer.gamma.value[:] = rng.uniform(0.5, 2, 4)
+    layer.beta.value[:] = rng.normal(size=4)
+    check_layer(layer, rng.normal(size=(8, 4)) * 3 + 1, rng, [layer.gamma, layer.beta])
+
+
+def test_batchnorm_forward_and_running_statistics(rng):
+    layer = BatchNorm(3, dtype=np.float64)
+    x1, x2 = rng.normal(size=(10, 3)) * 2 + 5, rng.normal(size=(10, 3))
+    y = layer.forward(x1)
+    expected = (x1 - x1.mean(0)) / np.sqrt(x1.var(0) + 1e-3)
+    np.testing.assert_allclose(y, expected)
+    # the first batch initialises the running statistics, later ones blend with momentum 0.9
+    np.testing.assert_allclose(layer.running_mean, x1.mean(0))
+    np.testing.assert_allclose(layer.running_var, x1.var(0))
+    layer.forward(x2)
+    np.testing.assert_allclose(layer.running_mean, 0.9 * x1.mean(0) + 0.1 * x2.mean(0))
+    np.testing.assert_allclose(layer.running_var, 0.9 * x1.var(0) + 0.1 * x2.var(0))
+    # evaluation uses the running statistics and does not change them
+    before = layer.running_mean.copy()
+    y_eval = layer.forward(x2, train=False)
+    np.testing.assert_allclose(
+        y_eval, (x2 - layer.running_mean) / np.sqrt(layer.running_var + 1e-3)
+    )
+    np.testing.assert_array_equal(layer.running_mean, before)
+
+
+@pytest.mark.parametrize("name", ["tanh", "id"])
+def test_smooth_activations_backward_matches_finite_differences(name, rng):
+    check_layer(ActivationLayer(ACTIVATIONS.get(name)), rng.normal(size=(4, 5)), rng)
+
+
+@pytest.mark.parametrize(
+    ("name", "derivative"),
+    [
+        ("sign", lambda a: np.ones_like(a)),
+        ("signsat", lambda a: (np.abs(a) < 1).astype(float)),
+        ("signtanh", lambda a: 1 - np.tanh(a) ** 2),
+    ],
+)
+def test_sign_activations_forward_and_straight_through_backward(name, derivative):
+    a = np.array([[-2.5, -1.0, -0.3, 0.0, 0.3, 1.0, 2.5]])
+    layer = ActivationLayer(ACTIVATIONS.get(name))
+    np.testing.assert_array_equal(layer.forward(a), [[-1, -1, -1, -1, 1, 1, 1]])
+    grad = np.linspace(1, 2, a.size).reshape(a.shape)
+    np.testing.assert_allclose(layer.backward(grad), grad * derivative(a))
+
+
+def test_activation_registry_is_case_insensitive_and_lists_names():
+    assert ACTIVATIONS.get("TANH").name == "tanh"
+    with pytest.raises(ValueError, match="choose one of: tanh, sign, signsat, signtanh, id"):
+        ACTIVATIONS.get("relu")
+
+
+def test_sign_maps_zero_to_minus_one_in_any_dtype():
+    for dtype in (np.float32, np.float64):
+        v = np.array([-1.5, -0.0, 0.0, 1e-30, 2.0], dtype=dtype)
+        out = sign(v)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, [-1, -1, -1, 1, 1])
+
+
+def test_binarized_linear_forward_uses_sign_and_updates_latent_gradient(rng):
+    w = np.array([[0.5, -0.2], [0.0, 0.7], [-0.1, 0.3]])
+    layer = Linear(w.copy(), binarize=True)
+    x = rng.normal(size=(4, 3))
+    wb = np.array([[1, -1], [-1, 1], [-1, 1]])
+    np.testing.assert_allclose(layer.forward(x), x @ wb)
+    g = rng.normal(size=(4, 2))
+    grad_x = layer.backward(g)
+    np.testing.assert_allclose(grad_x, g @ wb.T)  # the error below uses sign(W) too
+    np.testing.assert_allclose(layer.weight.grad, x.T @ g)  # identity STE: unchanged
+    np.testing.assert_array_equal(layer.weight.value, w)  # latent weights kept real
+
+
+@pytest.mark.parametrize(
+    ("ste", "shape"),
+    [
+        ("identity", lambda w: np.ones_like(w)),
+        ("sat", lambda w: (np.abs(w) < 1).astype(float)),
+        ("tanh", lambda w: 1 - np.tanh(w) ** 2),
+    ],
+)
+def test_weight_ste_shapes_the_latent_gradient(ste, shape, rng):
+    w = np.array([[1.5, -0.2], [-1.0, 0.7], [0.99, -3.0]])
+    layer = Linear(w.copy(), binarize=True, weight_ste=WEIGHT_STES.get(ste))
+    x, g = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    layer.forward(x)
+    layer.backward(g)
+    np.testing.assert_allclose(layer.weight.grad, (x.T @ g) * shape(w))
+
+
+def test_weight_ste_does_not_touch_real_valued_layers(rng):
+    w = np.array([[1.5, -0.2], [-1.0, 0.7]])
+    layer = Linear(w.copy(), binarize=False, weight_ste=WEIGHT_STES.get("sat"))
+    x, g = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    layer.forward(x)
+    layer.backward(g)
+    np.testing.assert_allclose(layer.weight.grad, x.T @ g)
+
+
+def test_sequential_chains_forward_and_backward(rng):
+    seq = Sequential(
+        [
+            Linear(rng.uniform(-1, 1, (4, 3))),
+            Scaler(4),
+            BatchNorm(3, np.float64),
+            ActivationLayer(ACTIVATIONS.get("tanh")),
+        ]
+    )
+    check_layer(seq, rng.normal(size=(6, 4)), rng, seq.parameters())

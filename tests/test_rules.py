@@ -1,0 +1,151 @@
+"""Learning rules and SGD against the formulas of SPEC.md, written out here by hand."""
+
+import numpy as np
+import pytest
+from conftest import numeric_grad
+
+from binary_nn import DFA, DRTP, GD, MLP, RULES, SGD
+from binary_nn.data import one_hot
+
+
+def make_model(rng, **kwargs):
+    options = dict(hidden_activation="tanh", last_activation="tanh", dtype=np.float64, init=0.5)
+    options.update(kwargs)
+    return MLP(5, [4, 3], 3, rng=rng, **options)
+
+
+def batch(rng, n=6):
+    x = rng.normal(size=(n, 5))
+    labels = rng.integers(0, 3, size=n)
+    return x, labels, one_hot(labels, 3, np.float64), one_hot(labels, 3, np.float64, low=0)
+
+
+@pytest.mark.parametrize("extras", [{}, {"batch_norm": True, "scale": True}])
+def test_gd_gradients_match_finite_differences_of_the_summed_loss(rng, extras):
+    model = make_model(rng, **extras)
+    x, _, t, t01 = batch(rng)
+
+    def summed_loss():  # e = 2 (y - t) is the gradient of this sum, not of the mean
+        return float(np.sum((model.forward(x, train=True) - t) ** 2))
+
+    GD(model).backward(2 * (model.forward(x) - t), t01)
+    for p in model.parameters():
+        np.testing.assert_allclose(p.grad, numeric_grad(summed_loss, p.value), rtol=1e-5, atol=1e-8)
+
+
+def test_bp_is_an_alias_of_gd():
+    assert RULES.get("bp") is GD and RULES.canonical("BP") == "GD"
+
+
+def manual_direct_feedback_step(model, x, t, signal, feedback, lr, act="tanh"):
+    """SPEC.md for DFA/DRTP with no batch norm, written out: returns the new weights."""
+    w1, w2, w3 = (lin.weight.value.copy() for lin in model.linears)
+    binary = model.linears[0].binarize
+    q = (lambda w: np.where(w > 0, 1.0, -1.0)) if binary else (lambda w: w)
+    if act == "tanh":
+        f, df = np.tanh, lambda a: 1 - np.tanh(a) ** 2
+    else:  # signsat
+        f, df = (lambda a: np.where(a > 0, 1.0, -1.0)), (lambda a: (np.abs(a) < 1) * 1.0)
+    a1 = x @ q(w1)
+    h1 = f(a1)
+    a2 = h1 @ q(w2)
+    h2 = f(a2)
+    y = np.tanh(h2 @ w3)
+    e = 2 * (y - t)
+    g3 = h2.T @ (e * (1 - y**2))
+    g2 = h1.T @ ((signal(e) @ feedback[1]) * df(a2))
+    g1 = x.T @ ((signal(e) @ feedback[0]) * df(a1))
+    return [w1 - lr * g1, w2 - lr * g2, w3 - lr * g3]
+
+
+@pytest.mark.parametrize("binarize,act", [(False, "tanh"), (True, "signsat")])
+@pytest.mark.parametrize("rule_class", [DFA, DRTP])
+def test_direct_feedback_step_matches_spec_formula(rule_class, binarize, act, rng):
+    model = make_model(rng, binarize=binarize, hidden_activation=act)
+    rule = rule_class(model, np.random.default_rng(7))
+    assert [m.shape for m in rule.feedback] == [(3, 4), (3, 3)]
+    assert all(np.abs(m).max() <= 1 for m in rule.feedback)
+    x, _, t, t01 = batch(rng)
+    signal = (lambda e: e) if rule_class is DFA else (lambda e: t01)
+    expected = manual_direct_feedback_step(model, x, t, signal, rule.feedback, 0.01, act)
+
+    optimizer = SGD(model.parameters(), lr=0.01)
+    y = model.forward(x)
+    rule.backward(2 * (y - t), t01)
+    optimizer.step()
+    for lin, w in zip(model.linears, expected, strict=True):
+        np.testing.assert_allclose(lin.weight.value, w, rtol=1e-12, atol=1e-12)
+
+
+def test_drtp_ignores_the_error_of_hidden_layers(rng):
+    model = make_model(rng)
+    rule = DRTP(model, np.random.default_rng(0))
+    x, _, t, t01 = batch(rng)
+    y = model.forward(x)
+    rule.backward(2 * (y - t), t01)
+    first = [lin.weight.grad.copy() for lin in model.linears]
+    model.forward(x)
+    rule.backward(np.zeros_like(y), t01)
+    for k in range(2):  # hidden layers: the same update without any error
+        np.testing.assert_array_equal(model.linears[k].weight.grad, first[k])
+    assert np.all(model.linears[2].weight.grad == 0)
+
+
+def test_feedback_matrices_are_fixed_and_seeded(rng):
+    model = make_model(rng)
+    a, b = DFA(model, np.random.default_rng(3)), DFA(model, np.random.default_rng(3))
+    c = DFA(model, np.random.default_rng(4))
+    x, _, t, t01 = batch(rng)
+    before = [m.copy() for m in a.feedback]
+    a.backward(2 * (model.forward(x) - t), t01)
+    for m, m0, mb, mc in zip(a.feedback, before, b.feedback, c.feedback, strict=True):
+        np.testing.assert_array_equal(m, m0)
+        np.testing.assert_array_equal(m, mb)
+        assert not np.array_equal(m, mc)
+
+
+def test_sgd_updates_every_parameter_and_clips_only_weights(rng):
+    model = make_model(rng, batch_norm=True, init=0.5)
+    optimizer = SGD(model.parameters(), lr=0.1, weight_clipping=0.2)
+    old = [p.value.copy() for p in model.parameters()]
+    for p in model.parameters():
+        p.grad[...] = rng.normal(size=p.grad.shape) * 10
+    optimizer.step()
+    for p, before in zip(model.parameters(), old, strict=True):
+        expected = before - 0.1 * p.grad
+        if p.kind == "weight":
+            expected = np.clip(expected, -0.2, 0.2)
+            assert np.abs(p.value).max() <= 0.2
+        np.testing.assert_allclose(p.value, expected)
+    assert any(np.abs(p.value).max() > 0.2 for p in model.parameters() if p.kind == "gamma")
+
+
+def test_sgd_without_clipping_leaves_large_weights(rng):
+    model = make_model(rng)
+    optimizer = SGD(model.parameters(), lr=1.0, weight_clipping=0)
+    for p in model.parameters():
+        p.grad[...] = 5.0
+    optimizer.step()
+    assert min(p.value.min() for p in model.parameters()) < -4
+
+
+def test_sgd_rejects_non_positive_learning_rate(rng):
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        SGD(make_model(rng).parameters(), lr=0)
+
+
+def test_model_size_counts_binary_weights_as_bits(rng):
+    model = MLP(16, [8], 2, binarize=True, dtype=np.float32, rng=rng)
+    stored, packed = model.memory_bytes()
+    assert stored == (16 * 8 + 8 * 2) * 4
+    assert packed == 16 * 8 // 8 + 8 * 2 * 4  # hidden weights packed, output weights real
+    assert model.n_parameters() == 16 * 8 + 8 * 2
+
+
+def test_float32_model_computes_in_float32(rng):
+    model = make_model(rng, dtype=np.float32, batch_norm=True)
+    x, _, t, t01 = batch(rng)
+    y = model.forward(x.astype(np.float32))
+    assert y.dtype == np.float32
+    DFA(model, rng).backward((2 * (y - t)).astype(np.float32), t01.astype(np.float32))
+    assert all(p.grad.dtype == np.float32 for p in model.parameters())
