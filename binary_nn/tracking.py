@@ -129,7 +129,9 @@ class Console(Tracker):
         )
 
     def epoch_start(self, epoch: int, n_iterations: int) -> None:
-        self._bar = tqdm(total=n_iterations, desc=f"epoch {epoch}", leave=False, file=sys.stderr)
+        self._bar = tqdm(
+            total=n_iterations, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None
+        )
 
     def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
         if self._bar is not None:
