@@ -1,0 +1,81 @@
+"""``python -m binary_nn.data {list,fetch,verify}``: prepare or check a data directory.
+
+Run ``fetch`` where there is internet (e.g. a login node); training jobs elsewhere then read the
+same directory without network access.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from ..cli import ArgumentParser, run_cli
+from ..errors import DataError
+from .remote import check_local, data_home, ensure_files
+from .sources import DATASETS
+
+PROG = "binary_nn.data"
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="list the known datasets and where their files would be")
+    for name, text in (
+        ("fetch", "download any missing file and verify it"),
+        ("verify", "check every file's sha256, without network access"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("name", help=f"one of: {', '.join(DATASETS.names())}")
+    for sub in commands.choices.values():
+        sub.add_argument(
+            "--data-dir",
+            default=None,
+            help="data directory (default: $BINARY_NN_DATA, else the user cache)",
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    def job() -> int:
+        args = build_parser().parse_args(argv)
+        root = data_home(args.data_dir)
+        if args.command == "list":
+            print(f"data directory: {root}")
+            for name in DATASETS:
+                source = DATASETS.get(name)
+                where = f"{root / source.files.folder}" if source.files else "embedded"
+                print(f"  {name:<14} {source.description:<42} {where}")
+            return 0
+        source = DATASETS.get(args.name)
+        if source.files is None:
+            print(f"{source.name} is embedded: nothing to {args.command}")
+            return 0
+        if args.command == "fetch":
+            paths = ensure_files(source.files, root, allow_download=True)
+            for path in paths.values():
+                print(f"ok        {path}")
+        else:
+            statuses = check_local(source.files, root)
+            for status in statuses:
+                print(status.describe())
+            if not all(s.ok for s in statuses):
+                # the files may be present in another official form (Keras npz, extracted dir)
+                try:
+                    dataset = source.load(root, False)
+                except DataError as exc:
+                    raise DataError(f"{source.name} in {root} does not verify: {exc}") from None
+                print(f"{source.name} loads from another official form of its files")
+            else:
+                dataset = source.load(root, False)
+            print(
+                f"{source.name}: {len(dataset.y_train)} training and {len(dataset.y_test)} "
+                f"test examples of {dataset.n_features} features, {dataset.n_classes} classes"
+            )
+        return 0
+
+    return run_cli(PROG, job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
