@@ -68,6 +68,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             ("numpy", "dtype"),
             ("numpy.core.multiarray", "scalar"),
             ("numpy._core.multiarray", "scalar"),
+            ("_codecs", "encode"),  # how protocol-2 pickles from Python 3 store bytes
         }
     )
 

@@ -61,13 +61,7 @@ def load_npz(path: str | Path) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset file {path} does not exist; give an existing .npz file")
-    arrays = _read_npz(path)
-    for key in ("x_train", "x_test"):
-        if arrays[key].dtype != np.uint8 and not np.issubdtype(arrays[key].dtype, np.floating):
-            raise DataError(
-                f"{path}: {key} must be uint8 images or floats, got {arrays[key].dtype}"
-            )
-    return Dataset(path.name, **arrays)
+    return Dataset(path.name, **_read_npz(path))
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -87,7 +81,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             raise DataError(
                 f"{path}: {key} must be uint8 images or floats, got {arrays[key].dtype}"
             )
-    return Dataset(path.name, **arrays)
+    return arrays
 
 
 IDX_NAMES = (
