@@ -14,7 +14,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, load_dataset, one_hot
 from .errors import ConfigError, DivergenceError
-from .metrics import batch_statistics, classification_scores, confusion, information_plane
+from .metrics import BatchStatistics, classification_scores, confusion, information_plane
 from .model import MLP
 from .optim import SGD
 from .rules import RULES, LearningRule
@@ -50,6 +50,7 @@ class Experiment:
     optimizer: SGD
     shuffle_rng: np.random.Generator
     info: dict = field(default_factory=dict)
+    statistics: BatchStatistics = field(default_factory=BatchStatistics)
 
 
 def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
@@ -118,7 +119,7 @@ def evaluate(exp: Experiment) -> dict:
         if len(labels) == 0:
             continue
         predicted = predict(exp.model, ds, split)
-        metrics.update(classification_scores(labels, predicted, ds.n_classes, split))
+        metrics.update(classification_scores(labels, predicted, split))
         if split == "test":
             metrics["test/confusion_matrix"] = confusion(labels, predicted, ds.n_classes)
     return metrics
@@ -161,7 +162,7 @@ def train_epoch(
         exp.rule.backward(diff, target)
         log_now = iteration % cfg.log_every == 0
         if log_now:
-            metrics = {"batch/loss": loss, **batch_statistics(model)}
+            metrics = {"batch/loss": loss, **exp.statistics(model)}
         exp.optimizer.step()
         loss_sum += loss
         for tracker in trackers:

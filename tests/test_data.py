@@ -263,3 +263,15 @@ def test_keras_mnist_npz_is_used_when_present(tmp_path):
     dataset = loader(tmp_path, False)
     assert dataset.x_train.shape == (30, 784)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == keras.files[0].sha256
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pixel_scaling_is_the_float64_formula_rounded_to_the_dtype(dtype):
+    from binary_nn.data.dataset import scale_pixels
+
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    expected = (values.astype(np.float64) / 127.5 - 1).astype(dtype)
+    scaled = scale_pixels(values, dtype)
+    assert scaled.dtype == dtype
+    np.testing.assert_array_equal(scaled, expected)
+    assert scaled.min() == -1 and scaled.max() == 1

@@ -7,16 +7,27 @@ time, so a run never holds a float copy of a whole training set.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import DataError
 
 
-def _pixel_table(dtype: np.dtype) -> np.ndarray:
-    """``x / 127.5 - 1`` for every uint8 value, computed in float64 then cast."""
-    return (np.arange(256, dtype=np.float64) / 127.5 - 1).astype(dtype)
+def scale_pixels(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """uint8 pixels to ``x / 127.5 - 1``, exactly as float64 computes it rounded to ``dtype``.
+
+    In float32, ``(x - 127.5) / 127.5`` has one rounding of an exact quotient and equals the
+    float64 formula rounded to float32 for all 256 values (tested), at a third of the cost of
+    a lookup table; float64 uses the formula itself.
+    """
+    if np.dtype(dtype) == np.float32:
+        out = np.subtract(raw, np.float32(127.5), dtype=np.float32)
+        out /= np.float32(127.5)
+        return out
+    out = np.divide(raw, 127.5, dtype=np.float64)
+    out -= 1
+    return out.astype(dtype, copy=False)
 
 
 @dataclass
@@ -33,7 +44,6 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int = 0
-    _tables: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         for split in ("train", "test"):
@@ -69,10 +79,7 @@ class Dataset:
     def scale(self, raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Rows of ``x_train``/``x_test`` as the network sees them, in ``dtype``."""
         if raw.dtype == np.uint8:
-            table = self._tables.get(np.dtype(dtype))
-            if table is None:
-                table = self._tables[np.dtype(dtype)] = _pixel_table(np.dtype(dtype))
-            return table[raw]
+            return scale_pixels(raw, dtype)
         return raw.astype(dtype, copy=False)
 
     def chunks(

@@ -1,0 +1,61 @@
+"""Metrics against direct computations."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, precision_score
+
+from binary_nn import GD, MLP
+from binary_nn.metrics import BatchStatistics, classification_scores, confusion, cosine_cka
+
+
+def test_classification_scores_are_macro_averages():
+    y = np.array([0, 0, 1, 1, 2, 2, 2])
+    p = np.array([0, 1, 1, 1, 2, 0, 2])
+    scores = classification_scores(y, p, "test")
+    assert scores["test/accuracy"] == pytest.approx(5 / 7)
+    # class 3 never occurs: macro averages are over the classes present or predicted
+    assert scores["test/precision"] == pytest.approx(
+        precision_score(y, p, average="macro", zero_division=0)
+    )
+    assert scores["test/f1"] == pytest.approx(f1_score(y, p, average="macro", zero_division=0))
+    assert confusion(y, p, 3) == [[1, 1, 0], [0, 2, 0], [1, 0, 2]]
+
+
+def cka_by_gram_matrices(x, y):
+    """The textbook definition: centred cosine-kernel Gram matrices and their alignment."""
+
+    def kernel(v):
+        v = v / np.linalg.norm(v, axis=1, keepdims=True)
+        k = v @ v.T
+        h = np.eye(len(v)) - 1 / len(v)
+        return h @ k @ h
+
+    kx, ky = kernel(x), kernel(y)
+    return np.sum(kx * ky) / np.sqrt(np.sum(kx * kx) * np.sum(ky * ky))
+
+
+def test_cosine_cka_matches_the_gram_matrix_definition(rng):
+    x = rng.normal(size=(40, 7))
+    y = np.tanh(x @ rng.normal(size=(7, 5))) + 0.1 * rng.normal(size=(40, 5))
+    assert cosine_cka(x, y) == pytest.approx(cka_by_gram_matrices(x, y), rel=1e-10)
+    assert cosine_cka(x, x) == pytest.approx(1.0)
+    assert cosine_cka(x, 3 * x) == pytest.approx(1.0)  # invariant to scale
+    assert 0 <= cosine_cka(x, rng.normal(size=(40, 3))) < 0.5
+    assert cosine_cka(x, np.ones((40, 3))) == 0.0  # constant kernel
+
+
+def test_batch_statistics_match_numpy(rng):
+    model = MLP(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
+    x = rng.normal(size=(16, 6)) * 3
+    t = -np.ones((16, 3))
+    GD(model).backward(2 * (model.forward(x) - t), t)
+    stats = BatchStatistics()(model)
+    for k, block in enumerate(model.hidden_blocks):
+        a = block.layers[-1].input
+        assert stats[f"batch/saturation/{k}"] == pytest.approx(np.mean(np.abs(a) > 2))
+        assert stats[f"batch/preact_var/{k}"] == pytest.approx(a.var())
+    assert 0 < stats["batch/saturation/0"] < 1
+    for k, linear in enumerate(model.linears):
+        g = linear.weight.grad
+        assert stats[f"batch/grad_var/{k}"] == pytest.approx(g.var())
+        assert stats[f"batch/grad_absmax/{k}"] == pytest.approx(np.abs(g).max())
