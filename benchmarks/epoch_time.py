@@ -123,7 +123,7 @@ def measure_torch(dataset: Dataset, variant: dict, repeats: int, threads: int) -
         *[Layer(i, o, k < len(HIDDEN)) for k, (i, o) in enumerate(itertools.pairwise(sizes))]
     )
     opt = torch.optim.SGD(net.parameters(), lr=1e-5)
-    x_all = torch.from_numpy(dataset.x_train)
+    x_all = torch.from_numpy(dataset.x_train.copy())  # IDX arrays are read-only views
     y_all = torch.from_numpy(dataset.y_train.astype(np.int64))
     times = []
     for _ in range(repeats):
