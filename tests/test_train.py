@@ -140,7 +140,8 @@ def test_load_rejects_a_checkpoint_that_does_not_match_the_flags(tmp_path, capsy
     assert "'feedback.0'" in capsys.readouterr().err
 
 
-def test_the_published_command_line_runs_on_digits(tmp_path, capsys):
+def test_the_published_command_line_runs_on_digits(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # never reach a W&B server from the tests
     args = (
         "--dataset digits --method DFA --bn --init 0.001 --lr 0.0001 --hidden-act signsat "
         "-v -b 128 --epochs 2 --hidden 700,500,300,200 --binarize --weight-clipping 1 "
