@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
 from .model import MLP
 from .registry import Registry
 
@@ -36,19 +35,6 @@ class LearningRule:
             The one-hot target in {0, 1}.
         """
         raise NotImplementedError
-
-    def set_feedback(self, matrices: list[np.ndarray]) -> None:
-        """Replace the feedback matrices (from a checkpoint), checking their shapes."""
-        if len(matrices) != len(self.feedback):
-            raise ConfigError(
-                f"{self.name} needs {len(self.feedback)} feedback matrices, got {len(matrices)}"
-            )
-        for k, (mine, theirs) in enumerate(zip(self.feedback, matrices, strict=True)):
-            if mine.shape != theirs.shape:
-                raise ConfigError(
-                    f"feedback.{k} has shape {theirs.shape} but the model needs {mine.shape}"
-                )
-        self.feedback = [np.asarray(m, dtype=self.model.dtype) for m in matrices]
 
 
 class GD(LearningRule):

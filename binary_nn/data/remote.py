@@ -37,9 +37,6 @@ class FileSet:
     files: tuple[RemoteFile, ...]
     mirrors: tuple[str, ...]
 
-    def file(self, name: str) -> RemoteFile:
-        return next(f for f in self.files if f.name == name)
-
 
 def data_home(data_dir: str | Path | None = None) -> Path:
     """``data_dir``, else ``$BINARY_NN_DATA``, else the platform's user cache directory."""

@@ -170,11 +170,14 @@ def idx_loader(files: FileSet, keras_file: FileSet | None = None) -> Loader:
 
     def load(root: Path, allow_download: bool = True) -> Dataset:
         local = check_local(files, root)
-        if keras_file is not None and not all(s.ok for s in local):
-            (keras,) = check_local(keras_file, root)
-            if keras.ok:
-                return Dataset(files.dataset, **_read_npz(keras.path))
-        paths = ensure_files(files, root, allow_download)
+        if all(s.ok for s in local):  # the common case: hash each file once, no network
+            paths = {s.file.name: s.path for s in local}
+        else:
+            if keras_file is not None:
+                (keras,) = check_local(keras_file, root)
+                if keras.ok:
+                    return Dataset(files.dataset, **_read_npz(keras.path))
+            paths = ensure_files(files, root, allow_download)
         x_train, y_train, x_test, y_test = (read_idx_gz(paths[name]) for name in IDX_NAMES)
         for kind, images, labels in (("train", x_train, y_train), ("t10k", x_test, y_test)):
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
