@@ -12,6 +12,14 @@ from .quantizers import sign
 from .registry import Registry
 
 
+def _times_one_minus_square(grad: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``grad * (1 - t^2)`` with one temporary instead of three."""
+    out = np.multiply(t, t)
+    np.subtract(1, out, out=out)
+    out *= grad
+    return out
+
+
 class Activation:
     """Base class: ``forward(a)`` and ``backward(grad, a, y)`` = ``grad * f'(a)``.
 
@@ -38,7 +46,7 @@ class Tanh(Activation):
         return np.tanh(a)
 
     def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-        return grad * (1 - y * y)
+        return _times_one_minus_square(grad, y)
 
 
 class Identity(Activation):
@@ -79,8 +87,7 @@ class SignTanh(Sign):
     name = "signtanh"
 
     def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-        t = np.tanh(a)
-        return grad * (1 - t * t)
+        return _times_one_minus_square(grad, np.tanh(a))
 
 
 ACTIVATIONS: Registry[Activation] = Registry("activation", "--hidden-act/--last-act")
