@@ -35,20 +35,24 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(_jsonable(data), fh, indent=2)
-            fh.write("\n")
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
 
 
 class Tracker:
@@ -179,8 +183,10 @@ class WandbTracker(Tracker):
         self.class_names: list[str] = []
 
     def start(self, config: dict, info: dict) -> None:
+        # W&B files go beside the run unless WANDB_DIR says where
+        directory = None if os.environ.get("WANDB_DIR") else str(self.directory)
         self.run = self.wandb.init(
-            project=self.project, name=self.name, config={**config, **info}, dir=str(self.directory)
+            project=self.project, name=self.name, config={**config, **info}, dir=directory
         )
         self.class_names = [str(c) for c in range(info["n_classes"])]
 
