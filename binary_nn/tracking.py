@@ -185,15 +185,27 @@ class WandbTracker(Tracker):
     def start(self, config: dict, info: dict) -> None:
         # W&B files go beside the run unless WANDB_DIR says where
         directory = None if os.environ.get("WANDB_DIR") else str(self.directory)
-        self.run = self.wandb.init(
-            project=self.project, name=self.name, config={**config, **info}, dir=directory
-        )
+        try:
+            self.run = self.wandb.init(
+                project=self.project, name=self.name, config={**config, **info}, dir=directory
+            )
+        except Exception as exc:  # no login, no network, a bad setting: keep training
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(
+                f"warning: W&B could not start ({message}); run `wandb login` or set "
+                f"WANDB_MODE=offline; this run is logged to its run directory only",
+                file=sys.stderr,
+            )
+            self.run = None
         self.class_names = [str(c) for c in range(info["n_classes"])]
 
     def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
-        self.run.log({**metrics, "epoch": epoch}, step=iteration)
+        if self.run is not None:
+            self.run.log({**metrics, "epoch": epoch}, step=iteration)
 
     def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        if self.run is None:
+            return
         data = {k: v for k, v in metrics.items() if k != "test/confusion_matrix"}
         matrix = metrics.get("test/confusion_matrix")
         if matrix is not None:

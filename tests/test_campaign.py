@@ -1,0 +1,107 @@
+"""Repeated runs: settings files, parallel processes, resume after an interruption."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from binary_nn.campaign import parse_seeds, run_jobs
+from binary_nn.errors import ConfigError
+from binary_nn.repeat import build_jobs, bundled_settings, main, read_settings
+
+SETTINGS = {
+    "name": "tiny",
+    "dataset": "digits",
+    "seeds": "1..2",
+    "fixed": {"hidden": "16", "epochs": 1, "lr": 3e-4},
+    "settings": [
+        {"method": "GD", "hidden_act": "tanh", "binarize": False},
+        {"method": "DRTP", "hidden_act": "signsat", "binarize": True},
+    ],
+}
+
+
+@pytest.fixture
+def settings_file(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(SETTINGS))
+    return path
+
+
+def test_bundled_settings_hold_the_published_protocol():
+    assert {"mnist", "mnist_bn", "digits"} <= set(bundled_settings())
+    for name in ("mnist", "mnist_bn"):
+        data = read_settings(name)
+        jobs = build_jobs(data, parse_seeds(str(data["seeds"])), Path("x"), {})
+        assert len(jobs) == 12 * 10  # 12 best settings x seeds 2..11
+        config = jobs[0].config
+        assert config.epochs == 100 and config.hidden == (700, 500, 300, 200)
+        assert config.weight_clipping == 1 and config.bn == (name == "mnist_bn")
+        assert {j.config.seed for j in jobs} == set(range(2, 12))
+
+
+def test_seeds_syntax():
+    assert parse_seeds("2..5") == [2, 3, 4, 5] and parse_seeds("1,7") == [1, 7]
+    with pytest.raises(ConfigError, match="--seeds"):
+        parse_seeds("two")
+
+
+def test_campaign_runs_each_setting_and_seed_in_its_own_directory(settings_file, tmp_path, capsys):
+    out = tmp_path / "campaign"
+    assert main([str(settings_file), "--out", str(out), "--no-progress", "-j", "2"]) == 0
+    dirs = sorted(p.parent.relative_to(out).as_posix() for p in out.rglob("summary.json"))
+    assert dirs == [
+        "DRTP-signsat-binary/seed-1",
+        "DRTP-signsat-binary/seed-2",
+        "GD-tanh-real/seed-1",
+        "GD-tanh-real/seed-2",
+    ]
+    config = json.loads((out / "GD-tanh-real" / "seed-2" / "config.json").read_text())
+    assert config["seed"] == 2 and config["hidden"] == [16] and config["dataset"] == "digits"
+    table = capsys.readouterr().out
+    assert "GD-tanh-real" in table and "test acc mean" in table
+
+
+def test_an_interrupted_campaign_resumes_with_only_the_missing_runs(settings_file, tmp_path):
+    out = tmp_path / "campaign"
+    jobs = build_jobs(read_settings(str(settings_file)), [1, 2], out, {})
+    first = run_jobs(jobs, progress=False)
+    assert [r.status for r in first] == ["completed"] * 4
+    # a killed run leaves no summary.json; a never-started one leaves nothing
+    (out / "GD-tanh-real" / "seed-2" / "summary.json").unlink()
+    killed_metrics = (out / "GD-tanh-real" / "seed-2" / "metrics.jsonl").stat().st_mtime_ns
+    for path in (out / "DRTP-signsat-binary" / "seed-1").iterdir():
+        path.unlink()
+    untouched = (out / "GD-tanh-real" / "seed-1" / "metrics.jsonl").stat().st_mtime_ns
+    second = run_jobs(jobs, progress=False)
+    assert [r.status for r in second] == ["skipped", "completed", "completed", "skipped"]
+    assert (out / "GD-tanh-real" / "seed-1" / "metrics.jsonl").stat().st_mtime_ns == untouched
+    assert (out / "GD-tanh-real" / "seed-2" / "metrics.jsonl").stat().st_mtime_ns != killed_metrics
+    assert [r.status for r in run_jobs(jobs, progress=False)] == ["skipped"] * 4
+
+
+def test_a_failing_run_is_recorded_and_the_others_go_on(tmp_path):
+    data = dict(SETTINGS, _path="inline")
+    data["settings"] = [
+        *SETTINGS["settings"],
+        {"method": "DFA", "dataset": str(tmp_path / "no.npz")},
+    ]
+    jobs = build_jobs(data, [1], tmp_path / "c", {})
+    results = run_jobs(jobs, progress=False)
+    assert [r.status for r in results] == ["completed", "completed", "failed"]
+    error = json.loads((results[2].run_dir / "error.json").read_text())
+    assert "does not exist" in error["error"]
+
+
+def test_bad_settings_are_refused_before_any_run(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**SETTINGS, "settings": [{"method": "SGD"}]}))
+    assert main([str(bad), "--out", str(tmp_path / "c")]) == 2
+    assert "unknown learning rule 'SGD'" in capsys.readouterr().err
+    bad.write_text(yaml.safe_dump({**SETTINGS, "settings": [{"learning_rate": 1}]}))
+    assert main([str(bad), "--out", str(tmp_path / "c")]) == 2
+    assert "unknown configuration key(s): learning_rate" in capsys.readouterr().err
+    assert main(["nonexistent"]) == 2
+    assert "neither a file nor a bundled settings name" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

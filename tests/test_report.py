@@ -1,0 +1,148 @@
+"""Reports from run directories of short real runs on digits, and from W&B CSV exports."""
+
+import csv
+import json
+
+import matplotlib.image
+import pytest
+import yaml
+
+from binary_nn.repeat import main as repeat_main
+from binary_nn.report import main, make_report
+
+# two (init, lr) candidates per triple: lr 3e-4 learns digits in 3 epochs, 1e-7 does not
+GRID = {
+    "dataset": "digits",
+    "fixed": {"hidden": "32", "epochs": 3, "init": 0.1},
+    "settings": [
+        {"method": m, "hidden_act": "tanh", "binarize": b, "lr": lr}
+        for m in ("GD", "DFA")
+        for b in (False, True)
+        for lr in (3e-4, 1e-7)
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    root = tmp_path_factory.mktemp("campaign")
+    settings = root / "grid.yaml"
+    settings.write_text(yaml.safe_dump(GRID))
+    # names collide across lr, so each lr goes into its own campaign directory
+    for lr in (3e-4, 1e-7):
+        part = dict(GRID, settings=[s for s in GRID["settings"] if s["lr"] == lr])
+        path = root / f"grid-{lr}.yaml"
+        path.write_text(yaml.safe_dump(part))
+        assert (
+            repeat_main(
+                [
+                    str(path),
+                    "--seeds",
+                    "1..3",
+                    "--out",
+                    str(root / "runs" / str(lr)),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
+    return root / "runs"
+
+
+def test_report_table_picks_the_best_setting_per_triple(campaign, tmp_path, capsys):
+    assert main([str(campaign), "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    table = (tmp_path / "report" / "grid_search.md").read_text()
+    assert table in printed
+    assert "## digits without Batch Normalization" in table
+    rows = [
+        line for line in table.splitlines() if line.startswith("| gd") or line.startswith("| dfa")
+    ]
+    assert len(rows) == 4  # (GD, DFA) x (real, binary), tanh
+    assert [r.split("|")[1].strip() for r in rows] == ["dfa", "gd", "dfa", "gd"]
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[4] == "3.0E-4"  # the learning rate that learns wins on train/accuracy
+        assert float(cells[5]) > 0.3 and cells[-1] == "3"
+
+
+def test_report_figures_and_summary_statistics(campaign, tmp_path):
+    result = make_report([str(campaign)], tmp_path)
+    for path in (*result["written"]["boxplots"], *result["written"]["curves"]):
+        image = matplotlib.image.imread(path)
+        assert image.shape[0] > 200 and image.shape[1] > 300
+        assert image.std() > 0.01  # something is drawn
+    with open(tmp_path / "summary.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 4
+    dfa = next(r for r in rows if r["method"] == "DFA" and r["binarize"] == "False")
+    assert int(dfa["n"]) == 3
+    assert float(dfa["ci95_low"]) <= float(dfa["mean"]) <= float(dfa["ci95_high"])
+    assert 0 <= float(dfa["vs_gd_p"]) <= 1
+    gd = next(r for r in rows if r["method"] == "GD" and r["binarize"] == "False")
+    assert gd["vs_gd_p"] == ""
+
+
+def test_killed_runs_are_listed_as_incomplete_not_a_crash(campaign, tmp_path):
+    killed = campaign / "3e-7-killed" / "x" / "seed-1"
+    killed.mkdir(parents=True)
+    (killed / "config.json").write_text(json.dumps({"dataset": "digits", "method": "GD"}))
+    result = make_report([str(campaign)], tmp_path)
+    assert result["unfinished"] == [
+        {"run_dir": str(killed), "reason": "incomplete (no summary.json)"}
+    ]
+    assert "incomplete (no summary.json)" in (tmp_path / "grid_search.md").read_text()
+
+
+def test_compare_to_a_published_table(campaign, tmp_path):
+    published = tmp_path / "published.md"
+    published.write_text(
+        "## digits without Batch Normalization\n\n"
+        "| algorithm | activation | binary weights | initial value | learning rate "
+        "| train/accuracy | test/accuracy | test/f1 |\n|---|---|---|---|---|---|---|---|\n"
+        "| dfa | tanh | False | 0.1 | 1.0E-4 | 0.9000 | 0.8000 | 0.7000 |\n"
+    )
+    result = make_report([str(campaign)], tmp_path / "out", str(published))
+    text = result["written"]["comparison"].read_text()
+    (row,) = [line for line in text.splitlines() if line.startswith("| dfa")]
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[3] == "0.1 / 0.1" and cells[4] == "3.0E-4 / 1.0E-4"
+    ours, rest = cells[5].split(" / ")
+    assert rest.startswith("0.9000 (") and f"{float(ours) - 0.9:+.4f}" in rest
+
+
+def test_wandb_csv_export_is_read_and_missing_columns_are_named(tmp_path, capsys):
+    good = tmp_path / "export.csv"
+    header = [
+        "method",
+        "hidden_act",
+        "binarize",
+        "init",
+        "lr",
+        "seed",
+        "dataset",
+        "bn",
+        "train/accuracy",
+        "test/accuracy",
+        "test/f1",
+    ]
+    rows = [
+        ["DFA", "tanh", False, 0.1, 1e-4, s, "MNIST", True, 0.9 + s / 100, 0.8, 0.79]
+        for s in (2, 3)
+    ]
+    rows += [["GD", "tanh", False, 0.1, 1e-4, s, "MNIST", True, 0.95, 0.9, 0.89] for s in (2, 3)]
+    with open(good, "w", newline="") as fh:
+        csv.writer(fh).writerows([header, *rows])
+    assert main([str(good), "--out", str(tmp_path / "r")]) == 0
+    assert "## MNIST with Batch Normalization" in capsys.readouterr().out
+    bad = tmp_path / "bad.csv"
+    bad.write_text("method,lr\nGD,0.1\n")
+    assert main([str(bad), "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks the column(s) hidden_act, binarize, init, train/accuracy, test/accuracy" in err
+
+
+def test_an_empty_selection_says_so(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
+    assert "no finished runs found" in capsys.readouterr().err
