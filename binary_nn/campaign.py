@@ -11,7 +11,7 @@ import json
 import multiprocessing
 import os
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import TrainConfig
+from .errors import ConfigError
 from .tracking import SUMMARY_FILE, write_json_atomic
 
 FINISHED = ("completed", "diverged")
@@ -79,59 +80,115 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | N
     return "failed", {}, message
 
 
-def run_jobs(
-    jobs: Sequence[Job], processes: int = 1, progress: bool = True, desc: str = "runs"
-) -> list[JobResult]:
-    """Run every job not finished yet, ``processes`` at a time; results in job order.
+Outcome = tuple[str, dict, "str | None"]
 
-    BLAS gets ``cores // processes`` threads in each process, so the machine is used once.
-    Ctrl-C cancels what has not started, stops the workers and leaves finished runs intact.
+
+def _serial(configs: dict[int, TrainConfig], blas_threads: int) -> Iterator[tuple[int, Outcome]]:
+    for index, config in configs.items():
+        yield index, _run_one(config, blas_threads)
+
+
+def _processes(
+    configs: dict[int, TrainConfig], processes: int, blas_threads: int
+) -> Iterator[tuple[int, Outcome]]:
+    # spawn: forked children of a process whose BLAS threads already run can hang
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        pending: dict[Future, int] = {
+            pool.submit(_run_one, config, blas_threads): i for i, config in configs.items()
+        }
+        try:
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield pending.pop(future), future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+
+def _ray(
+    configs: dict[int, TrainConfig], address: str | None, cpus_per_run: int
+) -> Iterator[tuple[int, Outcome]]:
+    """Plain Ray tasks: each run is independent and writes its own directory, so Tune's trial
+    bookkeeping would only duplicate ours. With ``address``, run directories must be on a
+    filesystem that the cluster's nodes share."""
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--executor ray needs ray: pip install 'binary-nn[ray]'") from None
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = address or "a local instance"
+            raise ConfigError(f"could not start Ray on {where} ({exc})") from None
+    task = ray.remote(num_cpus=cpus_per_run)(_run_one)
+    pending = {task.remote(config, cpus_per_run): i for i, config in configs.items()}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    processes: int = 1,
+    progress: bool = True,
+    desc: str = "runs",
+    executor: str = "local",
+    address: str | None = None,
+) -> list[JobResult]:
+    """Run every job not finished yet; results in job order.
+
+    ``executor="local"``: ``processes`` at a time on this machine, BLAS getting
+    ``cores // processes`` threads each. ``executor="ray"``: as Ray tasks on a local instance or
+    the cluster at ``address``, one CPU each. Ctrl-C stops the workers and leaves finished
+    runs intact.
     """
     if processes < 1:
-        from .errors import ConfigError
-
         raise ConfigError(f"--processes must be >= 1, got {processes}")
     results: dict[int, JobResult] = {}
-    todo = []
+    todo: dict[int, TrainConfig] = {}
     for index, job in enumerate(jobs):
         summary = finished_summary(job.run_dir)
         if summary is not None:
             results[index] = JobResult(job.name, job.run_dir, "skipped", summary)
         else:
-            todo.append(index)
+            todo[index] = job.config
     blas_threads = max(1, (os.cpu_count() or 1) // processes)
+    if executor == "ray":
+        outcomes = _ray(todo, address, 1)
+    elif processes == 1:
+        outcomes = _serial(todo, blas_threads)
+    else:
+        outcomes = _processes(todo, processes, blas_threads)
     bar = tqdm(
-        total=len(jobs), initial=len(jobs) - len(todo), desc=desc, disable=not progress, unit="run"
+        total=len(jobs),
+        initial=len(results),
+        desc=desc,
+        unit="run",
+        disable=None if progress else True,
     )
-
-    def record(index: int, outcome: tuple[str, dict, str | None]) -> None:
-        status, summary, error = outcome
-        results[index] = JobResult(jobs[index].name, jobs[index].run_dir, status, summary, error)
-        bar.update(1)
-        failed = sum(r.status == "failed" for r in results.values())
-        bar.set_postfix(failed=failed, refresh=True)
-        if error and status == "failed":
-            bar.write(f"{jobs[index].name}: failed: {error.strip().splitlines()[-1]}")
-
     try:
-        if processes == 1:
-            for index in todo:
-                record(index, _run_one(jobs[index].config, blas_threads))
-        else:
-            # spawn: forked children of a process whose BLAS threads already run can hang
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(processes, mp_context=context) as pool:
-                pending: dict[Future, int] = {
-                    pool.submit(_run_one, jobs[i].config, blas_threads): i for i in todo
-                }
-                try:
-                    while pending:
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            record(pending.pop(future), future.result())
-                except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    raise
+        for index, (status, summary, error) in outcomes:
+            results[index] = JobResult(
+                jobs[index].name, jobs[index].run_dir, status, summary, error
+            )
+            bar.update(1)
+            bar.set_postfix(failed=sum(r.status == "failed" for r in results.values()))
+            if status == "failed":
+                bar.write(f"{jobs[index].name}: failed: {error.strip().splitlines()[-1]}")
     finally:
         bar.close()
     return [results[i] for i in sorted(results)]
@@ -139,8 +196,6 @@ def run_jobs(
 
 def parse_seeds(text: str) -> list[int]:
     """``"2..11"`` (inclusive) or ``"1,2,3"``."""
-    from .errors import ConfigError
-
     try:
         if ".." in text:
             low, high = (int(v) for v in text.split(".."))

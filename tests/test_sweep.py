@@ -1,0 +1,220 @@
+"""Sweep files: W&B grid semantics, local and Ray executors, resume, and refusals."""
+
+import json
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from binary_nn.report import make_report
+from binary_nn.sweep import build_jobs, load_sweep, main, point_args
+from binary_nn.train import main as train_main
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = {
+    "method": "grid",
+    "metric": {"name": "train/accuracy", "goal": "maximize"},
+    "parameters": {
+        "method": {"values": ["GD", "DFA"]},
+        "binarize": {"values": [True, False]},
+        "bn": {"value": False},
+        "lr": {"value": 3e-4},
+        "hidden": {"value": "16"},
+        "epochs": {"value": 1},
+        "seed": {"value": 1},
+    },
+    "command": [
+        "${env}",
+        "${interpreter}",
+        "-m",
+        "binary_nn.train",
+        "--sn",
+        "${args_no_boolean_flags}",
+    ],
+}
+
+
+def write(tmp_path, data, name="sweep.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_grid_expansion_follows_wandb_semantics(tmp_path):
+    sweep = load_sweep(write(tmp_path, SMALL))
+    points = sweep.points()
+    assert [(p["method"], p["binarize"]) for p in points] == [
+        ("GD", True),
+        ("GD", False),
+        ("DFA", True),
+        ("DFA", False),
+    ]
+    assert point_args(points[0]) == [
+        "--method=GD",
+        "--binarize",
+        "--lr=0.0003",
+        "--hidden=16",
+        "--epochs=1",
+        "--seed=1",
+    ]  # false booleans left out
+    assert point_args(points[1]) == [
+        "--method=GD",
+        "--lr=0.0003",
+        "--hidden=16",
+        "--epochs=1",
+        "--seed=1",
+    ]
+    jobs = build_jobs(sweep, tmp_path / "out")
+    assert [j.name for j in jobs] == [
+        "method-GD_binarize-True",
+        "method-GD_binarize-False",
+        "method-DFA_binarize-True",
+        "method-DFA_binarize-False",
+    ]
+    first = jobs[0].config
+    assert first.sn and first.binarize and not first.bn and first.method == "GD"
+    assert first.argv[0] == "--sn" and first.out == str(tmp_path / "out" / jobs[0].name)
+
+
+def test_our_points_are_the_command_lines_a_wandb_agent_builds(tmp_path, capsys):
+    utils = pytest.importorskip("wandb.sdk.launch.sweeps.utils")
+    sweep = load_sweep(write(tmp_path, SMALL))
+    for point in sweep.points():
+        agent = utils.create_sweep_command_args(
+            {"args": {k: {"value": v} for k, v in point.items()}}
+        )
+        assert agent["args_no_boolean_flags"] == point_args(point)
+    # run the CLI exactly as the agent would, its macros replaced
+    point = sweep.points()[2]
+    agent_args = utils.create_sweep_command_args(
+        {"args": {k: {"value": v} for k, v in point.items()}}
+    )
+    command = []
+    for chunk in SMALL["command"]:
+        macro = {
+            "${env}": ["/usr/bin/env"],
+            "${interpreter}": ["python"],
+            "${args_no_boolean_flags}": agent_args["args_no_boolean_flags"],
+        }
+        command += macro.get(chunk, [chunk])
+    assert command[:4] == ["/usr/bin/env", "python", "-m", "binary_nn.train"]
+    out = tmp_path / "agent-run"
+    assert train_main([*command[4:], "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "DFA" and config["binarize"] and config["sn"]
+
+
+@pytest.mark.parametrize(
+    "name", ["mnist", "mnist_bn", "fashion_mnist", "fashion_mnist_bn", "cifar10", "cifar10_bn"]
+)
+def test_published_sweep_files(name, tmp_path):
+    path = ROOT / "sweeps" / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    assert raw["method"] == "grid"
+    assert raw["metric"] == {"name": "train/accuracy", "goal": "maximize"}
+    assert raw["command"][:2] == ["${env}", "${interpreter}"]
+    assert "${args_no_boolean_flags}" in raw["command"]
+    assert not any("/" in str(c) for c in raw["command"])  # no hard-coded interpreter path
+    sweep = load_sweep(path)
+    assert len(sweep.points()) == 72
+    grid = sweep.parameters
+    assert grid["method"] == ["GD", "DFA", "DRTP"] and grid["init"] == [0.1, 0.001]
+    assert grid["lr"] == [1e-4, 1e-5, 1e-6] and grid["hidden-act"] == ["tanh", "signsat"]
+    assert grid["bn"] == [name.endswith("_bn")] and grid["weight-clipping"] == [1]
+    jobs = build_jobs(sweep, tmp_path)
+    assert {j.config.dataset for j in jobs} == {grid["dataset"][0]}
+    assert all(j.config.hidden == (700, 500, 300, 200) and j.config.epochs == 100 for j in jobs)
+    assert all(j.config.wandb for j in jobs)
+
+
+def test_local_sweep_runs_in_parallel_resumes_and_feeds_the_report(tmp_path, capsys):
+    path = write(tmp_path, SMALL)
+    out = tmp_path / "out"
+    assert main([str(path), "-j", "2", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "4 completed of 4 points" in printed and "best on train/accuracy" in printed
+    finished = sorted(p.parent.name for p in out.glob("*/summary.json"))
+    assert len(finished) == 4
+    # interrupted: one point never finished
+    (out / "method-DFA_binarize-True" / "summary.json").unlink()
+    assert main([str(path), "--out", str(out), "--no-progress"]) == 0
+    assert "1 completed, 3 skipped of 4 points" in capsys.readouterr().out
+    state = json.loads((out / "sweep.json").read_text())
+    assert [p["status"] for p in state["points"]] == ["skipped", "skipped", "completed", "skipped"]
+    report = make_report([str(out)], tmp_path / "report")
+    assert report["runs"] == 4
+
+
+def test_ray_executor_completes_the_same_points(tmp_path, capsys):
+    ray = pytest.importorskip("ray")
+    path = write(tmp_path, SMALL)
+    try:
+        assert (
+            main([str(path), "--executor", "ray", "--out", str(tmp_path / "ray"), "--no-progress"])
+            == 0
+        )
+    finally:
+        ray.shutdown()
+    assert main([str(path), "--out", str(tmp_path / "local"), "--no-progress"]) == 0
+    done = {p.parent.name for p in (tmp_path / "ray").glob("*/summary.json")}
+    assert done == {p.parent.name for p in (tmp_path / "local").glob("*/summary.json")}
+    assert len(done) == 4
+    for name in done:  # the same seeds give the same runs on either executor
+        a = json.loads((tmp_path / "ray" / name / "summary.json").read_text())
+        b = json.loads((tmp_path / "local" / name / "summary.json").read_text())
+        assert a["train/accuracy"] == b["train/accuracy"]
+
+
+def test_a_failed_point_is_recorded_and_the_others_go_on(tmp_path, capsys):
+    data = json.loads(json.dumps(SMALL))
+    data["parameters"]["dataset"] = {"values": ["digits", str(tmp_path / "missing.npz")]}
+    data["parameters"]["method"] = {"value": "DRTP"}
+    data["parameters"]["binarize"] = {"value": False}
+    out = tmp_path / "out"
+    assert main([str(write(tmp_path, data)), "--out", str(out), "--no-progress"]) == 1
+    (failed,) = [p for p in out.iterdir() if (p / "error.json").exists()]
+    assert "does not exist" in json.loads((failed / "error.json").read_text())["error"]
+    assert "1 completed, 1 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.pop("parameters"), "'parameters' is missing"),
+        (lambda d: d.update(method="bayes"), "method 'bayes' needs W&B's sweep controller"),
+        (
+            lambda d: d["parameters"].update(momentum={"value": 0.9}),
+            "parameter 'momentum' is not a flag of binary_nn.train",
+        ),
+        (
+            lambda d: d["parameters"].update(lr={"min": 0.1, "max": 1}),
+            "parameter 'lr' needs 'value' or a 'values' list",
+        ),
+        (lambda d: d["parameters"].update(lr={"values": [-1]}), "--lr must be a number > 0"),
+        (
+            lambda d: d.update(command=["python", "train.py", "${args}"]),
+            "'command' must run '-m binary_nn.train'",
+        ),
+        (
+            lambda d: d.update(command=["${interpreter}", "-m", "binary_nn.train", "${args}"]),
+            "must pass the point's flags with ${args_no_boolean_flags}",
+        ),
+    ],
+)
+def test_bad_sweep_files_are_refused_before_any_run(change, message, tmp_path, capsys):
+    data = json.loads(json.dumps(SMALL))
+    change(data)
+    out = tmp_path / "out"
+    assert main([str(write(tmp_path, data)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_dry_run_lists_points(tmp_path, capsys):
+    assert main([str(ROOT / "sweeps" / "digits.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "12 points" in out
+    line = next(x for x in out.splitlines() if x.startswith("method-DFA_binarize-True_"))
+    assert "--binarize" in shlex.split(line.split(": ", 1)[1])
