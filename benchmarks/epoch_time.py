@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import statistics
 import subprocess
 import sys
@@ -148,6 +149,23 @@ def measure_torch(dataset: Dataset, variant: dict, repeats: int, threads: int) -
     return times
 
 
+def torch_in_subprocess(variant_name: str, args: argparse.Namespace) -> list[float]:
+    command = [
+        sys.executable,
+        __file__,
+        "--torch-worker",
+        variant_name,
+        "--repeats",
+        str(args.repeats),
+        "--threads",
+        str(args.threads),
+    ]
+    if args.data_dir:
+        command += ["--data-dir", args.data_dir]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def peak_memory_mb(shape: str, data_dir: str | None) -> float:
     """Peak RSS of a whole one-epoch CLI run (DFA, binary, bn) in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,7 +219,14 @@ def main() -> None:
     parser.add_argument("--rules", default="GD,DFA,DRTP")
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--memory", action="store_true", help="also peak RSS of whole runs")
+    parser.add_argument("--torch-worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.torch_worker:  # PyTorch's thread pool must not share a process with our timings
+        with threadpool_limits(args.threads):
+            dataset = load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
+            times = measure_torch(dataset, VARIANTS[args.torch_worker], args.repeats, args.threads)
+        print(json.dumps(times))
+        return
 
     with threadpool_limits(args.threads):
         rate = gemm_rate()

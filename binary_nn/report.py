@@ -235,7 +235,8 @@ def _label(row) -> str:
     return f"{row['method']} {row['hidden_act']} {'bin' if row['binarize'] else 'real'}"
 
 
-def plot_boxes(runs, out: Path) -> list[Path]:
+def _per_section_figures(runs, out: Path, prefix: str, draw) -> list[Path]:
+    """One PNG per (dataset, bn): ``draw(ax, plt, group, title)`` returns False to skip it."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -243,21 +244,35 @@ def plot_boxes(runs, out: Path) -> list[Path]:
 
     written = []
     for (dataset, bn), group in runs.groupby(GROUP, sort=True):
-        labels, data = [], []
-        for key, sub in group.groupby(TRIPLE, sort=True):
-            labels.append(_label(dict(zip(TRIPLE, key, strict=True))))
-            data.append(sub[BEST_TEST].dropna().to_numpy(float))
-        fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(labels)), 4.5))
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        if draw(ax, plt, group, section_title(dataset, bn)):
+            fig.tight_layout()
+            path = out / f"{prefix}_{dataset}_{'bn' if bn else 'nobn'}.png"
+            fig.savefig(path, dpi=100)
+            written.append(path)
+        plt.close(fig)
+    return written
+
+
+def _triples(group):
+    """(label, runs) per triple of a section, in a stable order."""
+    for key, sub in group.groupby(TRIPLE, sort=True):
+        yield _label(dict(zip(TRIPLE, key, strict=True))), sub
+
+
+def plot_boxes(runs, out: Path) -> list[Path]:
+    def draw(ax, plt, group, title) -> bool:
+        labels, data = zip(
+            *((label, sub[BEST_TEST].dropna().to_numpy(float)) for label, sub in _triples(group)),
+            strict=True,
+        )
         ax.boxplot(data, tick_labels=labels)
         ax.set_ylabel("best test accuracy")
-        ax.set_title(f"{section_title(dataset, bn)}: best test accuracy over seeds")
+        ax.set_title(f"{title}: best test accuracy over seeds")
         ax.tick_params(axis="x", rotation=60)
-        fig.tight_layout()
-        path = out / f"boxplot_{dataset}_{'bn' if bn else 'nobn'}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
-    return written
+        return True
+
+    return _per_section_figures(runs, out, "boxplot", draw)
 
 
 def _curve(run_dir: str) -> dict[int, float]:
@@ -272,36 +287,25 @@ def _curve(run_dir: str) -> dict[int, float]:
 
 
 def plot_curves(runs, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     pd = _pandas()
-    written = []
-    for (dataset, bn), group in runs.groupby(GROUP, sort=True):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+
+    def draw(ax, plt, group, title) -> bool:
         ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 12 triples: no colour twice
         drawn = 0
-        for key, sub in group.groupby(TRIPLE, sort=True):
-            curves = [pd.Series(_curve(d)) for d in sub["run_dir"]]
-            curves = [c for c in curves if len(c)]
-            if not curves:
-                continue
-            mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
-            ax.plot(mean.index, mean.to_numpy(), label=_label(dict(zip(TRIPLE, key, strict=True))))
-            drawn += 1
+        for label, sub in _triples(group):
+            curves = [c for c in (pd.Series(_curve(d)) for d in sub["run_dir"]) if len(c)]
+            if curves:
+                mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
+                ax.plot(mean.index, mean.to_numpy(), label=label)
+                drawn += 1
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (mean over seeds)")
+        ax.set_title(title)
         if drawn:
-            ax.set_xlabel("epoch")
-            ax.set_ylabel("test accuracy (mean over seeds)")
-            ax.set_title(section_title(dataset, bn))
             ax.legend(fontsize=7, ncol=2)
-            fig.tight_layout()
-            path = out / f"curves_{dataset}_{'bn' if bn else 'nobn'}.png"
-            fig.savefig(path, dpi=100)
-            written.append(path)
-        plt.close(fig)
-    return written
+        return drawn > 0
+
+    return _per_section_figures(runs, out, "curves", draw)
 
 
 def parse_published(path: Path) -> dict[tuple, dict]:
