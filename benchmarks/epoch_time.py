@@ -45,9 +45,9 @@ def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
     return 2 * size**3 / best / 1e9
 
 
-def _timed(fn) -> float:
+def _timed(fn, *args) -> float:
     t0 = time.perf_counter()
-    fn()
+    fn(*args)
     return time.perf_counter() - t0
 
 
@@ -76,24 +76,38 @@ def synthetic(shape: str) -> Dataset:
     )
 
 
-def measure_ours(dataset: Dataset, rule: str, variant: dict, repeats: int) -> dict:
-    """Epochs with the per-iteration statistics (the default) and without, interleaved so
-    that drifts of the machine hit both alike; their difference is the statistics' cost."""
-    runs = {}
-    for log_every in (1, 10**9):
-        config = TrainConfig(
-            method=rule, hidden=HIDDEN, lr=1e-5, seed=1, init=0.1, log_every=log_every, **variant
-        ).resolved()
-        runs[log_every] = build(config, dataset)
-    epochs, bare, evals = [], [], []
+def measure_ours(dataset: Dataset, rules: list[str], variant: dict, repeats: int) -> dict:
+    """Per rule, epochs with the per-iteration statistics (the default) and without.
+
+    Rules and both kinds of epoch take turns within each repeat, so that the drifts of a
+    shared machine hit them alike; the difference of the medians is the statistics' cost.
+    """
+    runs = {
+        (rule, log_every): build(
+            TrainConfig(
+                method=rule,
+                hidden=HIDDEN,
+                lr=1e-5,
+                seed=1,
+                init=0.1,
+                log_every=log_every,
+                **variant,
+            ).resolved(),
+            dataset,
+        )
+        for rule in rules
+        for log_every in (1, 10**9)
+    }
+    times = {rule: {"epoch": [], "bare": [], "eval": []} for rule in rules}
     for _ in range(repeats):
-        epochs.append(_timed(lambda: train_epoch(runs[1], 1, 0, [])))
-        bare.append(_timed(lambda: train_epoch(runs[10**9], 1, 0, [])))
-        evals.append(_timed(lambda: evaluate(runs[1])))
+        for rule in rules:
+            t = times[rule]
+            t["epoch"].append(_timed(train_epoch, runs[rule, 1], 1, 0, []))
+            t["bare"].append(_timed(train_epoch, runs[rule, 10**9], 1, 0, []))
+            t["eval"].append(_timed(evaluate, runs[rule, 1]))
     return {
-        "epoch": epochs,
-        "eval": evals,
-        "stats": statistics.median(epochs) - statistics.median(bare),
+        rule: {**t, "stats": statistics.median(t["epoch"]) - statistics.median(t["bare"])}
+        for rule, t in times.items()
     }
 
 
@@ -248,11 +262,11 @@ def main() -> None:
         print("|---|---|---|---|---|---|---|---|---|")
         bp_time: dict[str, float] = {}
         for variant_name, variant in VARIANTS.items():
-            torch_times = (
-                measure_torch(dataset, variant, args.repeats, args.threads) if has_torch else None
-            )
-            for rule in args.rules.split(","):
-                m = measure_ours(dataset, rule, variant, args.repeats)
+            torch_times = torch_in_subprocess(variant_name, args) if has_torch else None
+            rules = args.rules.split(",")
+            measured = measure_ours(dataset, rules, variant, args.repeats)
+            for rule in rules:
+                m = measured[rule]
                 epoch = statistics.median(m["epoch"])
                 if rule == "GD":
                     bp_time[variant_name] = epoch
