@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import traceback
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,23 +88,30 @@ def _serial(configs: dict[int, TrainConfig], blas_threads: int) -> Iterator[tupl
         yield index, _run_one(config, blas_threads)
 
 
+def _run_indexed(item: tuple[int, TrainConfig, int]) -> tuple[int, Outcome]:
+    index, config, blas_threads = item
+    return index, _run_one(config, blas_threads)
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it, by terminating us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _processes(
     configs: dict[int, TrainConfig], processes: int, blas_threads: int
 ) -> Iterator[tuple[int, Outcome]]:
     # spawn: forked children of a process whose BLAS threads already run can hang
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        pending: dict[Future, int] = {
-            pool.submit(_run_one, config, blas_threads): i for i, config in configs.items()
-        }
-        try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield pending.pop(future), future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_ignore_sigint)
+    items = [(index, config, blas_threads) for index, config in configs.items()]
+    try:
+        yield from pool.imap_unordered(_run_indexed, items)
+        pool.close()
+    except BaseException:  # Ctrl-C or an abandoned iteration: stop every worker now
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def _ray(

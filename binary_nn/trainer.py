@@ -195,7 +195,8 @@ def run(
         if tracker is not None:
             trackers.append(tracker)
     info = {**exp.info, "run_dir": str(out)}
-    summary: dict = {"status": "running", "seed": config.seed, "epochs_completed": 0}
+    status = "running"  # stays so when interrupted: no summary.json, the run is incomplete
+    summary: dict = {"seed": config.seed, "epochs_completed": 0}
     started = time.perf_counter()
     try:
         for tracker in trackers:
@@ -221,15 +222,17 @@ def run(
                 "epochs_completed": epoch,
                 "seed": config.seed,
             }
-        summary["status"] = "completed"
+        status = "completed"
         if config.save:
             save_checkpoint(config.save, exp.model, exp.rule, config.to_dict())
     except DivergenceError as exc:
-        summary.update(status="diverged", error=str(exc))
+        status = "diverged"
+        summary["error"] = str(exc)
         raise
     finally:
+        summary["status"] = status
         summary["time/total"] = time.perf_counter() - started
-        if summary["status"] != "running":
+        if status != "running":
             for tracker in trackers:
                 tracker.finish(summary)
         else:

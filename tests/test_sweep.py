@@ -218,3 +218,51 @@ def test_dry_run_lists_points(tmp_path, capsys):
     assert "12 points" in out
     line = next(x for x in out.splitlines() if x.startswith("method-DFA_binarize-True_"))
     assert "--binarize" in shlex.split(line.split(": ", 1)[1])
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_finished_points(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = json.loads(json.dumps(SMALL))
+    data["parameters"]["epochs"] = {"values": [1, 2000]}  # quick points, then endless ones
+    data["parameters"]["binarize"] = {"value": False}
+    path = write(tmp_path, data)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "binary_nn.sweep",
+            str(path),
+            "-j",
+            "2",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*/summary.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    while len(list(out.glob("*epochs-2000/metrics.jsonl"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    finished = sorted(p.parent.name for p in out.glob("*/summary.json"))
+    assert finished == ["method-DFA_epochs-1", "method-GD_epochs-1"]
+    # no worker left behind (multiprocessing's resource tracker may take a moment to exit)
+    for _ in range(50):
+        alive = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+        if not alive.stdout.strip():
+            break
+        time.sleep(0.2)
+    assert alive.stdout.strip() == ""
