@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import statistics
 import subprocess
 import sys
@@ -51,10 +50,13 @@ def _timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
+def _layers(n_in: int, n_classes: int) -> list[tuple[int, int]]:
+    return list(itertools.pairwise([n_in, *HIDDEN, n_classes]))
+
+
 def epoch_flops(rule: str, n_in: int, n_classes: int, n_examples: int) -> float:
     """Multiply-adds x 2 of one epoch's products (elementwise work not counted)."""
-    sizes = [n_in, *HIDDEN, n_classes]
-    layers = list(itertools.pairwise(sizes))
+    layers = _layers(n_in, n_classes)
     forward = sum(2 * i * o for i, o in layers)
     weight_grads = forward
     if rule == "GD":  # input gradients of every layer but the first
@@ -62,6 +64,11 @@ def epoch_flops(rule: str, n_in: int, n_classes: int, n_examples: int) -> float:
     else:  # projections e @ B_l instead of the chained backward pass
         backward = weight_grads + sum(2 * n_classes * h for h in HIDDEN)
     return float(n_examples * (forward + backward))
+
+
+def eval_flops(n_in: int, n_classes: int, n_examples: int) -> float:
+    """Multiply-adds x 2 of the forward passes of an evaluation of ``n_examples``."""
+    return float(n_examples * sum(2 * i * o for i, o in _layers(n_in, n_classes)))
 
 
 def synthetic(shape: str) -> Dataset:
@@ -76,43 +83,39 @@ def synthetic(shape: str) -> Dataset:
     )
 
 
-def measure_ours(dataset: Dataset, rules: list[str], variant: dict, repeats: int) -> dict:
-    """Per rule, epochs with the per-iteration statistics (the default) and without.
+class TorchWorker:
+    """The same net, MSE (sum), plain SGD in PyTorch, in its own process (its thread pool must
+    not share a process with our timings), timing one epoch per request so that its epochs
+    take turns with ours."""
 
-    Rules and both kinds of epoch take turns within each repeat, so that the drifts of a
-    shared machine hit them alike; the difference of the medians is the statistics' cost.
-    """
-    runs = {
-        (rule, log_every): build(
-            TrainConfig(
-                method=rule,
-                hidden=HIDDEN,
-                lr=1e-5,
-                seed=1,
-                init=0.1,
-                log_every=log_every,
-                **variant,
-            ).resolved(),
-            dataset,
+    def __init__(self, variant_name: str, args: argparse.Namespace) -> None:
+        command = [sys.executable, __file__, "--torch-worker", variant_name]
+        command += ["--threads", str(args.threads)]
+        if args.data_dir:
+            command += ["--data-dir", args.data_dir]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
-        for rule in rules
-        for log_every in (1, 10**9)
-    }
-    times = {rule: {"epoch": [], "bare": [], "eval": []} for rule in rules}
-    for _ in range(repeats):
-        for rule in rules:
-            t = times[rule]
-            t["epoch"].append(_timed(train_epoch, runs[rule, 1], 1, 0, []))
-            t["bare"].append(_timed(train_epoch, runs[rule, 10**9], 1, 0, []))
-            t["eval"].append(_timed(evaluate, runs[rule, 1]))
-    return {
-        rule: {**t, "stats": statistics.median(t["epoch"]) - statistics.median(t["bare"])}
-        for rule, t in times.items()
-    }
+        self._read()  # "ready": data loaded, net built
+
+    def _read(self) -> str:
+        line = self._process.stdout.readline()
+        if not line:
+            raise RuntimeError("the PyTorch worker exited; run it alone to see why")
+        return line.strip()
+
+    def epoch(self) -> float:
+        self._process.stdin.write("epoch\n")
+        self._process.stdin.flush()
+        return float(self._read())
+
+    def close(self) -> None:
+        self._process.stdin.close()
+        self._process.wait()
 
 
-def measure_torch(dataset: Dataset, variant: dict, repeats: int, threads: int) -> list[float]:
-    """The same net, MSE (sum), plain SGD in PyTorch; STEs as detach tricks."""
+def torch_worker(variant: dict, dataset: Dataset, threads: int) -> None:
+    """Serve ``epoch`` requests on stdin: one PyTorch epoch each, its seconds on stdout."""
     import torch
 
     torch.set_num_threads(threads)
@@ -147,8 +150,8 @@ def measure_torch(dataset: Dataset, variant: dict, repeats: int, threads: int) -
     opt = torch.optim.SGD(net.parameters(), lr=1e-5)
     x_all = torch.from_numpy(dataset.x_train.copy())  # IDX arrays are read-only views
     y_all = torch.from_numpy(dataset.y_train.astype(np.int64))
-    times = []
-    for _ in range(repeats):
+    print("ready", flush=True)
+    for _ in sys.stdin:
         t0 = time.perf_counter()
         order = torch.randperm(len(y_all))
         for b in range(len(y_all) // 128):
@@ -159,25 +162,49 @@ def measure_torch(dataset: Dataset, variant: dict, repeats: int, threads: int) -
             opt.zero_grad(set_to_none=False)
             loss.backward()
             opt.step()
-        times.append(time.perf_counter() - t0)
+        print(time.perf_counter() - t0, flush=True)
+
+
+def measure(
+    dataset: Dataset, rules: list[str], variant: dict, repeats: int, torch: TorchWorker | None
+) -> dict:
+    """Per repeat: a PyTorch epoch, then per rule an epoch with the per-iteration statistics
+    (the default), one without, and the end-of-epoch evaluation.
+
+    Everything takes turns within each repeat, so that the drifts of a shared machine hit
+    all alike, and every ratio is formed within a repeat (paired) before its median is taken.
+    """
+    runs = {
+        (rule, log_every): build(
+            TrainConfig(
+                method=rule,
+                hidden=HIDDEN,
+                lr=1e-5,
+                seed=1,
+                init=0.1,
+                log_every=log_every,
+                **variant,
+            ).resolved(),
+            dataset,
+        )
+        for rule in rules
+        for log_every in (1, 10**9)
+    }
+    times: dict[str, list[float]] = {"torch": []}
+    for rule in rules:
+        times |= {f"{rule}/epoch": [], f"{rule}/bare": [], f"{rule}/eval": []}
+    for _ in range(repeats):
+        if torch is not None:
+            times["torch"].append(torch.epoch())
+        for rule in rules:
+            times[f"{rule}/epoch"].append(_timed(train_epoch, runs[rule, 1], 1, 0, []))
+            times[f"{rule}/bare"].append(_timed(train_epoch, runs[rule, 10**9], 1, 0, []))
+            times[f"{rule}/eval"].append(_timed(evaluate, runs[rule, 1]))
     return times
 
 
-def torch_in_subprocess(variant_name: str, args: argparse.Namespace) -> list[float]:
-    command = [
-        sys.executable,
-        __file__,
-        "--torch-worker",
-        variant_name,
-        "--repeats",
-        str(args.repeats),
-        "--threads",
-        str(args.threads),
-    ]
-    if args.data_dir:
-        command += ["--data-dir", args.data_dir]
-    out = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def paired(numerator: list[float], denominator: list[float]) -> list[float]:
+    return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
 def peak_memory_mb(shape: str, data_dir: str | None) -> float:
@@ -221,8 +248,64 @@ def peak_memory_mb(shape: str, data_dir: str | None) -> float:
         return int(out.stdout.strip()) / 1024
 
 
-def spread(values: list[float]) -> str:
-    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
+def spread(values: list[float], digits: int = 2) -> str:
+    return (
+        f"{statistics.median(values):.{digits}f} "
+        f"({min(values):.{digits}f}-{max(values):.{digits}f})"
+    )
+
+
+def load(args: argparse.Namespace) -> Dataset:
+    return load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
+
+
+def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
+    rules = args.rules.split(",")
+    rate_before = gemm_rate()
+    rows = []
+    for variant_name, variant in VARIANTS.items():
+        worker = TorchWorker(variant_name, args) if has_torch else None
+        try:
+            rows.append((variant_name, measure(dataset, rules, variant, args.repeats, worker)))
+        finally:
+            if worker is not None:
+                worker.close()
+    # a lower bound on time takes the best rate the machine showed in this run
+    rate = max(rate_before, gemm_rate())
+    n_train = len(dataset.y_train) // 128 * 128
+    n_eval = len(dataset.y_train) + len(dataset.y_test)
+    eval_bound = eval_flops(dataset.n_features, dataset.n_classes, n_eval) / (rate * 1e9)
+    print(
+        f"data: {dataset.name}, {args.threads} threads, large-GEMM rate {rate:.1f} GFLOP/s, "
+        f"{args.repeats} repeats: median (min-max); ratios are taken within each repeat.\n"
+        f"eval = forward of the {n_eval} train and test examples, FLOP bound {eval_bound:.2f} s; "
+        "stats = epoch with the per-iteration statistics minus one without.\n"
+    )
+    print(
+        "| rule | variant | epoch s | torch s | ours/torch | of BP | FLOP bound s "
+        "| epoch/bound | eval s | eval/train | eval/(train+eval) | stats s | stats/epoch |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for variant_name, t in rows:
+        for rule in rules:
+            epoch, ev = t[f"{rule}/epoch"], t[f"{rule}/eval"]
+            bound = epoch_flops(rule, dataset.n_features, dataset.n_classes, n_train)
+            bound /= rate * 1e9
+            stats = [a - b for a, b in zip(epoch, t[f"{rule}/bare"], strict=True)]
+            torch_cells = "- | -"
+            if t["torch"] and rule == "GD":
+                torch_cells = f"{spread(t['torch'])} | {spread(paired(epoch, t['torch']))}"
+            of_bp = "-"
+            if rule != "GD" and "GD" in rules:
+                of_bp = spread(paired(epoch, t["GD/epoch"]))
+            print(
+                f"| {rule} | {variant_name} | {spread(epoch)} | {torch_cells} | {of_bp} "
+                f"| {bound:.2f} | {spread([e / bound for e in epoch])} | {spread(ev)} "
+                f"| {spread(paired(ev, epoch))} "
+                f"| {spread([e / (e + tr) for e, tr in zip(ev, epoch, strict=True)])} "
+                f"| {spread(stats, 3)} | {spread(paired(stats, epoch), 3)} |",
+                flush=True,
+            )
 
 
 def main() -> None:
@@ -235,57 +318,17 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="also peak RSS of whole runs")
     parser.add_argument("--torch-worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.torch_worker:  # PyTorch's thread pool must not share a process with our timings
-        with threadpool_limits(args.threads):
-            dataset = load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
-            times = measure_torch(dataset, VARIANTS[args.torch_worker], args.repeats, args.threads)
-        print(json.dumps(times))
-        return
-
     with threadpool_limits(args.threads):
-        rate = gemm_rate()
-        dataset = load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
+        if args.torch_worker:
+            torch_worker(VARIANTS[args.torch_worker], load(args), args.threads)
+            return
         try:
             import torch  # noqa: F401
 
             has_torch = not args.no_torch
         except ImportError:
             has_torch = False
-        print(
-            f"data: {dataset.name}, {args.threads} threads, large-GEMM rate {rate:.1f} GFLOP/s, "
-            f"median (min-max) of {args.repeats} epochs\n"
-        )
-        print(
-            "| rule | variant | epoch s | torch s | ours/torch | FLOP bound s | epoch/bound "
-            "| eval s (% epoch) | stats s (% epoch) |"
-        )
-        print("|---|---|---|---|---|---|---|---|---|")
-        bp_time: dict[str, float] = {}
-        for variant_name, variant in VARIANTS.items():
-            torch_times = torch_in_subprocess(variant_name, args) if has_torch else None
-            rules = args.rules.split(",")
-            measured = measure_ours(dataset, rules, variant, args.repeats)
-            for rule in rules:
-                m = measured[rule]
-                epoch = statistics.median(m["epoch"])
-                if rule == "GD":
-                    bp_time[variant_name] = epoch
-                bound = epoch_flops(
-                    rule, dataset.n_features, dataset.n_classes, len(dataset.y_train) // 128 * 128
-                ) / (rate * 1e9)
-                torch_cell = ratio = "-"
-                if torch_times is not None and rule == "GD":
-                    torch_cell = spread(torch_times)
-                    ratio = f"{epoch / statistics.median(torch_times):.2f}"
-                elif rule != "GD" and variant_name in bp_time:
-                    ratio = f"{epoch / bp_time[variant_name]:.2f} of BP"
-                ev = statistics.median(m["eval"])
-                print(
-                    f"| {rule} | {variant_name} | {spread(m['epoch'])} | {torch_cell} | {ratio} "
-                    f"| {bound:.2f} | {epoch / bound:.2f} | {ev:.2f} ({100 * ev / epoch:.0f}%) "
-                    f"| {m['stats']:.3f} ({100 * m['stats'] / epoch:.1f}%) |",
-                    flush=True,
-                )
+        table(load(args), args, has_torch)
     if args.memory:
         print()
         for shape in ("mnist", "cifar"):

@@ -119,16 +119,21 @@ class BatchNorm(Layer):
         self._inv_std: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
-        if not train:
-            inv_std = 1 / np.sqrt(self.running_var + self.eps)
-            return (x - self.running_mean) * (inv_std * self.gamma.value) + self.beta.value
+        if not train:  # one affine map per feature: x * scale + shift
+            scale = self.gamma.value / np.sqrt(self.running_var + self.eps)
+            out = np.multiply(x, scale)
+            out += self.beta.value - self.running_mean * scale
+            return out
         mean = x.mean(axis=0)
-        centred = x - mean
-        var = np.einsum("ij,ij->j", centred, centred) / x.shape[0]
+        x_hat = np.subtract(x, mean)
+        var = np.einsum("ij,ij->j", x_hat, x_hat) / x.shape[0]
         self._update_running(mean, var)
         self._inv_std = 1 / np.sqrt(var + self.eps)
-        self._x_hat = centred * self._inv_std
-        return self._x_hat * self.gamma.value + self.beta.value
+        x_hat *= self._inv_std
+        self._x_hat = x_hat
+        out = np.multiply(x_hat, self.gamma.value)
+        out += self.beta.value
+        return out
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         if not self.running_initialised:

@@ -59,14 +59,13 @@ def information_plane(model: MLP, x: np.ndarray, targets: np.ndarray) -> dict[st
     return out
 
 
-def _moments(values: np.ndarray, ones: dict[int, np.ndarray]) -> tuple[float, float]:
-    """Mean and variance from two BLAS dot products (a third of ``np.var``'s cost)."""
+def _moments(values: np.ndarray) -> tuple[float, float]:
+    """Mean and variance from a BLAS dot product and a column-wise sum (2 passes, not 3)."""
     flat = values.reshape(-1)
     n = flat.size
-    unit = ones.get(n)
-    if unit is None or unit.dtype != flat.dtype:
-        unit = ones[n] = np.ones(n, flat.dtype)
-    mean = float(np.dot(flat, unit)) / n
+    # summing the rows of a 2-D array adds whole rows at a time, faster than a flat sum
+    total = values.sum(axis=0).sum() if values.ndim == 2 else flat.sum()
+    mean = float(total) / n
     return mean, max(float(np.dot(flat, flat)) / n - mean * mean, 0.0)
 
 
@@ -79,9 +78,6 @@ class BatchStatistics:
     ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
     """
 
-    def __init__(self) -> None:
-        self._ones: dict[int, np.ndarray] = {}
-
     def __call__(self, model: MLP) -> dict[str, float]:
         stats: dict[str, float] = {}
         for k, block in enumerate(model.hidden_blocks):
@@ -90,9 +86,9 @@ class BatchStatistics:
             threshold = act.activation.saturation_threshold
             saturated = np.count_nonzero(np.abs(a) > threshold) if np.isfinite(threshold) else 0
             stats[f"batch/saturation/{k}"] = saturated / a.size
-            stats[f"batch/preact_var/{k}"] = _moments(a, self._ones)[1]
+            stats[f"batch/preact_var/{k}"] = _moments(a)[1]
         for k, linear in enumerate(model.linears):
             g = linear.weight.grad
-            stats[f"batch/grad_var/{k}"] = _moments(g, self._ones)[1]
+            stats[f"batch/grad_var/{k}"] = _moments(g)[1]
             stats[f"batch/grad_absmax/{k}"] = float(max(g.max(), -g.min()))
         return stats
