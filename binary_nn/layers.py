@@ -155,8 +155,11 @@ class BatchNorm(Layer):
             return None
         # exact gradient through the batch mean and variance
         n = grad.shape[0]
-        scale = self.gamma.value * self._inv_std / n
-        return scale * (n * grad - self.beta.grad - x_hat * self.gamma.grad)
+        out = np.multiply(grad, n)
+        out -= self.beta.grad
+        out -= x_hat * self.gamma.grad
+        out *= self.gamma.value * self._inv_std / n
+        return out
 
     def parameters(self) -> list[Parameter]:
         return [self.gamma, self.beta]
