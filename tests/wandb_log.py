@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 HEADER = 7  # ":W&B", a 2-byte magic number, a version byte
@@ -36,10 +37,30 @@ def records(path: Path) -> list:
     return out
 
 
+def complete_records(path: Path, timeout: float = 30.0) -> list:
+    """The records once the log ends with its ``exit`` record.
+
+    ``wandb.finish`` can return while W&B's service process is still writing the log, so a
+    reader waits for the last record rather than taking a half-written file.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = records(path)
+            if found and found[-1].WhichOneof("record_type") == "exit":
+                return found
+        except Exception:  # a record cut off mid-write does not parse yet
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} has no exit record after {timeout} s")
+        time.sleep(0.05)
+
+
 def summarise(path: Path) -> dict:
     """The run record, the config, and every history row (values decoded from JSON)."""
     run, config, history = None, {}, []
-    for record in records(path):
+    for record in complete_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run = record.run
