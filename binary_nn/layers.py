@@ -14,6 +14,7 @@ from collections.abc import Sequence as SequenceType
 import numpy as np
 
 from .activations import Activation
+from .kernels import batchnorm_backward, batchnorm_train
 from .quantizers import WeightSTE, sign
 
 
@@ -124,15 +125,10 @@ class BatchNorm(Layer):
             out = np.multiply(x, scale)
             out += self.beta.value - self.running_mean * scale
             return out
-        mean = x.mean(axis=0)
-        x_hat = np.subtract(x, mean)
-        var = np.einsum("ij,ij->j", x_hat, x_hat) / x.shape[0]
+        out, self._x_hat, mean, var, self._inv_std = batchnorm_train(
+            x, self.gamma.value, self.beta.value, self.eps
+        )
         self._update_running(mean, var)
-        self._inv_std = 1 / np.sqrt(var + self.eps)
-        x_hat *= self._inv_std
-        self._x_hat = x_hat
-        out = np.multiply(x_hat, self.gamma.value)
-        out += self.beta.value
         return out
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
@@ -148,18 +144,16 @@ class BatchNorm(Layer):
         self.running_var += (1 - m) * var
 
     def backward(self, grad: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
-        x_hat = self._x_hat
-        np.sum(grad, axis=0, out=self.beta.grad)
-        np.einsum("ij,ij->j", grad, x_hat, out=self.gamma.grad)
-        if not need_input_grad:
-            return None
         # exact gradient through the batch mean and variance
-        n = grad.shape[0]
-        out = np.multiply(grad, n)
-        out -= self.beta.grad
-        out -= x_hat * self.gamma.grad
-        out *= self.gamma.value * self._inv_std / n
-        return out
+        return batchnorm_backward(
+            grad,
+            self._x_hat,
+            self.gamma.value,
+            self._inv_std,
+            self.gamma.grad,
+            self.beta.grad,
+            need_input_grad,
+        )
 
     def parameters(self) -> list[Parameter]:
         return [self.gamma, self.beta]

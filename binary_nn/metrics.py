@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
+from .kernels import summarize
 from .model import MLP
 
 
@@ -59,16 +60,6 @@ def information_plane(model: MLP, x: np.ndarray, targets: np.ndarray) -> dict[st
     return out
 
 
-def _moments(values: np.ndarray) -> tuple[float, float]:
-    """Mean and variance from a BLAS dot product and a column-wise sum (2 passes, not 3)."""
-    flat = values.reshape(-1)
-    n = flat.size
-    # summing the rows of a 2-D array adds whole rows at a time, faster than a flat sum
-    total = values.sum(axis=0).sum() if values.ndim == 2 else flat.sum()
-    mean = float(total) / n
-    return mean, max(float(np.dot(flat, flat)) / n - mean * mean, 0.0)
-
-
 class BatchStatistics:
     """Per-iteration statistics after a backward step, cheap enough to take every iteration.
 
@@ -82,13 +73,11 @@ class BatchStatistics:
         stats: dict[str, float] = {}
         for k, block in enumerate(model.hidden_blocks):
             act = block.layers[-1]
-            a = act.input
-            threshold = act.activation.saturation_threshold
-            saturated = np.count_nonzero(np.abs(a) > threshold) if np.isfinite(threshold) else 0
-            stats[f"batch/saturation/{k}"] = saturated / a.size
-            stats[f"batch/preact_var/{k}"] = _moments(a)[1]
+            summary = summarize(act.input, act.activation.saturation_threshold)
+            stats[f"batch/saturation/{k}"] = summary.fraction_above
+            stats[f"batch/preact_var/{k}"] = summary.variance
         for k, linear in enumerate(model.linears):
-            g = linear.weight.grad
-            stats[f"batch/grad_var/{k}"] = _moments(g)[1]
-            stats[f"batch/grad_absmax/{k}"] = float(max(g.max(), -g.min()))
+            summary = summarize(linear.weight.grad)
+            stats[f"batch/grad_var/{k}"] = summary.variance
+            stats[f"batch/grad_absmax/{k}"] = summary.abs_max
         return stats

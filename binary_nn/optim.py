@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ConfigError
+from .kernels import sgd_update
 from .layers import Parameter
 
 
@@ -33,9 +34,6 @@ class SGD:
         self._scratch = [np.empty_like(p.value) for p in self.parameters]
 
     def step(self) -> None:
-        clip = self.weight_clipping
         for p, scratch in zip(self.parameters, self._scratch, strict=True):
-            np.multiply(p.grad, self.lr, out=scratch)
-            p.value -= scratch
-            if clip > 0 and p.kind == "weight":
-                np.clip(p.value, -clip, clip, out=p.value)
+            clip = self.weight_clipping if p.kind == "weight" else 0.0
+            sgd_update(p.value, p.grad, self.lr, clip, scratch)

@@ -9,18 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .kernels import sign_into
 from .registry import Registry
 
 
 def sign(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``+1`` where ``values > 0``, else ``-1`` (so 0 maps to -1), in the dtype of ``values``."""
-    if out is None:
-        out = np.empty_like(values)
-    # 2 * (v > 0) - 1 without a boolean temporary of the full size
-    np.greater(values, 0, out=out)
-    out *= 2
-    out -= 1
-    return out
+    return sign_into(values, np.empty_like(values) if out is None else out)
 
 
 class WeightSTE:

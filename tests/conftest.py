@@ -21,3 +21,17 @@ def numeric_grad(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
         array[i] = old
         grad[i] = (up - down) / (2 * eps)
     return grad
+
+
+KERNEL_BACKENDS = ["numpy", "numba"]
+
+
+@pytest.fixture(params=KERNEL_BACKENDS)
+def kernel_backend(request, monkeypatch) -> str:
+    """Run a test once with each implementation of :mod:`binary_nn.kernels`."""
+    from binary_nn import kernels
+
+    if request.param == "numba" and kernels.numba is None:
+        pytest.skip("numba is not installed (pip install -e '.[fast]')")
+    monkeypatch.setattr(kernels, "BACKEND", request.param)
+    return request.param

@@ -8,6 +8,9 @@ from binary_nn.activations import ACTIVATIONS
 from binary_nn.layers import ActivationLayer, BatchNorm, Linear, Scaler, Sequential
 from binary_nn.quantizers import WEIGHT_STES, sign
 
+# every layer test runs with the numpy and the numba kernels
+pytestmark = pytest.mark.usefixtures("kernel_backend")
+
 
 def check_layer(layer, x, rng, params=()):
     """Backward of ``sum(layer(x) * r)`` against finite differences for x and each param."""

@@ -44,7 +44,7 @@ def test_cosine_cka_matches_the_gram_matrix_definition(rng):
     assert cosine_cka(x, np.ones((40, 3))) == 0.0  # constant kernel
 
 
-def test_batch_statistics_match_numpy(rng):
+def test_batch_statistics_match_numpy(rng, kernel_backend):
     model = MLP(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
     x = rng.normal(size=(16, 6)) * 3
     t = -np.ones((16, 3))

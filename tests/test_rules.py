@@ -7,6 +7,9 @@ from conftest import numeric_grad
 from binary_nn import DFA, DRTP, GD, MLP, RULES, SGD
 from binary_nn.data import one_hot
 
+# the rules and the optimizer are checked with the numpy and the numba kernels
+pytestmark = pytest.mark.usefixtures("kernel_backend")
+
 
 def make_model(rng, **kwargs):
     options = dict(hidden_activation="tanh", last_activation="tanh", dtype=np.float64, init=0.5)

@@ -1,0 +1,319 @@
+"""Fused elementwise kernels: one pass over memory where numpy needs several.
+
+Every function here has two implementations that compute the same thing in the same order of
+operations: a numba-compiled loop, used when numba is installed (``pip install
+"binary-nn[fast]"``), and plain numpy, used otherwise or when the environment variable
+``BINARY_NN_KERNELS=numpy`` is set. Between the two, only the summation order of reductions
+differs, so results agree to rounding (``tests/test_kernels.py`` checks them against each
+other). The numpy versions make several passes with temporaries, the numba ones one or two.
+
+Arrays are C-contiguous and float32 or float64; scalars are cast to the arrays' dtype, so a
+float32 model never computes in float64.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+
+try:  # optional: the numpy versions below are used without it
+    import numba
+except ImportError:
+    numba = None
+
+KERNELS_ENV = "BINARY_NN_KERNELS"
+KERNEL_BACKENDS = ("auto", "numpy")
+
+
+def default_backend() -> str:
+    """``"numba"`` when numba is importable and ``$BINARY_NN_KERNELS`` is not ``numpy``."""
+    choice = os.environ.get(KERNELS_ENV, "auto").strip().lower() or "auto"
+    if choice not in KERNEL_BACKENDS:  # a warning, not an error: it must not stop an import
+        warnings.warn(
+            f"{KERNELS_ENV} must be one of {', '.join(KERNEL_BACKENDS)}, got {choice!r}; "
+            "using auto",
+            stacklevel=2,
+        )
+        choice = "auto"
+    return "numba" if numba is not None and choice == "auto" else "numpy"
+
+
+#: Which implementation the functions below run; tests switch it to compare the two.
+BACKEND = default_backend()
+
+# reductions may be reordered (so they vectorise); no fused multiply-add ("contract"), so
+# that maps round exactly like the numpy versions
+_FASTMATH = {"reassoc", "nsz"}
+
+
+def _compile(function):
+    if numba is None:
+        return None
+    return numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)(function)
+
+
+def _use_numba() -> bool:
+    return BACKEND == "numba"
+
+
+# --- summary statistics --------------------------------------------------------------------
+
+
+class Summary(NamedTuple):
+    """What the per-iteration statistics need from an array, from one pass over it."""
+
+    mean: float
+    variance: float
+    abs_max: float
+    fraction_above: float  # of |values| > threshold
+
+
+_UNSIGNED = {4: np.uint32, 8: np.uint64}
+
+
+@_compile
+def _summary_loop(values, bits, mask, threshold_bits):
+    # |v| as the bits of v with the sign cleared: for finite floats the unsigned integers order
+    # like the absolute values, and an integer max vectorises where a float max does not. The
+    # sums stay in the arrays' dtype: float64 accumulators would not vectorise
+    total = values[0] - values[0]
+    total_sq = total
+    top = bits[0] ^ bits[0]
+    n_above = top
+    one = top + 1
+    for i in range(values.size):
+        v = values[i]
+        total += v
+        total_sq += v * v
+        magnitude = bits[i] & mask
+        top = magnitude if magnitude > top else top
+        n_above += one if magnitude > threshold_bits else top ^ top
+    return total, total_sq, top, n_above
+
+
+def summarize(values: np.ndarray, threshold: float = np.inf) -> Summary:
+    """Mean, variance, largest ``|v|`` and the fraction of ``|v| > threshold`` of ``values``.
+
+    The variance is ``mean(v^2) - mean(v)^2``, floored at 0; the sums are accumulated in the
+    dtype of ``values``.
+    """
+    flat = values.reshape(-1)
+    n = flat.size
+    if n == 0:
+        return Summary(0.0, 0.0, 0.0, 0.0)
+    if _use_numba():
+        unsigned = _UNSIGNED[flat.dtype.itemsize]
+        mask = unsigned(np.iinfo(unsigned).max >> 1)
+        limit = np.array([abs(threshold)], flat.dtype)  # inf: nothing finite lies above
+        total, total_sq, top, n_above = _summary_loop(
+            flat, flat.view(unsigned), mask, limit.view(unsigned)[0]
+        )
+        abs_max = float(np.array([top], unsigned).view(flat.dtype)[0])
+    else:
+        # summing rows adds whole rows at a time, faster than a flat sum; the dot is BLAS
+        total = values.sum(axis=0).sum() if values.ndim == 2 else flat.sum()
+        total_sq = float(np.dot(flat, flat))
+        abs_max = float(max(flat.max(), -flat.min()))
+        n_above = np.count_nonzero(np.abs(flat) > threshold) if np.isfinite(threshold) else 0
+    mean = float(total) / n
+    variance = max(float(total_sq) / n - mean * mean, 0.0)
+    return Summary(mean, variance, abs_max, int(n_above) / n)
+
+
+# --- the optimizer step ----------------------------------------------------------------------
+
+
+@_compile
+def _sgd_loop(value, grad, lr, low, high):
+    for i in range(value.size):
+        v = value[i] - lr * grad[i]
+        value[i] = min(max(v, low), high)
+
+
+def sgd_update(
+    value: np.ndarray, grad: np.ndarray, lr: float, clip: float, scratch: np.ndarray
+) -> None:
+    """``value -= lr * grad`` in place, then clipped to ``[-clip, clip]`` when ``clip > 0``.
+
+    ``scratch`` (shaped like ``value``) holds ``lr * grad`` in the numpy version.
+    """
+    if _use_numba():
+        bound = value.dtype.type(clip if clip > 0 else np.inf)
+        _sgd_loop(value.reshape(-1), grad.reshape(-1), value.dtype.type(lr), -bound, bound)
+        return
+    np.multiply(grad, value.dtype.type(lr), out=scratch)
+    value -= scratch
+    if clip > 0:
+        np.clip(value, -clip, clip, out=value)
+
+
+# --- sign ---------------------------------------------------------------------------------------
+
+
+@_compile
+def _sign_loop(values, out):
+    for i in range(values.size):
+        out[i] = 1 if values[i] > 0 else -1
+
+
+def sign_into(values: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = +1 where values > 0, else -1`` (0 maps to -1); returns ``out``."""
+    if _use_numba():
+        _sign_loop(values.reshape(-1), out.reshape(-1))
+        return out
+    # 2 * (v > 0) - 1 without a boolean temporary of the full size
+    np.greater(values, 0, out=out)
+    out *= 2
+    out -= 1
+    return out
+
+
+# --- activation derivatives --------------------------------------------------------------------
+
+
+@_compile
+def _pass_below_loop(grad, a, limit, out):
+    for i in range(grad.size):
+        out[i] = grad[i] if abs(a[i]) < limit else 0
+
+
+def pass_where_below(grad: np.ndarray, a: np.ndarray, limit: float) -> np.ndarray:
+    """``grad`` where ``|a| < limit``, else 0 (a new array)."""
+    out = np.empty_like(grad)
+    if _use_numba():
+        _pass_below_loop(grad.reshape(-1), a.reshape(-1), grad.dtype.type(limit), out.reshape(-1))
+        return out
+    np.abs(a, out=out)
+    np.less(out, limit, out=out)
+    out *= grad
+    return out
+
+
+@_compile
+def _one_minus_square_loop(grad, t, one, out):
+    for i in range(grad.size):
+        out[i] = (one - t[i] * t[i]) * grad[i]
+
+
+def times_one_minus_square(grad: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``grad * (1 - t^2)`` (a new array): the tanh derivative from ``t = tanh(a)``."""
+    out = np.empty_like(grad)
+    if _use_numba():
+        _one_minus_square_loop(grad.reshape(-1), t.reshape(-1), grad.dtype.type(1), out.reshape(-1))
+        return out
+    np.multiply(t, t, out=out)
+    np.subtract(1, out, out=out)
+    out *= grad
+    return out
+
+
+# --- batch normalisation -----------------------------------------------------------------------
+
+
+@_compile
+def _batchnorm_train_loop(x, gamma, beta, eps, count, x_hat, out, mean, var):
+    n, features = x.shape
+    mean[:] = 0
+    var[:] = 0
+    for i in range(n):
+        for j in range(features):
+            mean[j] += x[i, j]
+    mean /= count
+    for i in range(n):
+        for j in range(features):
+            d = x[i, j] - mean[j]
+            x_hat[i, j] = d
+            var[j] += d * d
+    var /= count
+    inv_std = np.sqrt(var + eps)
+    for j in range(features):
+        inv_std[j] = count / count / inv_std[j]  # 1 / std in the arrays' dtype
+    for i in range(n):
+        for j in range(features):
+            h = x_hat[i, j] * inv_std[j]
+            x_hat[i, j] = h
+            out[i, j] = h * gamma[j] + beta[j]
+    return inv_std
+
+
+def batchnorm_train(
+    x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Training-mode batch norm of ``x`` (batch, features) with the batch's statistics.
+
+    Returns ``out = x_hat * gamma + beta``, ``x_hat``, the batch mean, the biased batch
+    variance and ``inv_std = 1 / sqrt(var + eps)``.
+    """
+    if _use_numba():
+        x_hat, out = np.empty_like(x), np.empty_like(x)
+        mean, var = np.empty_like(gamma), np.empty_like(gamma)
+        eps_, count = x.dtype.type(eps), x.dtype.type(x.shape[0])
+        inv_std = _batchnorm_train_loop(x, gamma, beta, eps_, count, x_hat, out, mean, var)
+        return out, x_hat, mean, var, inv_std
+    mean = x.mean(axis=0)
+    x_hat = np.subtract(x, mean)
+    var = np.einsum("ij,ij->j", x_hat, x_hat) / x.shape[0]
+    inv_std = 1 / np.sqrt(var + x.dtype.type(eps))
+    x_hat *= inv_std
+    out = np.multiply(x_hat, gamma)
+    out += beta
+    return out, x_hat, mean, var, inv_std
+
+
+@_compile
+def _batchnorm_grads_loop(grad, x_hat, gamma_grad, beta_grad):
+    n, features = grad.shape
+    gamma_grad[:] = 0
+    beta_grad[:] = 0
+    for i in range(n):
+        for j in range(features):
+            g = grad[i, j]
+            beta_grad[j] += g
+            gamma_grad[j] += g * x_hat[i, j]
+
+
+@_compile
+def _batchnorm_input_grad_loop(grad, x_hat, gamma_grad, beta_grad, count, scale, out):
+    n, features = grad.shape
+    for i in range(n):
+        for j in range(features):
+            out[i, j] = (grad[i, j] * count - beta_grad[j] - x_hat[i, j] * gamma_grad[j]) * scale[j]
+
+
+def batchnorm_backward(
+    grad: np.ndarray,
+    x_hat: np.ndarray,
+    gamma: np.ndarray,
+    inv_std: np.ndarray,
+    gamma_grad: np.ndarray,
+    beta_grad: np.ndarray,
+    need_input_grad: bool,
+) -> np.ndarray | None:
+    """Fill ``gamma_grad`` and ``beta_grad``; return the exact input gradient if asked.
+
+    The input gradient goes through the batch mean and variance:
+    ``(n * grad - sum(grad) - x_hat * sum(grad * x_hat)) * gamma * inv_std / n``.
+    """
+    n = grad.shape[0]
+    scale = gamma * inv_std / grad.dtype.type(n)
+    if _use_numba():
+        _batchnorm_grads_loop(grad, x_hat, gamma_grad, beta_grad)
+        if not need_input_grad:
+            return None
+        out = np.empty_like(grad)
+        _batchnorm_input_grad_loop(
+            grad, x_hat, gamma_grad, beta_grad, grad.dtype.type(n), scale, out
+        )
+        return out
+    np.sum(grad, axis=0, out=beta_grad)
+    np.einsum("ij,ij->j", grad, x_hat, out=gamma_grad)
+    if not need_input_grad:
+        return None
+    out = np.multiply(grad, n)
+    out -= beta_grad
+    out -= x_hat * gamma_grad
+    out *= scale
+    return out

@@ -1,0 +1,143 @@
+"""The fused kernels against their formulas, in both implementations and both dtypes."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from binary_nn import kernels
+from binary_nn.config import TrainConfig
+from binary_nn.data import load_dataset
+from binary_nn.trainer import build, train_epoch
+
+DTYPES = [np.float32, np.float64]
+
+
+@pytest.fixture(params=DTYPES, ids=["float32", "float64"])
+def dtype(request):
+    return request.param
+
+
+def random(rng, shape, dtype, scale=1.0):
+    return (rng.normal(size=shape) * scale).astype(dtype)
+
+
+def test_summarize_matches_its_definition(rng, kernel_backend, dtype):
+    values = random(rng, (64, 37), dtype, scale=1.5) + dtype(0.25)
+    values[3, 4] = -7.5  # the largest |v| is negative
+    summary = kernels.summarize(values, threshold=2.0)
+    as64 = values.astype(np.float64)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    assert summary.mean == pytest.approx(as64.mean(), rel=tolerance)
+    assert summary.variance == pytest.approx(as64.var(), rel=tolerance)
+    assert summary.abs_max == 7.5
+    assert summary.fraction_above == np.mean(np.abs(as64) > 2.0)
+    assert 0 < summary.fraction_above < 1
+    assert kernels.summarize(values).fraction_above == 0.0  # no threshold: nothing above
+
+
+def test_summarize_counts_strictly_above_and_handles_edge_cases(kernel_backend, dtype):
+    values = np.array([[-2.0, 2.0, 2.5, -3.0, 0.0, -0.0]], dtype)
+    summary = kernels.summarize(values, threshold=2.0)
+    assert summary.fraction_above == pytest.approx(2 / 6)  # |2.0| is not above 2
+    assert summary.abs_max == 3.0
+    constant = np.full((10, 10), 0.1, dtype)
+    assert kernels.summarize(constant).variance == pytest.approx(0.0, abs=1e-6)
+    assert kernels.summarize(np.zeros((0, 3), dtype)) == (0.0, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("clip", [0.0, 0.3])
+def test_sgd_update_equals_the_spec_formula_exactly(rng, kernel_backend, dtype, clip):
+    value, grad = random(rng, (31, 17), dtype, 0.5), random(rng, (31, 17), dtype, 10)
+    lr = 0.01
+    expected = value - dtype(lr) * grad  # W -= lr * grad, in the model's dtype
+    if clip > 0:
+        expected = np.clip(expected, -clip, clip)
+        assert np.any(np.abs(value - dtype(lr) * grad) > clip)  # the clip does something
+    before_grad = grad.copy()
+    kernels.sgd_update(value, grad, lr, clip, np.empty_like(value))
+    np.testing.assert_array_equal(value, expected)
+    np.testing.assert_array_equal(grad, before_grad)  # the gradient stays readable
+    assert value.dtype == dtype
+
+
+def test_sign_maps_zero_and_negative_zero_to_minus_one(kernel_backend, dtype):
+    values = np.array([[-1.5, -0.0, 0.0, 1e-30, 3.0]], dtype)
+    out = kernels.sign_into(values, np.empty_like(values))
+    np.testing.assert_array_equal(out, np.array([[-1, -1, -1, 1, 1]], dtype))
+
+
+def test_activation_derivatives_equal_their_formulas(rng, kernel_backend, dtype):
+    grad, a = random(rng, (9, 11), dtype), random(rng, (9, 11), dtype, 2)
+    passed = kernels.pass_where_below(grad, a, 1.0)
+    np.testing.assert_array_equal(passed, np.where(np.abs(a) < 1, grad, 0))
+    t = np.tanh(a)
+    np.testing.assert_array_equal(kernels.times_one_minus_square(grad, t), (1 - t * t) * grad)
+    assert passed.dtype == dtype
+
+
+def test_batchnorm_train_equals_its_formula(rng, kernel_backend, dtype):
+    x = random(rng, (32, 7), dtype, 3) + dtype(2)
+    gamma, beta = random(rng, 7, dtype), random(rng, 7, dtype)
+    out, x_hat, mean, var, inv_std = kernels.batchnorm_train(x, gamma, beta, 1e-3)
+    as64 = x.astype(np.float64)
+    expected_hat = (as64 - as64.mean(0)) / np.sqrt(as64.var(0) + 1e-3)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(mean, as64.mean(0), rtol=tolerance)
+    np.testing.assert_allclose(var, as64.var(0), rtol=tolerance)
+    np.testing.assert_allclose(inv_std, 1 / np.sqrt(as64.var(0) + 1e-3), rtol=tolerance)
+    np.testing.assert_allclose(x_hat, expected_hat, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(out, expected_hat * gamma + beta, rtol=tolerance, atol=tolerance)
+    assert {a.dtype for a in (out, x_hat, mean, var, inv_std)} == {np.dtype(dtype)}
+
+
+def test_batchnorm_backward_equals_its_formula(rng, kernel_backend, dtype):
+    n = 16
+    grad, x_hat = random(rng, (n, 5), dtype), random(rng, (n, 5), dtype)
+    gamma, inv_std = random(rng, 5, dtype), np.abs(random(rng, 5, dtype)) + dtype(0.5)
+    gamma_grad, beta_grad = np.empty(5, dtype), np.empty(5, dtype)
+    out = kernels.batchnorm_backward(grad, x_hat, gamma, inv_std, gamma_grad, beta_grad, True)
+    g64, h64 = grad.astype(np.float64), x_hat.astype(np.float64)
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(beta_grad, g64.sum(0), rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(gamma_grad, (g64 * h64).sum(0), rtol=tolerance, atol=tolerance)
+    expected = (n * g64 - g64.sum(0) - h64 * (g64 * h64).sum(0)) * gamma * inv_std / n
+    np.testing.assert_allclose(out, expected, rtol=10 * tolerance, atol=10 * tolerance)
+    none = kernels.batchnorm_backward(grad, x_hat, gamma, inv_std, gamma_grad, beta_grad, False)
+    assert none is None
+
+
+@pytest.mark.parametrize(
+    "variant", [{}, {"bn": True, "binarize": True, "hidden_act": "signsat"}], ids=["tanh", "bin"]
+)
+def test_a_training_epoch_is_the_same_with_either_kernels(variant, dtype, monkeypatch):
+    if kernels.numba is None:
+        pytest.skip("numba is not installed (pip install -e '.[fast]')")
+    dataset = load_dataset("digits")
+    config = TrainConfig(
+        epochs=1, lr=1e-3, seed=3, hidden=(40, 30), dtype=np.dtype(dtype).name, **variant
+    ).resolved()
+    weights = {}
+    for backend in ("numpy", "numba"):
+        monkeypatch.setattr(kernels, "BACKEND", backend)
+        exp = build(config, dataset)
+        train_epoch(exp, 1, 0, [])
+        weights[backend] = [p.value.copy() for p in exp.model.parameters()]
+    for numpy_value, numba_value in zip(weights["numpy"], weights["numba"], strict=True):
+        # only the summation order of batch norm's reductions differs between the two
+        if variant:
+            np.testing.assert_allclose(numba_value, numpy_value, rtol=1e-4, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(numba_value, numpy_value)
+
+
+def test_backend_follows_the_environment(monkeypatch):
+    monkeypatch.setenv(kernels.KERNELS_ENV, "numpy")
+    assert kernels.default_backend() == "numpy"
+    monkeypatch.setenv(kernels.KERNELS_ENV, "auto")
+    assert kernels.default_backend() == ("numba" if kernels.numba is not None else "numpy")
+    monkeypatch.setenv(kernels.KERNELS_ENV, "fortran")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert kernels.default_backend() in ("numba", "numpy")
+    assert "BINARY_NN_KERNELS must be one of auto, numpy, got 'fortran'" in str(caught[0].message)
