@@ -55,8 +55,10 @@ def _compile(function):
     return numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)(function)
 
 
-def _use_numba() -> bool:
-    return BACKEND == "numba"
+def _use_numba(*arrays: np.ndarray) -> bool:
+    # the loops walk flat views, which only C-contiguous arrays give without a copy (a copy
+    # would lose what a loop writes); anything else takes the numpy path
+    return BACKEND == "numba" and all(a.flags.c_contiguous for a in arrays)
 
 
 # --- summary statistics --------------------------------------------------------------------
@@ -71,7 +73,8 @@ class Summary(NamedTuple):
     fraction_above: float  # of |values| > threshold
 
 
-_UNSIGNED = {4: np.uint32, 8: np.uint64}
+# the unsigned integer of a float's width, and the mask that clears its sign bit
+_UNSIGNED = {4: (np.uint32, np.uint32(0x7FFFFFFF)), 8: (np.uint64, np.uint64(2**63 - 1))}
 
 
 @_compile
@@ -104,14 +107,11 @@ def summarize(values: np.ndarray, threshold: float = np.inf) -> Summary:
     n = flat.size
     if n == 0:
         return Summary(0.0, 0.0, 0.0, 0.0)
-    if _use_numba():
-        unsigned = _UNSIGNED[flat.dtype.itemsize]
-        mask = unsigned(np.iinfo(unsigned).max >> 1)
-        limit = np.array([abs(threshold)], flat.dtype)  # inf: nothing finite lies above
-        total, total_sq, top, n_above = _summary_loop(
-            flat, flat.view(unsigned), mask, limit.view(unsigned)[0]
-        )
-        abs_max = float(np.array([top], unsigned).view(flat.dtype)[0])
+    if _use_numba(values):
+        unsigned, mask = _UNSIGNED[flat.dtype.itemsize]
+        limit = flat.dtype.type(abs(threshold)).view(unsigned)  # inf: nothing finite is above
+        total, total_sq, top, n_above = _summary_loop(flat, flat.view(unsigned), mask, limit)
+        abs_max = float(unsigned(top).view(flat.dtype))
     else:
         # summing rows adds whole rows at a time, faster than a flat sum; the dot is BLAS
         total = values.sum(axis=0).sum() if values.ndim == 2 else flat.sum()
@@ -140,7 +140,7 @@ def sgd_update(
 
     ``scratch`` (shaped like ``value``) holds ``lr * grad`` in the numpy version.
     """
-    if _use_numba():
+    if _use_numba(value, grad):
         bound = value.dtype.type(clip if clip > 0 else np.inf)
         _sgd_loop(value.reshape(-1), grad.reshape(-1), value.dtype.type(lr), -bound, bound)
         return
@@ -161,7 +161,7 @@ def _sign_loop(values, out):
 
 def sign_into(values: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out = +1 where values > 0, else -1`` (0 maps to -1); returns ``out``."""
-    if _use_numba():
+    if _use_numba(values, out):
         _sign_loop(values.reshape(-1), out.reshape(-1))
         return out
     # 2 * (v > 0) - 1 without a boolean temporary of the full size
@@ -183,7 +183,7 @@ def _pass_below_loop(grad, a, limit, out):
 def pass_where_below(grad: np.ndarray, a: np.ndarray, limit: float) -> np.ndarray:
     """``grad`` where ``|a| < limit``, else 0 (a new array)."""
     out = np.empty_like(grad)
-    if _use_numba():
+    if _use_numba(grad, a, out):
         _pass_below_loop(grad.reshape(-1), a.reshape(-1), grad.dtype.type(limit), out.reshape(-1))
         return out
     np.abs(a, out=out)
@@ -201,7 +201,7 @@ def _one_minus_square_loop(grad, t, one, out):
 def times_one_minus_square(grad: np.ndarray, t: np.ndarray) -> np.ndarray:
     """``grad * (1 - t^2)`` (a new array): the tanh derivative from ``t = tanh(a)``."""
     out = np.empty_like(grad)
-    if _use_numba():
+    if _use_numba(grad, t, out):
         _one_minus_square_loop(grad.reshape(-1), t.reshape(-1), grad.dtype.type(1), out.reshape(-1))
         return out
     np.multiply(t, t, out=out)
@@ -211,6 +211,25 @@ def times_one_minus_square(grad: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 # --- batch normalisation -----------------------------------------------------------------------
+
+
+@_compile
+def _scale_shift_loop(x, scale, shift, out):
+    n, features = x.shape
+    for i in range(n):
+        for j in range(features):
+            out[i, j] = x[i, j] * scale[j] + shift[j]
+
+
+def scale_shift(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``x * scale + shift`` per feature (a new array): batch norm in evaluation mode."""
+    out = np.empty_like(x)
+    if _use_numba(x, out) and x.ndim == 2:
+        _scale_shift_loop(x, scale, shift, out)
+        return out
+    np.multiply(x, scale, out=out)
+    out += shift
+    return out
 
 
 @_compile
@@ -247,7 +266,7 @@ def batchnorm_train(
     Returns ``out = x_hat * gamma + beta``, ``x_hat``, the batch mean, the biased batch
     variance and ``inv_std = 1 / sqrt(var + eps)``.
     """
-    if _use_numba():
+    if _use_numba(x):
         x_hat, out = np.empty_like(x), np.empty_like(x)
         mean, var = np.empty_like(gamma), np.empty_like(gamma)
         eps_, count = x.dtype.type(eps), x.dtype.type(x.shape[0])
@@ -299,7 +318,7 @@ def batchnorm_backward(
     """
     n = grad.shape[0]
     scale = gamma * inv_std / grad.dtype.type(n)
-    if _use_numba():
+    if _use_numba(grad, x_hat):
         _batchnorm_grads_loop(grad, x_hat, gamma_grad, beta_grad)
         if not need_input_grad:
             return None

@@ -14,7 +14,7 @@ from collections.abc import Sequence as SequenceType
 import numpy as np
 
 from .activations import Activation
-from .kernels import batchnorm_backward, batchnorm_train
+from .kernels import batchnorm_backward, batchnorm_train, scale_shift
 from .quantizers import WeightSTE, sign
 
 
@@ -122,9 +122,7 @@ class BatchNorm(Layer):
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         if not train:  # one affine map per feature: x * scale + shift
             scale = self.gamma.value / np.sqrt(self.running_var + self.eps)
-            out = np.multiply(x, scale)
-            out += self.beta.value - self.running_mean * scale
-            return out
+            return scale_shift(x, scale, self.beta.value - self.running_mean * scale)
         out, self._x_hat, mean, var, self._inv_std = batchnorm_train(
             x, self.gamma.value, self.beta.value, self.eps
         )

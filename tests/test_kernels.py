@@ -141,3 +141,21 @@ def test_backend_follows_the_environment(monkeypatch):
         warnings.simplefilter("always")
         assert kernels.default_backend() in ("numba", "numpy")
     assert "BINARY_NN_KERNELS must be one of auto, numpy, got 'fortran'" in str(caught[0].message)
+
+
+def test_scale_shift_equals_its_formula(rng, kernel_backend, dtype):
+    x, scale, shift = random(rng, (20, 6), dtype), random(rng, 6, dtype), random(rng, 6, dtype)
+    np.testing.assert_array_equal(kernels.scale_shift(x, scale, shift), x * scale + shift)
+
+
+def test_kernels_write_through_to_arrays_that_are_not_c_contiguous(rng, kernel_backend):
+    # a flat view of a transposed array would be a copy: such arrays take the numpy path
+    value, grad = random(rng, (7, 5), np.float32).T, random(rng, (7, 5), np.float32).T
+    expected = value - np.float32(0.1) * grad
+    kernels.sgd_update(value, grad, 0.1, 0.0, np.empty_like(value))
+    np.testing.assert_array_equal(value, expected)
+    out = np.zeros((7, 5), np.float32).T
+    kernels.sign_into(grad, out)
+    np.testing.assert_array_equal(out, np.where(grad > 0, 1, -1))
+    summary = kernels.summarize(grad[::2], threshold=0.5)
+    assert summary.abs_max == np.abs(grad[::2]).max()
