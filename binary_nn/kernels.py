@@ -108,9 +108,9 @@ def summarize(values: np.ndarray, threshold: float = np.inf) -> Summary:
     if n == 0:
         return Summary(0.0, 0.0, 0.0, 0.0)
     if _use_numba(values):
-        unsigned, mask = _UNSIGNED[flat.dtype.itemsize]
+        bits, unsigned, mask = _abs_max_bits(flat)
         limit = flat.dtype.type(abs(threshold)).view(unsigned)  # inf: nothing finite is above
-        total, total_sq, top, n_above = _summary_loop(flat, flat.view(unsigned), mask, limit)
+        total, total_sq, top, n_above = _summary_loop(flat, bits, mask, limit)
         abs_max = float(unsigned(top).view(flat.dtype))
     else:
         # summing rows adds whole rows at a time, faster than a flat sum; the dot is BLAS
@@ -118,9 +118,19 @@ def summarize(values: np.ndarray, threshold: float = np.inf) -> Summary:
         total_sq = float(np.dot(flat, flat))
         abs_max = float(max(flat.max(), -flat.min()))
         n_above = np.count_nonzero(np.abs(flat) > threshold) if np.isfinite(threshold) else 0
+    return _summary(n, total, total_sq, abs_max, n_above)
+
+
+def _summary(n: int, total: float, total_sq: float, abs_max: float, n_above: int) -> Summary:
     mean = float(total) / n
     variance = max(float(total_sq) / n - mean * mean, 0.0)
     return Summary(mean, variance, abs_max, int(n_above) / n)
+
+
+def _abs_max_bits(values: np.ndarray) -> tuple[np.ndarray, type, np.unsignedinteger]:
+    """``values`` as unsigned integers of its width, the type, and the sign-clearing mask."""
+    unsigned, mask = _UNSIGNED[values.dtype.itemsize]
+    return values.view(unsigned), unsigned, mask
 
 
 # --- the optimizer step ----------------------------------------------------------------------
@@ -133,21 +143,54 @@ def _sgd_loop(value, grad, lr, low, high):
         value[i] = min(max(v, low), high)
 
 
+@_compile
+def _sgd_summary_loop(value, grad, grad_bits, mask, lr, low, high):
+    # the step and the gradient's summary (as in _summary_loop) from one read of the gradient
+    total = grad[0] - grad[0]
+    total_sq = total
+    top = grad_bits[0] ^ grad_bits[0]
+    for i in range(value.size):
+        g = grad[i]
+        total += g
+        total_sq += g * g
+        magnitude = grad_bits[i] & mask
+        top = magnitude if magnitude > top else top
+        v = value[i] - lr * g
+        value[i] = min(max(v, low), high)
+    return total, total_sq, top
+
+
 def sgd_update(
-    value: np.ndarray, grad: np.ndarray, lr: float, clip: float, scratch: np.ndarray
-) -> None:
+    value: np.ndarray,
+    grad: np.ndarray,
+    lr: float,
+    clip: float,
+    scratch: np.ndarray,
+    summarize_grad: bool = False,
+) -> Summary | None:
     """``value -= lr * grad`` in place, then clipped to ``[-clip, clip]`` when ``clip > 0``.
 
-    ``scratch`` (shaped like ``value``) holds ``lr * grad`` in the numpy version.
+    With ``summarize_grad``, also returns ``summarize(grad)``, taken in the same pass over
+    ``grad`` by the numba version. ``scratch`` (shaped like ``value``) holds ``lr * grad`` in
+    the numpy version.
     """
-    if _use_numba(value, grad):
+    if _use_numba(value, grad) and grad.size > 0:
         bound = value.dtype.type(clip if clip > 0 else np.inf)
-        _sgd_loop(value.reshape(-1), grad.reshape(-1), value.dtype.type(lr), -bound, bound)
-        return
+        flat_value, flat_grad, lr_ = value.reshape(-1), grad.reshape(-1), value.dtype.type(lr)
+        if not summarize_grad:
+            _sgd_loop(flat_value, flat_grad, lr_, -bound, bound)
+            return None
+        bits, unsigned, mask = _abs_max_bits(flat_grad)
+        total, total_sq, top = _sgd_summary_loop(
+            flat_value, flat_grad, bits, mask, lr_, -bound, bound
+        )
+        return _summary(grad.size, total, total_sq, float(unsigned(top).view(grad.dtype)), 0)
+    summary = summarize(grad) if summarize_grad else None
     np.multiply(grad, value.dtype.type(lr), out=scratch)
     value -= scratch
     if clip > 0:
         np.clip(value, -clip, clip, out=value)
+    return summary
 
 
 # --- sign ---------------------------------------------------------------------------------------

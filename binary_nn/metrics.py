@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .kernels import summarize
+from .kernels import Summary, summarize
+from .layers import Parameter
 from .model import MLP
 
 
@@ -67,9 +70,15 @@ class BatchStatistics:
     ``|a|`` above the activation's threshold: 2 for tanh, 1 for the sign family) and
     ``batch/preact_var/{k}``; for every Linear ``k`` (the output layer last):
     ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
+
+    ``grad_summaries`` may bring the gradients' summaries from
+    :meth:`binary_nn.optim.SGD.step` (``summarize_grads=True``), which takes them in the same
+    pass as the update; the gradients are summarised here otherwise.
     """
 
-    def __call__(self, model: MLP) -> dict[str, float]:
+    def __call__(
+        self, model: MLP, grad_summaries: Mapping[Parameter, Summary] | None = None
+    ) -> dict[str, float]:
         stats: dict[str, float] = {}
         for k, block in enumerate(model.hidden_blocks):
             act = block.layers[-1]
@@ -77,7 +86,8 @@ class BatchStatistics:
             stats[f"batch/saturation/{k}"] = summary.fraction_above
             stats[f"batch/preact_var/{k}"] = summary.variance
         for k, linear in enumerate(model.linears):
-            summary = summarize(linear.weight.grad)
+            weight = linear.weight
+            summary = (grad_summaries or {}).get(weight) or summarize(weight.grad)
             stats[f"batch/grad_var/{k}"] = summary.variance
             stats[f"batch/grad_absmax/{k}"] = summary.abs_max
         return stats

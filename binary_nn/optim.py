@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from .errors import ConfigError
-from .kernels import sgd_update
+from .kernels import Summary, sgd_update
 from .layers import Parameter
 
 
@@ -33,7 +33,11 @@ class SGD:
         # one scratch array per parameter, so that the gradients stay readable after a step
         self._scratch = [np.empty_like(p.value) for p in self.parameters]
 
-    def step(self) -> None:
+    def step(self, summarize_grads: bool = False) -> dict[Parameter, Summary] | None:
+        """Update every parameter; with ``summarize_grads``, also return a
+        :class:`~binary_nn.kernels.Summary` of each gradient, taken in the same pass."""
+        summaries = {}
         for p, scratch in zip(self.parameters, self._scratch, strict=True):
             clip = self.weight_clipping if p.kind == "weight" else 0.0
-            sgd_update(p.value, p.grad, self.lr, clip, scratch)
+            summaries[p] = sgd_update(p.value, p.grad, self.lr, clip, scratch, summarize_grads)
+        return summaries if summarize_grads else None

@@ -161,9 +161,10 @@ def train_epoch(
         target *= 0.5  # -> y01 in {0, 1}
         exp.rule.backward(diff, target)
         log_now = iteration % cfg.log_every == 0
+        # the step summarises the gradients in the same pass (nothing it changes is summarised)
+        grad_summaries = exp.optimizer.step(summarize_grads=log_now)
         if log_now:
-            metrics = {"batch/loss": loss, **exp.statistics(model)}
-        exp.optimizer.step()
+            metrics = {"batch/loss": loss, **exp.statistics(model, grad_summaries)}
         loss_sum += loss
         for tracker in trackers:
             if log_now:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score
 
-from binary_nn import GD, MLP
+from binary_nn import GD, MLP, SGD
 from binary_nn.metrics import BatchStatistics, classification_scores, confusion, cosine_cka
 
 
@@ -59,3 +59,6 @@ def test_batch_statistics_match_numpy(rng, kernel_backend):
         g = linear.weight.grad
         assert stats[f"batch/grad_var/{k}"] == pytest.approx(g.var())
         assert stats[f"batch/grad_absmax/{k}"] == pytest.approx(np.abs(g).max())
+    # the gradients' summaries may come from the optimizer's step instead
+    summaries = SGD(model.parameters(), lr=1e-3).step(summarize_grads=True)
+    assert BatchStatistics()(model, summaries) == pytest.approx(stats)

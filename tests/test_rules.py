@@ -123,6 +123,23 @@ def test_sgd_updates_every_parameter_and_clips_only_weights(rng):
     assert any(np.abs(p.value).max() > 0.2 for p in model.parameters() if p.kind == "gamma")
 
 
+@pytest.mark.parametrize("clipping", [0.0, 0.2])
+def test_sgd_step_summarises_the_gradients_it_applies(rng, clipping):
+    model = make_model(rng, batch_norm=True, init=0.5)
+    twin = make_model(np.random.default_rng(0), batch_norm=True, init=0.5)
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        q.value[...] = p.value
+        p.grad[...] = q.grad[...] = rng.normal(size=p.grad.shape) * 10
+    summaries = SGD(model.parameters(), 0.1, clipping).step(summarize_grads=True)
+    assert SGD(twin.parameters(), 0.1, clipping).step() is None
+    for p, q in zip(model.parameters(), twin.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)  # the same update either way
+        g = p.grad
+        assert summaries[p].mean == pytest.approx(g.mean(), rel=1e-9, abs=1e-12)
+        assert summaries[p].variance == pytest.approx(g.var(), rel=1e-9)
+        assert summaries[p].abs_max == np.abs(g).max()
+
+
 def test_sgd_without_clipping_leaves_large_weights(rng):
     model = make_model(rng)
     optimizer = SGD(model.parameters(), lr=1.0, weight_clipping=0)
