@@ -7,8 +7,9 @@ operations: a numba-compiled loop, used when numba is installed (``pip install
 differs, so results agree to rounding (``tests/test_kernels.py`` checks them against each
 other). The numpy versions make several passes with temporaries, the numba ones one or two.
 
-Arrays are C-contiguous and float32 or float64; scalars are cast to the arrays' dtype, so a
-float32 model never computes in float64.
+Arrays are float32 or float64, and scalars are cast to the arrays' dtype, so a float32 model
+never computes in float64. The numba loops take C-contiguous arrays; any other layout takes
+the numpy path.
 """
 
 from __future__ import annotations
