@@ -79,21 +79,24 @@ _UNSIGNED = {4: (np.uint32, np.uint32(0x7FFFFFFF)), 8: (np.uint64, np.uint64(2**
 
 
 @_compile
+def _accumulate(total, total_sq, top, v, magnitude):
+    # one element into the sums and the largest |v|: |v| as the bits of v with the sign
+    # cleared, since for finite floats those unsigned integers order like the absolute values
+    # and an integer max vectorises where a float max does not. The sums stay in the arrays'
+    # dtype: float64 accumulators would not vectorise
+    return total + v, total_sq + v * v, magnitude if magnitude > top else top
+
+
+@_compile
 def _summary_loop(values, bits, mask, threshold_bits):
-    # |v| as the bits of v with the sign cleared: for finite floats the unsigned integers order
-    # like the absolute values, and an integer max vectorises where a float max does not. The
-    # sums stay in the arrays' dtype: float64 accumulators would not vectorise
     total = values[0] - values[0]
     total_sq = total
     top = bits[0] ^ bits[0]
     n_above = top
     one = top + 1
     for i in range(values.size):
-        v = values[i]
-        total += v
-        total_sq += v * v
         magnitude = bits[i] & mask
-        top = magnitude if magnitude > top else top
+        total, total_sq, top = _accumulate(total, total_sq, top, values[i], magnitude)
         n_above += one if magnitude > threshold_bits else top ^ top
     return total, total_sq, top, n_above
 
@@ -152,10 +155,7 @@ def _sgd_summary_loop(value, grad, grad_bits, mask, lr, low, high):
     top = grad_bits[0] ^ grad_bits[0]
     for i in range(value.size):
         g = grad[i]
-        total += g
-        total_sq += g * g
-        magnitude = grad_bits[i] & mask
-        top = magnitude if magnitude > top else top
+        total, total_sq, top = _accumulate(total, total_sq, top, g, grad_bits[i] & mask)
         v = value[i] - lr * g
         value[i] = min(max(v, low), high)
     return total, total_sq, top
