@@ -1,5 +1,7 @@
 """The fused kernels against their formulas, in both implementations and both dtypes."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -159,3 +161,21 @@ def test_kernels_write_through_to_arrays_that_are_not_c_contiguous(rng, kernel_b
     np.testing.assert_array_equal(out, np.where(grad > 0, 1, -1))
     summary = kernels.summarize(grad[::2], threshold=0.5)
     assert summary.abs_max == np.abs(grad[::2]).max()
+
+
+def test_without_numba_everything_runs_on_numpy(tmp_path):
+    # `pip install -e .` without the fast extra: numba cannot be imported
+    script = (
+        "import sys; sys.modules['numba'] = None\n"
+        "from binary_nn import kernels\n"
+        "from binary_nn.config import TrainConfig\n"
+        "from binary_nn.trainer import run\n"
+        "assert kernels.BACKEND == 'numpy', kernels.BACKEND\n"
+        f"summary = run(TrainConfig(epochs=1, hidden=(32,), bn=True, binarize=True, seed=1, "
+        f"out={str(tmp_path / 'run')!r}))\n"
+        "assert summary['status'] == 'completed', summary\n"
+        "print(summary['test/accuracy'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout.strip().splitlines()[-1]) > 0.5  # learns (chance is 0.1)
