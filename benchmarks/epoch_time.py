@@ -68,6 +68,35 @@ def epoch_flops(rule: str, n_in: int, n_classes: int, n_examples: int) -> float:
     return float(n_examples * (forward + backward))
 
 
+def products_seconds(rule: str, n_in: int, n_classes: int, n_batches: int) -> float:
+    """One epoch of the rule's matrix products alone, in the layouts our layers use (random
+    float32 arrays, a bare loop): the floor an implementation with free elementwise work
+    would reach on this machine."""
+    rng = np.random.default_rng(0)
+    layers = _layers(n_in, n_classes)
+    weights = [rng.standard_normal((i, o)).astype(np.float32) for i, o in layers]
+    grads = [np.empty_like(w) for w in weights]
+    feedback = [rng.standard_normal((n_classes, h)).astype(np.float32) for h in HIDDEN]
+    x = rng.standard_normal((128, n_in)).astype(np.float32)
+    t0 = time.perf_counter()
+    for _ in range(n_batches):
+        inputs = [x]
+        for w in weights:
+            inputs.append(inputs[-1] @ w)
+        error = inputs[-1]
+        if rule == "GD":
+            delta = error
+            for k in range(len(weights) - 1, -1, -1):
+                np.matmul(inputs[k].T, delta, out=grads[k])
+                if k > 0:
+                    delta = delta @ weights[k].T
+        else:
+            np.matmul(inputs[-2].T, error, out=grads[-1])
+            for k, matrix in enumerate(feedback):
+                np.matmul(inputs[k].T, error @ matrix, out=grads[k])
+    return time.perf_counter() - t0
+
+
 def eval_flops(n_in: int, n_classes: int, n_examples: int) -> float:
     """Multiply-adds x 2 of the forward passes of an evaluation of ``n_examples``."""
     return float(n_examples * sum(2 * i * o for i, o in _layers(n_in, n_classes)))
@@ -219,7 +248,7 @@ def measure(
         evaluate(warm_up)
     times: dict[str, list[float]] = {"torch": []}
     for rule in rules:
-        times |= {f"{rule}/{k}": [] for k in ("epoch", "stats", "eval", "rate")}
+        times |= {f"{rule}/{k}": [] for k in ("epoch", "stats", "eval", "rate", "products")}
     for _ in range(repeats):
         if torch is not None:
             times["torch"].append(torch.epoch())
@@ -233,6 +262,8 @@ def measure(
             fused = summarising_step_seconds(run, n_batches)
             times[f"{rule}/stats"].append(run.statistics.seconds + fused)
             times[f"{rule}/eval"].append(_timed(evaluate, run))
+            products = products_seconds(rule, dataset.n_features, dataset.n_classes, n_batches)
+            times[f"{rule}/products"].append(products)
     return times
 
 
@@ -316,15 +347,18 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
         f"eval = forward of the {n_eval} train and test examples, FLOP bound {eval_bound:.2f} s; "
         "stats = time inside the per-iteration statistics in the timed epoch, plus what "
         "summarising the gradients adds to the optimizer's steps.\n"
+        "products = the epoch's matrix products alone in a bare loop, timed right after it.\n"
     )
     print(
         "| rule | variant | epoch s | torch s | ours/torch | of BP | GEMM GFLOP/s | FLOP bound s "
-        "| epoch/bound | eval s | eval/train | eval/(train+eval) | stats s | stats/epoch |"
+        "| epoch/bound | products s | epoch/products | eval s | eval/train | eval/(train+eval) "
+        "| stats s | stats/epoch |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for variant_name, t in rows:
         for rule in rules:
             epoch, ev, rates = t[f"{rule}/epoch"], t[f"{rule}/eval"], t[f"{rule}/rate"]
+            products = t[f"{rule}/products"]
             flops = epoch_flops(rule, dataset.n_features, dataset.n_classes, n_train)
             bound = flops / (rate * 1e9)
             paired_bound = [e * r * 1e9 / flops for e, r in zip(epoch, rates, strict=True)]
@@ -337,7 +371,8 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
                 of_bp = spread(paired(epoch, t["GD/epoch"]))
             print(
                 f"| {rule} | {variant_name} | {spread(epoch)} | {torch_cells} | {of_bp} "
-                f"| {spread(rates, 0)} | {bound:.2f} | {spread(paired_bound)} | {spread(ev)} "
+                f"| {spread(rates, 0)} | {bound:.2f} | {spread(paired_bound)} "
+                f"| {spread(products)} | {spread(paired(epoch, products))} | {spread(ev)} "
                 f"| {spread(paired(ev, epoch))} "
                 f"| {spread([e / (e + tr) for e, tr in zip(ev, epoch, strict=True)])} "
                 f"| {spread(stats, 3)} | {spread(paired(stats, epoch), 3)} |",
