@@ -53,7 +53,10 @@ _FASTMATH = {"reassoc", "nsz"}
 def _compile(function):
     if numba is None:
         return None
-    return numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)(function)
+    try:  # compiled once, then loaded from numba's cache in later processes
+        return numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)(function)
+    except RuntimeError:  # no writable cache directory (a read-only install, no home)
+        return numba.njit(cache=False, nogil=True, fastmath=_FASTMATH)(function)
 
 
 def _use_numba(*arrays: np.ndarray) -> bool:

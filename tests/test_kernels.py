@@ -179,3 +179,26 @@ def test_without_numba_everything_runs_on_numpy(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert float(done.stdout.strip().splitlines()[-1]) > 0.5  # learns (chance is 0.1)
+
+
+def _double_all(values):
+    for i in range(values.size):
+        values[i] *= 2
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch):
+    # a read-only install with no writable home: numba refuses to cache at decoration time
+    if kernels.numba is None:
+        pytest.skip("numba is not installed (pip install -e '.[fast]')")
+    real_njit = kernels.numba.njit
+
+    def njit(*args, cache=False, **kwargs):
+        if cache:
+            raise RuntimeError("cannot cache function '_double_all': no locator available")
+        return real_njit(*args, cache=cache, **kwargs)
+
+    monkeypatch.setattr(kernels.numba, "njit", njit)
+    double_all = kernels._compile(_double_all)
+    values = np.arange(4.0)
+    double_all(values)
+    np.testing.assert_array_equal(values, [0.0, 2.0, 4.0, 6.0])
