@@ -37,29 +37,45 @@ def _centred_unit_rows(x: np.ndarray) -> np.ndarray:
     return x - x.mean(axis=0)
 
 
-def cosine_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Normalised HSIC of ``x`` and ``y`` (rows are examples) with cosine-similarity kernels.
+class CosineKernel:
+    """A representation as its cosine-similarity kernel, ready to be aligned with others.
 
     With ``K = Xn Xn^T`` for row-normalised ``Xn``, centring ``K`` equals centring the columns
-    of ``Xn``, so ``HSIC(K, L) = ||Xc^T Yc||_F^2`` and the normalised value is
-    ``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` (centered kernel alignment); 0 when either
-    kernel is constant.
+    of ``Xn``, so ``HSIC(K, L) = ||Xc^T Yc||_F^2``. The centred features and ``HSIC(K, K)``
+    are computed once here, so a representation compared with several others (the input with
+    every hidden layer, a hidden layer with the input and the targets) costs them once.
     """
-    xc, yc = _centred_unit_rows(x), _centred_unit_rows(y)
-    # unit rows sum to n in squares; what centring leaves below 1e-12 of that is rounding
-    if min(np.sum(xc * xc), np.sum(yc * yc)) < 1e-12 * len(xc):
-        return 0.0
-    cross = np.sum((xc.T @ yc) ** 2)
-    norm = np.sqrt(np.sum((xc.T @ xc) ** 2) * np.sum((yc.T @ yc) ** 2))
-    return float(cross / norm) if norm > 0 else 0.0
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.centred = _centred_unit_rows(x)
+        c = self.centred
+        # unit rows sum to n in squares; what centring leaves below 1e-12 of that is rounding
+        self.constant = bool(np.sum(c * c) < 1e-12 * len(c))
+        self.self_hsic = 0.0 if self.constant else float(np.sum((c.T @ c) ** 2))
+
+    def alignment(self, other: CosineKernel) -> float:
+        """``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` (centered kernel alignment); 0 when
+        either kernel is constant."""
+        if self.constant or other.constant:
+            return 0.0
+        cross = np.sum((self.centred.T @ other.centred) ** 2)
+        norm = np.sqrt(self.self_hsic * other.self_hsic)
+        return float(cross / norm) if norm > 0 else 0.0
+
+
+def cosine_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Normalised HSIC of ``x`` and ``y`` (rows are examples) with cosine-similarity kernels."""
+    return CosineKernel(x).alignment(CosineKernel(y))
 
 
 def information_plane(model: MLP, x: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     """``hsic/xz/{k}`` and ``hsic/zy/{k}`` for every hidden layer ``k`` (evaluation mode)."""
     out: dict[str, float] = {}
+    inputs, labels = CosineKernel(x), CosineKernel(targets)
     for k, z in enumerate(model.hidden_outputs(x)):
-        out[f"hsic/xz/{k}"] = cosine_cka(x, z)
-        out[f"hsic/zy/{k}"] = cosine_cka(z, targets)
+        hidden = CosineKernel(z)
+        out[f"hsic/xz/{k}"] = inputs.alignment(hidden)
+        out[f"hsic/zy/{k}"] = hidden.alignment(labels)
     return out
 
 

@@ -5,7 +5,13 @@ import pytest
 from sklearn.metrics import f1_score, precision_score
 
 from binary_nn import GD, MLP, SGD
-from binary_nn.metrics import BatchStatistics, classification_scores, confusion, cosine_cka
+from binary_nn.metrics import (
+    BatchStatistics,
+    classification_scores,
+    confusion,
+    cosine_cka,
+    information_plane,
+)
 
 
 def test_classification_scores_are_macro_averages():
@@ -62,3 +68,15 @@ def test_batch_statistics_match_numpy(rng, kernel_backend):
     # the gradients' summaries may come from the optimizer's step instead
     summaries = SGD(model.parameters(), lr=1e-3).step(summarize_grads=True)
     assert BatchStatistics()(model, summaries) == pytest.approx(stats)
+
+
+def test_information_plane_aligns_each_hidden_layer_with_input_and_targets(rng):
+    model = MLP(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=1.0, rng=rng)
+    x = rng.normal(size=(30, 6))
+    targets = np.eye(3)[rng.integers(0, 3, 30)]
+    plane = information_plane(model, x, targets)
+    assert sorted(plane) == ["hsic/xz/0", "hsic/xz/1", "hsic/zy/0", "hsic/zy/1"]
+    for k, z in enumerate(model.hidden_outputs(x)):
+        assert plane[f"hsic/xz/{k}"] == pytest.approx(cosine_cka(x, z), rel=1e-12)
+        assert plane[f"hsic/zy/{k}"] == pytest.approx(cosine_cka(z, targets), rel=1e-12)
+        assert 0 < plane[f"hsic/xz/{k}"] <= 1
