@@ -15,6 +15,10 @@ import argparse
 import time
 
 import numpy as np
+
+# the same net, variants and synthetic data as the epoch benchmark (this script's folder is on
+# sys.path when it runs)
+from epoch_time import HIDDEN, VARIANTS, synthetic
 from threadpoolctl import threadpool_limits
 
 from binary_nn import kernels
@@ -22,11 +26,6 @@ from binary_nn.config import TrainConfig
 from binary_nn.data import Dataset, load_dataset, one_hot
 from binary_nn.trainer import Experiment, build
 
-HIDDEN = (700, 500, 300, 200)
-VARIANTS = {
-    "tanh, real": {},
-    "signsat, binary, bn": {"bn": True, "binarize": True, "hidden_act": "signsat"},
-}
 BACKENDS = ("numpy", "numba")
 
 
@@ -67,17 +66,6 @@ def measure(dataset: Dataset, rule: str, variant: dict, epochs: int, turn: int) 
     return {backend: s / epochs for backend, s in seconds.items()}
 
 
-def synthetic() -> Dataset:
-    rng = np.random.default_rng(0)
-    return Dataset(
-        "synthetic-mnist",
-        rng.integers(0, 256, (60000, 784), dtype=np.uint8),
-        rng.integers(0, 10, 60000),
-        rng.integers(0, 256, (10000, 784), dtype=np.uint8),
-        rng.integers(0, 10, 10000),
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", help="real MNIST from this data directory")
@@ -88,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     if kernels.numba is None:
         parser.error("numba is not installed: pip install -e '.[fast]'")
-    dataset = load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic()
+    dataset = load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
     print(
         f"data: {dataset.name}, {args.threads} threads, {args.epochs} epochs per backend, "
         f"turns of {args.turn} batches; seconds per epoch (training loop, statistics included)\n"

@@ -36,8 +36,10 @@ class SGD:
     def step(self, summarize_grads: bool = False) -> dict[Parameter, Summary] | None:
         """Update every parameter; with ``summarize_grads``, also return a
         :class:`~binary_nn.kernels.Summary` of each gradient, taken in the same pass."""
-        summaries = {}
+        summaries: dict[Parameter, Summary] = {}
         for p, scratch in zip(self.parameters, self._scratch, strict=True):
             clip = self.weight_clipping if p.kind == "weight" else 0.0
-            summaries[p] = sgd_update(p.value, p.grad, self.lr, clip, scratch, summarize_grads)
+            summary = sgd_update(p.value, p.grad, self.lr, clip, scratch, summarize_grads)
+            if summary is not None:
+                summaries[p] = summary
         return summaries if summarize_grads else None
