@@ -323,6 +323,21 @@ def load(args: argparse.Namespace) -> Dataset:
     return load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
 
 
+def feasibility(dataset: Dataset, n_train: int, n_eval: int) -> str:
+    """What the FLOP counts alone allow, before any timing: the evaluation's share of an
+    epoch's FLOPs and DFA's (DRTP's) FLOPs against BP's."""
+    flops = {
+        rule: epoch_flops(rule, dataset.n_features, dataset.n_classes, n_train)
+        for rule in ("GD", "DFA")
+    }
+    ev = eval_flops(dataset.n_features, dataset.n_classes, n_eval)
+    return (
+        f"FLOPs alone: eval = {ev / flops['GD']:.3f} of a BP epoch's and "
+        f"{ev / flops['DFA']:.3f} of a DFA/DRTP epoch's; DFA/DRTP = "
+        f"{flops['DFA'] / flops['GD']:.3f} of BP's."
+    )
+
+
 def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
     rules = args.rules.split(",")
     rate_before = gemm_rate()
@@ -348,6 +363,7 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
         "stats = time inside the per-iteration statistics in the timed epoch, plus what "
         "summarising the gradients adds to the optimizer's steps.\n"
         "products = the epoch's matrix products alone in a bare loop, timed right after it.\n"
+        f"{feasibility(dataset, n_train, n_eval)}\n"
     )
     print(
         "| rule | variant | epoch s | torch s | ours/torch | of BP | GEMM GFLOP/s | FLOP bound s "
