@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from binary_nn.repeat import main as repeat_main
-from binary_nn.report import main, make_report
+from binary_nn.report import learning_curve, main, make_report
 
 # two (init, lr) candidates per triple: lr 3e-4 learns digits in 3 epochs, 1e-7 does not
 GRID = {
@@ -146,3 +146,18 @@ def test_an_empty_selection_says_so(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
     assert "no finished runs found" in capsys.readouterr().err
+
+
+def test_learning_curve_reads_the_epoch_lines_of_a_killed_run(tmp_path):
+    # per-iteration lines, epoch lines (one has test accuracy), and a torn last line
+    lines = [
+        {"epoch": 1, "iteration": 1, "batch/loss": 0.5},
+        {"epoch": 1, "iteration": 2, "train/loss": 0.4, "test/accuracy": 0.75},
+        {"epoch": 2, "iteration": 3, "batch/loss": 0.3},
+        {"epoch": 2, "iteration": 4, "best/test/accuracy": 0.75},
+        {"epoch": 2, "iteration": 4, "test/accuracy": 0.8, "test/f1": 0.79},
+    ]
+    text = "".join(json.dumps(line) + "\n" for line in lines) + '{"epoch": 3, "test/accuracy": 0.'
+    (tmp_path / "metrics.jsonl").write_text(text)
+    assert learning_curve(str(tmp_path)) == {1: 0.75, 2: 0.8}
+    assert learning_curve(str(tmp_path / "missing")) == {}
