@@ -25,10 +25,13 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from binary_nn import kernels
-from binary_nn.config import TrainConfig
 from binary_nn.data import Dataset, load_dataset
-from binary_nn.trainer import build, evaluate, train_epoch
+from binary_nn.nn import kernels
+from binary_nn.run.config import TrainConfig
+from binary_nn.run.loop import build, train_epoch
+from binary_nn.run.probes import Evaluation
+
+evaluate = Evaluation()
 
 HIDDEN = (700, 500, 300, 200)
 VARIANTS = {
@@ -179,7 +182,8 @@ def torch_worker(variant: dict, dataset: Dataset, threads: int) -> None:
         *[Layer(i, o, k < len(HIDDEN)) for k, (i, o) in enumerate(itertools.pairwise(sizes))]
     )
     opt = torch.optim.SGD(net.parameters(), lr=1e-5)
-    x_all = torch.from_numpy(dataset.x_train.copy())  # IDX arrays are read-only views
+    # flattened (a copy: IDX arrays are read-only views)
+    x_all = torch.from_numpy(dataset.x_train.reshape(len(dataset.x_train), -1).copy())
     y_all = torch.from_numpy(dataset.y_train.astype(np.int64))
     print("ready", flush=True)
     for _ in sys.stdin:
@@ -408,7 +412,7 @@ def main() -> None:
         "--kernels",
         choices=("numba", "numpy"),
         default=kernels.BACKEND,
-        help="implementation of binary_nn.kernels (default: numba when installed)",
+        help="implementation of binary_nn.nn.kernels (default: numba when installed)",
     )
     parser.add_argument("--torch-worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()

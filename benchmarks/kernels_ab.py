@@ -1,7 +1,7 @@
 """Training time with the numba kernels against the numpy ones, interleaved in one process.
 
 Two copies of the same run (same seed) train side by side, one with each implementation of
-:mod:`binary_nn.kernels`; they take turns every few batches, so that the drifts of a shared
+:mod:`binary_nn.nn.kernels`; they take turns every few batches, so that the drifts of a shared
 machine hit both alike. Prints one markdown table of seconds per epoch and their ratio::
 
     python benchmarks/kernels_ab.py --data-dir ../shared/data
@@ -21,28 +21,23 @@ import numpy as np
 from epoch_time import HIDDEN, VARIANTS, synthetic
 from threadpoolctl import threadpool_limits
 
-from binary_nn import kernels
-from binary_nn.config import TrainConfig
-from binary_nn.data import Dataset, load_dataset, one_hot
-from binary_nn.trainer import Experiment, build
+from binary_nn.data import Dataset, load_dataset
+from binary_nn.learning import train_step
+from binary_nn.nn import kernels
+from binary_nn.run.config import TrainConfig
+from binary_nn.run.loop import Experiment, build
 
 BACKENDS = ("numpy", "numba")
 
 
 def train_batches(exp: Experiment, order: np.ndarray, batches: range) -> None:
-    """The training loop's work for ``batches`` of ``order`` (as in ``trainer.train_epoch``,
-    with the statistics every iteration)."""
+    """The training loop's steps for ``batches`` of ``order``, with the statistics every
+    iteration."""
     ds, model, size = exp.dataset, exp.model, exp.config.batchsize
     for b in batches:
         index = order[b * size : (b + 1) * size]
         x = ds.scale(ds.x_train[index], model.dtype)
-        target = one_hot(ds.y_train[index], ds.n_classes, model.dtype)
-        diff = model.forward(x, train=True) - target
-        diff *= 2
-        target += 1
-        target *= 0.5
-        exp.rule.backward(diff, target)
-        exp.statistics(model, exp.optimizer.step(summarize_grads=True))
+        train_step(model, exp.rule, exp.optimizer, exp.loss, x, ds.y_train[index], exp.statistics)
 
 
 def measure(dataset: Dataset, rule: str, variant: dict, epochs: int, turn: int) -> dict:

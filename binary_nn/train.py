@@ -13,13 +13,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .activations import ACTIVATIONS
 from .cli import ArgumentParser, run_cli
-from .config import DTYPES, TrainConfig
 from .data import DATASETS
-from .quantizers import WEIGHT_STES
-from .rules import RULES
-from .tracking import Console
+from .learning.rules import RULES
+from .nn.activations import ACTIVATIONS
+from .nn.quantizers import WEIGHT_STES
+from .run.config import DTYPES, TrainConfig
+from .run.tracking import Console
 
 PROG = "binary_nn.train"
 
@@ -146,7 +146,7 @@ def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .trainer import run
+    from .run.loop import run
 
     def job() -> int:
         config = config_from_args(argv)

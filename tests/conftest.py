@@ -28,8 +28,8 @@ KERNEL_BACKENDS = ["numpy", "numba"]
 
 @pytest.fixture(params=KERNEL_BACKENDS)
 def kernel_backend(request, monkeypatch) -> str:
-    """Run a test once with each implementation of :mod:`binary_nn.kernels`."""
-    from binary_nn import kernels
+    """Run a test once with each implementation of :mod:`binary_nn.nn.kernels`."""
+    from binary_nn.nn import kernels
 
     if request.param == "numba" and kernels.numba is None:
         pytest.skip("numba is not installed (pip install -e '.[fast]')")

@@ -78,7 +78,9 @@ def test_download_success_then_offline_reuse(tmp_path, monkeypatch, mnist_files)
         use_test_mnist(monkeypatch, mnist_files, [server.url("good")])
         dataset = load_dataset("mnist", tmp_path)
         assert len(server.requests) == 4
-    assert dataset.x_train.shape == (60, 784) and dataset.x_train.dtype == np.uint8
+    # images keep their shape, channels last
+    assert dataset.x_train.shape == (60, 28, 28, 1) and dataset.x_train.dtype == np.uint8
+    assert dataset.input_shape == (28, 28, 1) and dataset.n_features == 784
     assert dataset.n_classes == 10
     np.testing.assert_array_equal(dataset.y_test, np.arange(20) % 10)
     assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(mnist_files)
@@ -218,10 +220,12 @@ def test_cifar_tarball_download_and_layout(tmp_path, monkeypatch):
         fs = fileset("CIFAR10", "cifar10", files, [server.url("good")])
         monkeypatch.setattr("binary_nn.data.sources.CIFAR10_FILES", fs)
         dataset = load_dataset("cifar-10", tmp_path)
-    assert dataset.x_train.shape == (40, 3072) and dataset.x_test.shape == (8, 3072)
+    assert dataset.x_train.shape == (40, 32, 32, 3) and dataset.x_test.shape == (8, 32, 32, 3)
     images, labels = contents["data_batch_2"]
-    # rows are flattened height x width x channel, as Keras hands them to the original code
-    expected = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).reshape(-1, 3072)
+    # stored as colour planes; kept channels last (R, G, B), as Keras hands them to the
+    # original code, so that flattening gives its feature order
+    expected = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    assert dataset.x_train.flags.c_contiguous
     np.testing.assert_array_equal(dataset.x_train[8:16], expected)
     np.testing.assert_array_equal(dataset.y_train[8:16], labels)
     # the extracted directory works offline too
@@ -241,7 +245,7 @@ def test_cifar_pickles_are_read_safely():
     with pytest.raises(DataError, match=r"refusing to load .*print"):
         parse_cifar_batch(bad, "evil_batch")
     good, _, _ = cifar_batch(np.random.default_rng(0), 3)
-    assert parse_cifar_batch(good, "ok")[0].shape == (3, 3072)
+    assert parse_cifar_batch(good, "ok")[0].shape == (3, 32, 32, 3)
 
 
 def test_keras_mnist_npz_is_used_when_present(tmp_path):
@@ -261,7 +265,7 @@ def test_keras_mnist_npz_is_used_when_present(tmp_path):
     keras = fileset("MNIST", "mnist", {"mnist.npz": path.read_bytes()}, [closed_port_url()])
     loader = idx_loader(sources.MNIST_FILES, keras)
     dataset = loader(tmp_path, False)
-    assert dataset.x_train.shape == (30, 784)
+    assert dataset.x_train.shape == (30, 28, 28, 1)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == keras.files[0].sha256
 
 

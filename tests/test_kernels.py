@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 import pytest
 
-from binary_nn import kernels
-from binary_nn.config import TrainConfig
 from binary_nn.data import load_dataset
-from binary_nn.trainer import build, train_epoch
+from binary_nn.nn import kernels
+from binary_nn.run.config import TrainConfig
+from binary_nn.run.loop import build, train_epoch
 
 DTYPES = [np.float32, np.float64]
 
@@ -167,9 +167,9 @@ def test_without_numba_everything_runs_on_numpy(tmp_path):
     # `pip install -e .` without the fast extra: numba cannot be imported
     script = (
         "import sys; sys.modules['numba'] = None\n"
-        "from binary_nn import kernels\n"
-        "from binary_nn.config import TrainConfig\n"
-        "from binary_nn.trainer import run\n"
+        "from binary_nn.nn import kernels\n"
+        "from binary_nn.run.config import TrainConfig\n"
+        "from binary_nn.run.loop import run\n"
         "assert kernels.BACKEND == 'numpy', kernels.BACKEND\n"
         f"summary = run(TrainConfig(epochs=1, hidden=(32,), bn=True, binarize=True, seed=1, "
         f"out={str(tmp_path / 'run')!r}))\n"

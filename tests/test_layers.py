@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from conftest import numeric_grad
 
-from binary_nn.activations import ACTIVATIONS
-from binary_nn.layers import ActivationLayer, BatchNorm, Linear, Scaler, Sequential
-from binary_nn.quantizers import WEIGHT_STES, sign
+from binary_nn.nn.activations import ACTIVATIONS
+from binary_nn.nn.layers import ActivationLayer, BatchNorm, Flatten, Linear, Scaler
+from binary_nn.nn.network import Block
+from binary_nn.nn.quantizers import SignQuantizer, WeightQuantizer, sign
 
 # every layer test runs with the numpy and the numba kernels
 pytestmark = pytest.mark.usefixtures("kernel_backend")
@@ -24,7 +25,7 @@ def check_layer(layer, x, rng, params=()):
     np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
     for p in params:
         layer.forward(x, train=True)
-        layer.backward(r)
+        layer.backward(r, need_input_grad=True)
         analytic = p.grad.copy()
         np.testing.assert_allclose(analytic, numeric_grad(loss, p.value), rtol=1e-6, atol=1e-8)
 
@@ -37,7 +38,7 @@ def test_linear_backward_matches_finite_differences(rng):
 def test_linear_skips_input_gradient_when_not_needed(rng):
     layer = Linear(rng.uniform(-1, 1, (5, 4)))
     x = rng.normal(size=(6, 5))
-    layer.forward(x)
+    layer.forward(x, train=True)
     assert layer.backward(np.ones((6, 4)), need_input_grad=False) is None
     np.testing.assert_allclose(layer.weight.grad, x.T @ np.ones((6, 4)))
 
@@ -45,7 +46,7 @@ def test_linear_skips_input_gradient_when_not_needed(rng):
 def test_scaler_backward_matches_finite_differences(rng):
     layer = Scaler(fan_in=7)
     x = rng.normal(size=(3, 4))
-    np.testing.assert_allclose(layer.forward(x), x / 7)
+    np.testing.assert_allclose(layer.forward(x, train=True), x / 7)
     check_layer(layer, x, rng)
 
 
@@ -59,13 +60,13 @@ def test_batchnorm_backward_matches_finite_differences(rng):
 def test_batchnorm_forward_and_running_statistics(rng):
     layer = BatchNorm(3, dtype=np.float64)
     x1, x2 = rng.normal(size=(10, 3)) * 2 + 5, rng.normal(size=(10, 3))
-    y = layer.forward(x1)
+    y = layer.forward(x1, train=True)
     expected = (x1 - x1.mean(0)) / np.sqrt(x1.var(0) + 1e-3)
     np.testing.assert_allclose(y, expected)
     # the first batch initialises the running statistics, later ones blend with momentum 0.9
     np.testing.assert_allclose(layer.running_mean, x1.mean(0))
     np.testing.assert_allclose(layer.running_var, x1.var(0))
-    layer.forward(x2)
+    layer.forward(x2, train=True)
     np.testing.assert_allclose(layer.running_mean, 0.9 * x1.mean(0) + 0.1 * x2.mean(0))
     np.testing.assert_allclose(layer.running_var, 0.9 * x1.var(0) + 0.1 * x2.var(0))
     # evaluation uses the running statistics and does not change them
@@ -93,9 +94,9 @@ def test_smooth_activations_backward_matches_finite_differences(name, rng):
 def test_sign_activations_forward_and_straight_through_backward(name, derivative):
     a = np.array([[-2.5, -1.0, -0.3, 0.0, 0.3, 1.0, 2.5]])
     layer = ActivationLayer(ACTIVATIONS.get(name))
-    np.testing.assert_array_equal(layer.forward(a), [[-1, -1, -1, -1, 1, 1, 1]])
+    np.testing.assert_array_equal(layer.forward(a, train=True), [[-1, -1, -1, -1, 1, 1, 1]])
     grad = np.linspace(1, 2, a.size).reshape(a.shape)
-    np.testing.assert_allclose(layer.backward(grad), grad * derivative(a))
+    np.testing.assert_allclose(layer.backward(grad, need_input_grad=True), grad * derivative(a))
 
 
 def test_activation_registry_is_case_insensitive_and_lists_names():
@@ -114,12 +115,12 @@ def test_sign_maps_zero_to_minus_one_in_any_dtype():
 
 def test_binarized_linear_forward_uses_sign_and_updates_latent_gradient(rng):
     w = np.array([[0.5, -0.2], [0.0, 0.7], [-0.1, 0.3]])
-    layer = Linear(w.copy(), binarize=True)
+    layer = Linear(w.copy(), SignQuantizer())
     x = rng.normal(size=(4, 3))
     wb = np.array([[1, -1], [-1, 1], [-1, 1]])
-    np.testing.assert_allclose(layer.forward(x), x @ wb)
+    np.testing.assert_allclose(layer.forward(x, train=True), x @ wb)
     g = rng.normal(size=(4, 2))
-    grad_x = layer.backward(g)
+    grad_x = layer.backward(g, need_input_grad=True)
     np.testing.assert_allclose(grad_x, g @ wb.T)  # the error below uses sign(W) too
     np.testing.assert_allclose(layer.weight.grad, x.T @ g)  # identity STE: unchanged
     np.testing.assert_array_equal(layer.weight.value, w)  # latent weights kept real
@@ -135,29 +136,57 @@ def test_binarized_linear_forward_uses_sign_and_updates_latent_gradient(rng):
 )
 def test_weight_ste_shapes_the_latent_gradient(ste, shape, rng):
     w = np.array([[1.5, -0.2], [-1.0, 0.7], [0.99, -3.0]])
-    layer = Linear(w.copy(), binarize=True, weight_ste=WEIGHT_STES.get(ste))
+    layer = Linear(w.copy(), SignQuantizer(ste))
     x, g = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
-    layer.forward(x)
-    layer.backward(g)
+    layer.forward(x, train=True)
+    layer.backward(g, need_input_grad=True)
     np.testing.assert_allclose(layer.weight.grad, (x.T @ g) * shape(w))
 
 
-def test_weight_ste_does_not_touch_real_valued_layers(rng):
+def test_real_quantizer_leaves_weights_and_gradient_alone(rng):
     w = np.array([[1.5, -0.2], [-1.0, 0.7]])
-    layer = Linear(w.copy(), binarize=False, weight_ste=WEIGHT_STES.get("sat"))
+    layer = Linear(w.copy(), WeightQuantizer())
+    assert layer.quantizer.bits is None and SignQuantizer("sat").bits == 1
     x, g = rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
-    layer.forward(x)
-    layer.backward(g)
+    layer.forward(x, train=True)
+    layer.backward(g, need_input_grad=True)
     np.testing.assert_allclose(layer.weight.grad, x.T @ g)
 
 
-def test_sequential_chains_forward_and_backward(rng):
-    seq = Sequential(
+def test_block_chains_forward_and_backward(rng):
+    block = Block(
         [
+            Flatten(),
             Linear(rng.uniform(-1, 1, (4, 3))),
             Scaler(4),
             BatchNorm(3, np.float64),
             ActivationLayer(ACTIVATIONS.get("tanh")),
-        ]
+        ],
+        input_shape=(2, 2, 1),
     )
-    check_layer(seq, rng.normal(size=(6, 4)), rng, seq.parameters())
+    assert block.output_shape == (3,) and block.output_size == 3
+    assert block.activation is block.layers[-1] and block.weights is block.layers[1]
+    assert sorted(block.named_state()) == [
+        "batchnorm.beta",
+        "batchnorm.gamma",
+        "batchnorm.running_mean",
+        "batchnorm.running_var",
+        "linear.weight",
+    ]
+    check_layer(block, rng.normal(size=(6, 2, 2, 1)), rng, block.parameters())
+
+
+def test_block_without_input_gradient_still_fills_its_parameters(rng):
+    block = Block(
+        [Flatten(), Linear(rng.uniform(-1, 1, (4, 3))), ActivationLayer(ACTIVATIONS.get("id"))],
+        input_shape=(4, 1),
+    )
+    x = rng.normal(size=(5, 4, 1))
+    block.forward(x, train=True)
+    assert block.backward(np.ones((5, 3)), need_input_grad=False) is None
+    np.testing.assert_allclose(block.weights.weight.grad, x.reshape(5, 4).T @ np.ones((5, 3)))
+
+
+def test_block_needs_one_weight_layer_and_one_activation(rng):
+    with pytest.raises(ValueError, match="exactly one weight layer and one activation"):
+        Block([Linear(rng.uniform(-1, 1, (4, 3)))], input_shape=(4,))

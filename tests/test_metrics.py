@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score
 
-from binary_nn import GD, MLP, SGD
-from binary_nn.metrics import (
+from binary_nn import GD, SGD, mlp
+from binary_nn.run.metrics import (
     BatchStatistics,
     classification_scores,
     confusion,
@@ -51,18 +51,18 @@ def test_cosine_cka_matches_the_gram_matrix_definition(rng):
 
 
 def test_batch_statistics_match_numpy(rng, kernel_backend):
-    model = MLP(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
+    model = mlp(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
     x = rng.normal(size=(16, 6)) * 3
     t = -np.ones((16, 3))
-    GD(model).backward(2 * (model.forward(x) - t), t)
+    GD(model).backward(2 * (model.forward(x, train=True) - t), t)
     stats = BatchStatistics()(model)
     for k, block in enumerate(model.hidden_blocks):
-        a = block.layers[-1].input
+        a = block.activation.input
         assert stats[f"batch/saturation/{k}"] == pytest.approx(np.mean(np.abs(a) > 2))
         assert stats[f"batch/preact_var/{k}"] == pytest.approx(a.var())
     assert 0 < stats["batch/saturation/0"] < 1
-    for k, linear in enumerate(model.linears):
-        g = linear.weight.grad
+    for k, block in enumerate(model.blocks):
+        g = block.weights.weight.grad
         assert stats[f"batch/grad_var/{k}"] == pytest.approx(g.var())
         assert stats[f"batch/grad_absmax/{k}"] == pytest.approx(np.abs(g).max())
     # the gradients' summaries may come from the optimizer's step instead
@@ -70,13 +70,16 @@ def test_batch_statistics_match_numpy(rng, kernel_backend):
     assert BatchStatistics()(model, summaries) == pytest.approx(stats)
 
 
-def test_information_plane_aligns_each_hidden_layer_with_input_and_targets(rng):
-    model = MLP(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=1.0, rng=rng)
+def test_information_plane_aligns_every_block_with_input_and_targets(rng):
+    model = mlp(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=1.0, rng=rng)
     x = rng.normal(size=(30, 6))
     targets = np.eye(3)[rng.integers(0, 3, 30)]
     plane = information_plane(model, x, targets)
-    assert sorted(plane) == ["hsic/xz/0", "hsic/xz/1", "hsic/zy/0", "hsic/zy/1"]
-    for k, z in enumerate(model.hidden_outputs(x)):
+    # the output block (k = 2, the number of hidden blocks) too, as the published code does
+    assert sorted(plane) == [f"hsic/{p}/{k}" for p in ("xz", "zy") for k in range(3)]
+    outputs = model.block_outputs(x)
+    np.testing.assert_array_equal(outputs[-1], model.forward(x, train=False))
+    for k, z in enumerate(outputs):
         assert plane[f"hsic/xz/{k}"] == pytest.approx(cosine_cka(x, z), rel=1e-12)
         assert plane[f"hsic/zy/{k}"] == pytest.approx(cosine_cka(z, targets), rel=1e-12)
         assert 0 < plane[f"hsic/xz/{k}"] <= 1

@@ -7,8 +7,8 @@ import matplotlib.image
 import pytest
 import yaml
 
-from binary_nn.repeat import main as repeat_main
-from binary_nn.report import learning_curve, main, make_report
+from binary_nn.experiments.repeat import main as repeat_main
+from binary_nn.experiments.report import learning_curve, main, make_report
 
 # two (init, lr) candidates per triple: lr 3e-4 learns digits in 3 epochs, 1e-7 does not
 GRID = {

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import numeric_grad
 
-from binary_nn import DFA, DRTP, GD, MLP, RULES, SGD
-from binary_nn.data import one_hot
+from binary_nn import DFA, DRTP, GD, RULES, SGD, mlp
+from binary_nn.learning import one_hot
 
 # the rules and the optimizer are checked with the numpy and the numba kernels
 pytestmark = pytest.mark.usefixtures("kernel_backend")
@@ -14,7 +14,11 @@ pytestmark = pytest.mark.usefixtures("kernel_backend")
 def make_model(rng, **kwargs):
     options = dict(hidden_activation="tanh", last_activation="tanh", dtype=np.float64, init=0.5)
     options.update(kwargs)
-    return MLP(5, [4, 3], 3, rng=rng, **options)
+    return mlp(5, [4, 3], 3, rng=rng, **options)
+
+
+def weight_layers(model):
+    return [block.weights for block in model.blocks]
 
 
 def batch(rng, n=6):
@@ -31,7 +35,7 @@ def test_gd_gradients_match_finite_differences_of_the_summed_loss(rng, extras):
     def summed_loss():  # e = 2 (y - t) is the gradient of this sum, not of the mean
         return float(np.sum((model.forward(x, train=True) - t) ** 2))
 
-    GD(model).backward(2 * (model.forward(x) - t), t01)
+    GD(model).backward(2 * (model.forward(x, train=True) - t), t01)
     for p in model.parameters():
         np.testing.assert_allclose(p.grad, numeric_grad(summed_loss, p.value), rtol=1e-5, atol=1e-8)
 
@@ -42,8 +46,8 @@ def test_bp_is_an_alias_of_gd():
 
 def manual_direct_feedback_step(model, x, t, signal, feedback, lr, act="tanh"):
     """SPEC.md for DFA/DRTP with no batch norm, written out: returns the new weights."""
-    w1, w2, w3 = (lin.weight.value.copy() for lin in model.linears)
-    binary = model.linears[0].binarize
+    w1, w2, w3 = (lin.weight.value.copy() for lin in weight_layers(model))
+    binary = weight_layers(model)[0].quantizer.binary
     q = (lambda w: np.where(w > 0, 1.0, -1.0)) if binary else (lambda w: w)
     if act == "tanh":
         f, df = np.tanh, lambda a: 1 - np.tanh(a) ** 2
@@ -73,10 +77,10 @@ def test_direct_feedback_step_matches_spec_formula(rule_class, binarize, act, rn
     expected = manual_direct_feedback_step(model, x, t, signal, rule.feedback, 0.01, act)
 
     optimizer = SGD(model.parameters(), lr=0.01)
-    y = model.forward(x)
+    y = model.forward(x, train=True)
     rule.backward(2 * (y - t), t01)
     optimizer.step()
-    for lin, w in zip(model.linears, expected, strict=True):
+    for lin, w in zip(weight_layers(model), expected, strict=True):
         np.testing.assert_allclose(lin.weight.value, w, rtol=1e-12, atol=1e-12)
 
 
@@ -84,14 +88,14 @@ def test_drtp_ignores_the_error_of_hidden_layers(rng):
     model = make_model(rng)
     rule = DRTP(model, np.random.default_rng(0))
     x, _, t, t01 = batch(rng)
-    y = model.forward(x)
+    y = model.forward(x, train=True)
     rule.backward(2 * (y - t), t01)
-    first = [lin.weight.grad.copy() for lin in model.linears]
-    model.forward(x)
+    first = [lin.weight.grad.copy() for lin in weight_layers(model)]
+    model.forward(x, train=True)
     rule.backward(np.zeros_like(y), t01)
     for k in range(2):  # hidden layers: the same update without any error
-        np.testing.assert_array_equal(model.linears[k].weight.grad, first[k])
-    assert np.all(model.linears[2].weight.grad == 0)
+        np.testing.assert_array_equal(weight_layers(model)[k].weight.grad, first[k])
+    assert np.all(weight_layers(model)[2].weight.grad == 0)
 
 
 def test_feedback_matrices_are_fixed_and_seeded(rng):
@@ -100,7 +104,7 @@ def test_feedback_matrices_are_fixed_and_seeded(rng):
     c = DFA(model, np.random.default_rng(4))
     x, _, t, t01 = batch(rng)
     before = [m.copy() for m in a.feedback]
-    a.backward(2 * (model.forward(x) - t), t01)
+    a.backward(2 * (model.forward(x, train=True) - t), t01)
     for m, m0, mb, mc in zip(a.feedback, before, b.feedback, c.feedback, strict=True):
         np.testing.assert_array_equal(m, m0)
         np.testing.assert_array_equal(m, mb)
@@ -155,7 +159,7 @@ def test_sgd_rejects_non_positive_learning_rate(rng):
 
 
 def test_model_size_counts_binary_weights_as_bits(rng):
-    model = MLP(16, [8], 2, binarize=True, dtype=np.float32, rng=rng)
+    model = mlp(16, [8], 2, binarize=True, dtype=np.float32, rng=rng)
     stored, packed = model.memory_bytes()
     assert stored == (16 * 8 + 8 * 2) * 4
     assert packed == 16 * 8 // 8 + 8 * 2 * 4  # hidden weights packed, output weights real
@@ -165,7 +169,7 @@ def test_model_size_counts_binary_weights_as_bits(rng):
 def test_float32_model_computes_in_float32(rng):
     model = make_model(rng, dtype=np.float32, batch_norm=True)
     x, _, t, t01 = batch(rng)
-    y = model.forward(x.astype(np.float32))
+    y = model.forward(x.astype(np.float32), train=True)
     assert y.dtype == np.float32
     DFA(model, rng).backward((2 * (y - t)).astype(np.float32), t01.astype(np.float32))
     assert all(p.grad.dtype == np.float32 for p in model.parameters())

@@ -3,14 +3,16 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from binary_nn.checkpoint import save_checkpoint
-from binary_nn.config import TrainConfig
+from binary_nn.run.checkpoint import save_checkpoint
+from binary_nn.run.config import TrainConfig
+from binary_nn.run.loop import build, run
+from binary_nn.run.probes import Evaluation
 from binary_nn.train import main
-from binary_nn.trainer import build, evaluate, run
 
 FAST = ["--hidden", "128,64", "--lr", "3e-4", "--seed", "1"]
 
@@ -113,15 +115,25 @@ def test_save_then_load_round_trips_exactly(tmp_path):
         method="DRTP", hidden=(40, 30), bn=True, binarize=True, seed=99, load=str(ckpt)
     ).resolved()
     exp = build(config)
-    for k, lin in enumerate(exp.model.linears):
-        np.testing.assert_array_equal(lin.weight.value, saved[f"linear.{k}.weight"])
-    for k, bn in enumerate(exp.model.batchnorms):
-        np.testing.assert_array_equal(bn.running_mean, saved[f"batchnorm.{k}.running_mean"])
-        np.testing.assert_array_equal(bn.gamma.value, saved[f"batchnorm.{k}.gamma"])
-    for k, matrix in enumerate(exp.rule.feedback):
-        np.testing.assert_array_equal(matrix, saved[f"feedback.{k}"])
+    state = {**exp.model.named_state(), **exp.rule.named_state()}
+    assert sorted(state) == sorted(k for k in saved if k != "config")
+    for key, array in state.items():
+        np.testing.assert_array_equal(array, saved[key])
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert evaluate(exp)["test/accuracy"] == summary["test/accuracy"]
+    assert Evaluation()(exp)["test/accuracy"] == summary["test/accuracy"]
+
+
+def test_a_checkpoint_of_release_0_1_0_loads_unchanged():
+    """Written by ``python -m binary_nn.train -m DFA -e 2 --hidden 16,8 --bn --binarize
+    --hidden-act signsat --lr 1e-3 --seed 4`` of release 0.1.0 (test accuracy 0.46389)."""
+    path = Path(__file__).parent / "data" / "release_0.1.0_dfa_bn.npz"
+    config = TrainConfig(
+        method="DFA", hidden=(16, 8), bn=True, binarize=True, hidden_act="signsat", load=str(path)
+    ).resolved()
+    exp = build(config)
+    assert Evaluation()(exp)["test/accuracy"] == pytest.approx(0.4638888888888889, abs=1e-12)
+    with np.load(path) as f:
+        np.testing.assert_array_equal(exp.rule.feedback[1], f["feedback.1"])
 
 
 def test_load_rejects_a_checkpoint_that_does_not_match_the_flags(tmp_path, capsys):

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 dataset = source.load(root, False)
             print(
                 f"{source.name}: {len(dataset.y_train)} training and {len(dataset.y_test)} "
-                f"test examples of {dataset.n_features} features, {dataset.n_classes} classes"
+                f"test examples of shape {dataset.input_shape}, {dataset.n_classes} classes"
             )
         return 0
 

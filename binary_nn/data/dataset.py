@@ -1,11 +1,16 @@
 """The in-memory dataset every learning run reads, and its scaling rules.
 
+Images keep their shape, channels last: ``(N, H, W, C)`` — MNIST and Fashion-MNIST are
+``(N, 28, 28, 1)``, CIFAR-10 ``(N, 32, 32, 3)`` with channels in R, G, B order, digits
+``(N, 8, 8, 1)``; other data may be plain vectors ``(N, F)``. Channels last is the layout of the
+published (Keras) code, so a network that wants vectors flattens an image exactly as it did.
 Images stay in their stored dtype (uint8 for the image sets) and are scaled one batch at a
 time, so a run never holds a float copy of a whole training set.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -34,8 +39,9 @@ def scale_pixels(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
 class Dataset:
     """Train and test arrays of one classification task.
 
-    ``x_*`` are 2-D (examples x features): uint8 pixels, scaled to ``x / 127.5 - 1`` batch by
-    batch, or floats used as they are. ``y_*`` are integer labels ``0 .. n_classes - 1``.
+    ``x_*`` hold one example per row: vectors ``(N, F)`` or images ``(N, H, W, C)`` (``(N, H, W)``
+    gets a channel axis); uint8 pixels, scaled to ``x / 127.5 - 1`` batch by batch, or floats
+    used as they are. ``y_*`` are integer labels ``0 .. n_classes - 1``.
     """
 
     name: str
@@ -50,7 +56,8 @@ class Dataset:
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim < 2:
                 raise DataError(f"{self.name}: x_{split} must hold one example per row")
-            setattr(self, f"x_{split}", x.reshape(len(x), -1))
+            if x.ndim == 3:  # (N, H, W): one channel
+                setattr(self, f"x_{split}", x[..., np.newaxis])
             if y.ndim != 1 or len(y) != len(x):
                 raise DataError(
                     f"{self.name}: y_{split} must be a vector with one label per row of "
@@ -60,10 +67,10 @@ class Dataset:
                 raise DataError(f"{self.name}: y_{split} must hold integer labels, got {y.dtype}")
             if len(y) and y.min() < 0:
                 raise DataError(f"{self.name}: y_{split} holds negative labels")
-        if self.x_train.shape[1] != self.x_test.shape[1]:
+        if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DataError(
-                f"{self.name}: x_train has {self.x_train.shape[1]} features per example but "
-                f"x_test has {self.x_test.shape[1]}"
+                f"{self.name}: x_train holds examples of shape {self.x_train.shape[1:]} but "
+                f"x_test of shape {self.x_test.shape[1:]}"
             )
         if len(self.y_train) == 0:
             raise DataError(f"{self.name}: the training set is empty")
@@ -73,8 +80,14 @@ class Dataset:
         self.y_test = self.y_test.astype(np.intp, copy=False)
 
     @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one example: ``(H, W, C)`` for images, ``(F,)`` for vectors."""
+        return tuple(int(n) for n in self.x_train.shape[1:])
+
+    @property
     def n_features(self) -> int:
-        return self.x_train.shape[1]
+        """Values per example."""
+        return math.prod(self.input_shape)
 
     def scale(self, raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Rows of ``x_train``/``x_test`` as the network sees them, in ``dtype``."""
@@ -90,10 +103,3 @@ class Dataset:
         stop = len(x) if limit is None else min(limit, len(x))
         for start in range(0, stop, size):
             yield self.scale(x[start : min(start + size, stop)], dtype)
-
-
-def one_hot(labels: np.ndarray, n_classes: int, dtype: np.dtype, low: float = -1.0) -> np.ndarray:
-    """One-hot rows: 1 at the label, ``low`` (-1 for targets, 0 for DRTP's ``y01``) elsewhere."""
-    out = np.full((len(labels), n_classes), low, dtype=dtype)
-    out[np.arange(len(labels)), labels] = 1
-    return out

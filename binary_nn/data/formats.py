@@ -84,7 +84,7 @@ CIFAR_DIR = "cifar-10-batches-py"
 
 
 def parse_cifar_batch(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images (n x 3072 uint8 in height-width-channel order, as Keras gives them) and labels."""
+    """Images (n x 32 x 32 x 3 uint8, channels last, as Keras gives them) and labels."""
     try:
         batch = _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
         images = np.asarray(batch[b"data"])
@@ -95,8 +95,8 @@ def parse_cifar_batch(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"{name}: expected uint8 images of 3072 values, got {images.shape}")
     if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{name}: expected one integer label per image")
-    # stored as 1024 red, 1024 green, 1024 blue values; flatten as height x width x channel
-    hwc = images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).reshape(len(images), 3072)
+    # stored as 1024 red, 1024 green, 1024 blue values; kept channels last
+    hwc = np.ascontiguousarray(images.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
     return hwc, labels.astype(np.int64)
 
 

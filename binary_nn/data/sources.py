@@ -37,12 +37,13 @@ class DatasetSource:
 
 
 def load_digits(root: Path | None = None, allow_download: bool = True) -> Dataset:
-    """scikit-learn's 8x8 digits (embedded, no download): ``x / 8 - 1``, stratified 80/20 split."""
+    """scikit-learn's 8x8 digits (embedded, no download): ``x / 8 - 1``, stratified 80/20 split,
+    as ``(N, 8, 8, 1)`` images."""
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 
     digits = sklearn_digits()
-    x = digits.data / 8.0 - 1.0
+    x = (digits.data / 8.0 - 1.0).reshape(-1, 8, 8, 1)
     x_train, x_test, y_train, y_test = train_test_split(
         x, digits.target, test_size=0.2, random_state=0, stratify=digits.target
     )

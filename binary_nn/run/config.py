@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .errors import ConfigError
-from .quantizers import WEIGHT_STES
-from .rules import RULES
+from ..errors import ConfigError
+from ..learning.rules import RULES
+from ..nn.activations import ACTIVATIONS
+from ..nn.quantizers import WEIGHT_STES
 
 DTYPES = ("float32", "float64")
 

@@ -1,4 +1,4 @@
-"""The training loop: build model, rule and optimizer from a config, train, evaluate, report."""
+"""One run: build network, rule and optimizer from a config, train, probe, report."""
 
 from __future__ import annotations
 
@@ -9,19 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from .. import __version__
+from ..data import Dataset, load_dataset
+from ..errors import ConfigError, DivergenceError
+from ..learning.loss import LOSSES, MSELoss
+from ..learning.optim import SGD
+from ..learning.rules import RULES, LearningRule
+from ..learning.step import train_step
+from ..nn.network import Network, mlp
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import Dataset, load_dataset, one_hot
-from .errors import ConfigError, DivergenceError
-from .metrics import BatchStatistics, classification_scores, confusion, information_plane
-from .model import MLP
-from .optim import SGD
-from .rules import RULES, LearningRule
+from .metrics import BatchStatistics
+from .probes import Probe, default_probes
 from .tracking import RunDirectory, Tracker, wandb_tracker
-
-HSIC_EXAMPLES = 2000
-EVAL_CHUNK = 4096
 
 
 def _slug(text: str) -> str:
@@ -45,12 +45,14 @@ class Experiment:
 
     config: TrainConfig
     dataset: Dataset
-    model: MLP
+    model: Network
     rule: LearningRule
     optimizer: SGD
     shuffle_rng: np.random.Generator
     info: dict = field(default_factory=dict)
+    loss: MSELoss = field(default_factory=lambda: LOSSES.get("mse"))
     statistics: BatchStatistics = field(default_factory=BatchStatistics)
+    probes: list[Probe] = field(default_factory=default_probes)
 
 
 def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
@@ -67,8 +69,8 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
             f"({n_train} examples); choose at most {n_train}"
         )
     weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
-    model = MLP(
-        dataset.n_features,
+    model = mlp(
+        dataset.input_shape,
         config.hidden,
         dataset.n_classes,
         hidden_activation=config.hidden_act,
@@ -90,6 +92,7 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
         "version": __version__,
         "algorithm": config.method,
         "weights": "binarised" if config.binarize else "continuous",
+        "input_shape": list(dataset.input_shape),
         "architecture": model.describe(),
         "n_parameters": model.n_parameters(),
         "n_classes": dataset.n_classes,
@@ -105,40 +108,20 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
     )
 
 
-def predict(model: MLP, dataset: Dataset, split: str) -> np.ndarray:
-    """Arg-max predictions for a whole split, evaluated chunk by chunk (running BN statistics)."""
-    chunks = dataset.chunks(split, model.dtype, EVAL_CHUNK)
-    return np.concatenate([model.forward(x, train=False).argmax(axis=1) for x in chunks])
-
-
-def evaluate(exp: Experiment) -> dict:
-    """Train and test scores and the test confusion matrix."""
+def probe(exp: Experiment, start: bool = False) -> dict:
+    """What every probe (only the ``at_start`` ones when ``start``) measures now."""
     metrics: dict = {}
-    ds = exp.dataset
-    for split, labels in (("train", ds.y_train), ("test", ds.y_test)):
-        if len(labels) == 0:
-            continue
-        predicted = predict(exp.model, ds, split)
-        metrics.update(classification_scores(labels, predicted, split))
-        if split == "test":
-            metrics["test/confusion_matrix"] = confusion(labels, predicted, ds.n_classes)
+    for p in exp.probes:
+        if p.at_start or not start:
+            metrics.update(p(exp))
     return metrics
-
-
-def hsic_probe(exp: Experiment) -> dict:
-    """HSIC values on the first training examples (at most :data:`HSIC_EXAMPLES`)."""
-    ds, dtype = exp.dataset, exp.model.dtype
-    x = next(ds.chunks("train", dtype, HSIC_EXAMPLES, limit=HSIC_EXAMPLES))
-    targets = one_hot(ds.y_train[: len(x)], ds.n_classes, dtype)
-    return information_plane(exp.model, x, targets)
 
 
 def train_epoch(
     exp: Experiment, epoch: int, iteration: int, trackers: list[Tracker]
 ) -> tuple[int, float]:
     """One pass over the shuffled training set in full batches; returns (iteration, mean loss)."""
-    cfg, ds, model = exp.config, exp.dataset, exp.model
-    dtype = model.dtype
+    cfg, ds = exp.config, exp.dataset
     n_batches = len(ds.y_train) // cfg.batchsize
     order = exp.shuffle_rng.permutation(len(ds.y_train))
     for tracker in trackers:
@@ -146,28 +129,27 @@ def train_epoch(
     loss_sum = 0.0
     for b in range(n_batches):
         index = order[b * cfg.batchsize : (b + 1) * cfg.batchsize]
-        x = ds.scale(ds.x_train[index], dtype)
-        target = one_hot(ds.y_train[index], ds.n_classes, dtype)
-        diff = model.forward(x, train=True) - target
-        loss = float(np.vdot(diff, diff)) / diff.size
+        x = ds.scale(ds.x_train[index], exp.model.dtype)
         iteration += 1
+        log_now = iteration % cfg.log_every == 0
+        loss, stats = train_step(
+            exp.model,
+            exp.rule,
+            exp.optimizer,
+            exp.loss,
+            x,
+            ds.y_train[index],
+            exp.statistics if log_now else None,
+        )
         if not np.isfinite(loss):
             raise DivergenceError(
                 f"the loss became {loss} at epoch {epoch}, iteration {iteration} "
                 f"(batch {b + 1} of the epoch); lower --lr or --init, or add --bn"
             )
-        diff *= 2  # the error e = 2 (y_pred - y), summed (not averaged) over the batch
-        target += 1  # {-1, 1} -> {0, 2}
-        target *= 0.5  # -> y01 in {0, 1}
-        exp.rule.backward(diff, target)
-        log_now = iteration % cfg.log_every == 0
-        # the step summarises the gradients in the same pass (nothing it changes is summarised)
-        grad_summaries = exp.optimizer.step(summarize_grads=log_now)
-        if log_now:
-            metrics = {"batch/loss": loss, **exp.statistics(model, grad_summaries)}
         loss_sum += loss
-        for tracker in trackers:
-            if log_now:
+        if stats is not None:
+            metrics = {"batch/loss": loss, **stats}
+            for tracker in trackers:
                 tracker.log_batch(metrics, epoch, iteration)
     return iteration, loss_sum / max(n_batches, 1)
 
@@ -203,13 +185,13 @@ def run(
         for tracker in trackers:
             tracker.start(config.to_dict(), info)
         for tracker in trackers:
-            tracker.log_epoch(hsic_probe(exp), 0, 0)
+            tracker.log_epoch(probe(exp, start=True), 0, 0)
         iteration, best_test = 0, -np.inf
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
             iteration, mean_loss = train_epoch(exp, epoch, iteration, trackers)
             t_train = time.perf_counter() - t0
-            metrics = {"train/loss": mean_loss, **evaluate(exp), **hsic_probe(exp)}
+            metrics = {"train/loss": mean_loss, **probe(exp)}
             metrics["time/epoch"] = time.perf_counter() - t0
             metrics["time/train"] = t_train
             for tracker in trackers:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..registry import Registry
 from .kernels import pass_where_below, times_one_minus_square
 from .quantizers import sign
-from .registry import Registry
 
 
 class Activation:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .kernels import Summary, summarize
-from .layers import Parameter
-from .model import MLP
+from ..nn.kernels import Summary, summarize
+from ..nn.layers import Parameter
+from ..nn.network import Network
 
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -> dict[str, float]:
     """``{prefix}/accuracy``, ``/precision`` and ``/f1`` (macro averages over the classes)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
     # like sklearn's default: averaged over the classes that occur in y_true or y_pred
     precision, _, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, average="macro", zero_division=0
@@ -27,6 +28,8 @@ def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[list[int]]:
     """The confusion matrix (rows: true class, columns: predicted) as nested lists."""
+    from sklearn.metrics import confusion_matrix
+
     return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).tolist()
 
 
@@ -68,11 +71,15 @@ def cosine_cka(x: np.ndarray, y: np.ndarray) -> float:
     return CosineKernel(x).alignment(CosineKernel(y))
 
 
-def information_plane(model: MLP, x: np.ndarray, targets: np.ndarray) -> dict[str, float]:
-    """``hsic/xz/{k}`` and ``hsic/zy/{k}`` for every hidden layer ``k`` (evaluation mode)."""
+def information_plane(network: Network, x: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """``hsic/xz/{k}`` and ``hsic/zy/{k}`` for the output ``Z`` of every block ``k``: each
+    hidden block, and the output block last (``k`` = the number of hidden blocks).
+
+    Batch norm runs in evaluation mode (running statistics), so the probe changes nothing.
+    """
     out: dict[str, float] = {}
     inputs, labels = CosineKernel(x), CosineKernel(targets)
-    for k, z in enumerate(model.hidden_outputs(x)):
+    for k, z in enumerate(network.block_outputs(x)):
         hidden = CosineKernel(z)
         out[f"hsic/xz/{k}"] = inputs.alignment(hidden)
         out[f"hsic/zy/{k}"] = hidden.alignment(labels)
@@ -82,9 +89,9 @@ def information_plane(model: MLP, x: np.ndarray, targets: np.ndarray) -> dict[st
 class BatchStatistics:
     """Per-iteration statistics after a backward step, cheap enough to take every iteration.
 
-    For every hidden layer ``k``: ``batch/saturation/{k}`` (fraction of pre-activations with
+    For every hidden block ``k``: ``batch/saturation/{k}`` (fraction of pre-activations with
     ``|a|`` above the activation's threshold: 2 for tanh, 1 for the sign family) and
-    ``batch/preact_var/{k}``; for every Linear ``k`` (the output layer last):
+    ``batch/preact_var/{k}``; for every block's weights ``k`` (the output block last):
     ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
 
     ``grad_summaries`` may bring the gradients' summaries from
@@ -93,16 +100,17 @@ class BatchStatistics:
     """
 
     def __call__(
-        self, model: MLP, grad_summaries: Mapping[Parameter, Summary] | None = None
+        self, network: Network, grad_summaries: Mapping[Parameter, Summary] | None = None
     ) -> dict[str, float]:
         stats: dict[str, float] = {}
-        for k, block in enumerate(model.hidden_blocks):
-            act = block.layers[-1]
+        for k, block in enumerate(network.hidden_blocks):
+            act = block.activation
+            assert act.input is not None, "statistics before a training forward"
             summary = summarize(act.input, act.activation.saturation_threshold)
             stats[f"batch/saturation/{k}"] = summary.fraction_above
             stats[f"batch/preact_var/{k}"] = summary.variance
-        for k, linear in enumerate(model.linears):
-            weight = linear.weight
+        for k, block in enumerate(network.blocks):
+            weight = block.weights.weight
             summary = (grad_summaries or {}).get(weight) or summarize(weight.grad)
             stats[f"batch/grad_var/{k}"] = summary.variance
             stats[f"batch/grad_absmax/{k}"] = summary.abs_max

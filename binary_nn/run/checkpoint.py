@@ -1,8 +1,9 @@
-"""Save and load a model, its batch-norm statistics and its rule's feedback in one ``.npz``.
+"""Save and load a network's named state and its rule's feedback in one ``.npz``.
 
-Keys: ``linear.{k}.weight`` (in x out; k = 0 .. output layer), ``batchnorm.{k}.gamma``,
-``.beta``, ``.running_mean``, ``.running_var`` (k = hidden layer), ``feedback.{k}``
-(n_classes x h_k) and ``config`` (JSON text).
+The keys are the state names the network and the rule give (:meth:`Network.named_state`,
+:meth:`LearningRule.named_state`): ``linear.{k}.weight`` (in x out; k = 0 .. output block),
+``batchnorm.{k}.gamma``, ``.beta``, ``.running_mean``, ``.running_var`` (k = hidden block),
+``feedback.{k}`` (n_classes x the block's output size) and ``config`` (JSON text).
 """
 
 from __future__ import annotations
@@ -15,25 +16,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
-from .model import MLP
-from .rules import LearningRule
+from ..errors import ConfigError
+from ..learning.rules import LearningRule
+from ..nn.network import Network
 
 
-def _arrays(model: MLP, rule: LearningRule | None) -> dict[str, np.ndarray]:
+def _arrays(model: Network, rule: LearningRule | None) -> dict[str, np.ndarray]:
     """Every array a checkpoint holds, by key, as live references into the model and rule."""
-    arrays = {f"linear.{k}.weight": lin.weight.value for k, lin in enumerate(model.linears)}
-    for k, bn in enumerate(model.batchnorms):
-        arrays[f"batchnorm.{k}.gamma"] = bn.gamma.value
-        arrays[f"batchnorm.{k}.beta"] = bn.beta.value
-        arrays[f"batchnorm.{k}.running_mean"] = bn.running_mean
-        arrays[f"batchnorm.{k}.running_var"] = bn.running_var
-    if rule is not None:
-        arrays.update({f"feedback.{k}": m for k, m in enumerate(rule.feedback)})
-    return arrays
+    return {**model.named_state(), **(rule.named_state() if rule is not None else {})}
 
 
-def save_checkpoint(path: str | Path, model: MLP, rule: LearningRule | None, config: dict) -> None:
+def save_checkpoint(
+    path: str | Path, model: Network, rule: LearningRule | None, config: dict
+) -> None:
     """Write the checkpoint atomically (a temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -47,7 +42,7 @@ def save_checkpoint(path: str | Path, model: MLP, rule: LearningRule | None, con
         raise
 
 
-def load_checkpoint(path: str | Path, model: MLP, rule: LearningRule | None) -> dict:
+def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None) -> dict:
     """Overwrite the model's (and rule's) arrays with the checkpoint's; return its config.
 
     Every key the model built from the flags needs must be present with the same shape, and
@@ -80,10 +75,9 @@ def load_checkpoint(path: str | Path, model: MLP, rule: LearningRule | None) -> 
             f"--load: checkpoint {path} holds {', '.join(extra)}, which the model built from the "
             f"flags does not have (check --hidden, --bn and --method)"
         )
-    for key, target in wanted.items():
-        target[...] = stored[key]
-    for bn in model.batchnorms:
-        bn.running_initialised = True
+    model.load_named_state({key: stored[key] for key in model.named_state()})
+    if rule is not None:
+        rule.load_named_state({key: stored[key] for key in rule.named_state()})
     try:
         return json.loads(str(saved_config)) if saved_config is not None else {}
     except json.JSONDecodeError:

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .errors import ConfigError
-from .kernels import Summary, sgd_update
-from .layers import Parameter
+from ..errors import ConfigError
+from ..nn.kernels import Summary, sgd_update
+from ..nn.layers import Parameter
 
 
 class SGD:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import TrainConfig
-from .errors import ConfigError
-from .tracking import SUMMARY_FILE, write_json_atomic
+from ..errors import ConfigError
+from ..run.config import TrainConfig
+from ..run.tracking import SUMMARY_FILE, write_json_atomic
 
 FINISHED = ("completed", "diverged")
 ERROR_FILE = "error.json"
@@ -60,8 +60,8 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | N
     """Worker: one training run, errors caught and written beside the run."""
     from threadpoolctl import threadpool_limits
 
-    from .errors import BinaryNNError, DivergenceError
-    from .trainer import run
+    from ..errors import BinaryNNError, DivergenceError
+    from ..run.loop import run
 
     run_dir = Path(config.out)
     (run_dir / ERROR_FILE).unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""The experiments tier: many runs (repeated seeds, grid sweeps) and the reports on them."""

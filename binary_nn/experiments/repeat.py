@@ -1,0 +1,142 @@
+"""``python -m binary_nn.repeat SETTINGS``: run a list of settings over several seeds.
+
+``SETTINGS`` is a YAML file, or the name of one shipped with binary_nn (``mnist``,
+``mnist_bn``: the published best settings; ``digits``: a short demo)::
+
+    name: MNIST without batch normalization
+    dataset: MNIST
+    seeds: 2..11
+    fixed: {bn: false, hidden: 700,500,300,200, epochs: 100, weight_clipping: 1}
+    settings:
+      - {method: DFA, hidden_act: signsat, binarize: false, init: 0.1, lr: 1.0e-4}
+
+Keys are :class:`~binary_nn.config.TrainConfig` fields. Each run goes into
+``OUT/<method>-<activation>-<real|binary>/seed-<k>``; finished runs are skipped, so running the
+same command again resumes an interrupted campaign.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from ..cli import ArgumentParser, run_cli
+from ..errors import ConfigError
+from ..run.config import TrainConfig
+from .jobs import Job, parse_seeds, run_jobs
+
+PROG = "binary_nn.repeat"
+
+
+def bundled_settings() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in resources.files("binary_nn.experiments.settings").iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
+def read_settings(source: str) -> dict:
+    """A settings file by path, or by the name of a bundled one."""
+    path = Path(source)
+    if not path.is_file():
+        if source not in bundled_settings():
+            raise ConfigError(
+                f"settings {source!r} is neither a file nor a bundled settings name "
+                f"({', '.join(bundled_settings())})"
+            )
+        path = Path(str(resources.files("binary_nn.experiments.settings") / f"{source}.yaml"))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("settings"), list):
+        raise ConfigError(f"{path} needs a 'settings' list of run settings")
+    data["_path"] = str(path)
+    return data
+
+
+def setting_name(config: TrainConfig) -> str:
+    weights = "binary" if config.binarize else "real"
+    return f"{config.method}-{config.hidden_act}-{weights}"
+
+
+def build_jobs(data: dict, seeds: list[int], out: Path, overrides: dict) -> list[Job]:
+    """One job per (setting, seed), every configuration validated before anything runs."""
+    fixed = dict(data.get("fixed") or {})
+    if "dataset" in data:
+        fixed.setdefault("dataset", data["dataset"])
+    jobs, names = [], set()
+    for index, setting in enumerate(data["settings"]):
+        if not isinstance(setting, dict):
+            raise ConfigError(f"setting {index + 1} of {data['_path']} is not a mapping")
+        base = TrainConfig.from_dict({**fixed, **setting, **overrides, "seed": 0}).resolved()
+        name = setting_name(base)
+        if name in names:
+            name = f"{name}-{index + 1}"
+        names.add(name)
+        for seed in seeds:
+            run_dir = out / name / f"seed-{seed}"
+            config = replace(base, seed=seed, out=str(run_dir), run_name=f"{name} seed {seed}")
+            jobs.append(Job(f"{name}/seed-{seed}", config))
+    return jobs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "settings", help="YAML settings file or a bundled name: " + ", ".join(bundled_settings())
+    )
+    parser.add_argument("--seeds", help="e.g. 2..11 or 1,2,3 (default: the file's)")
+    parser.add_argument("--epochs", type=int, help="override the epochs of every setting")
+    parser.add_argument("--processes", "-j", type=int, default=1, help="runs in parallel")
+    parser.add_argument("--out", help="campaign directory (default: runs/repeat-<settings>)")
+    parser.add_argument("--data-dir", help="dataset directory passed to every run")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
+    parser.add_argument("--no-progress", action="store_true")
+
+    def job() -> int:
+        args = parser.parse_args(argv)
+        data = read_settings(args.settings)
+        seeds = parse_seeds(args.seeds or str(data.get("seeds", "1")))
+        overrides = {
+            k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir)) if v is not None
+        }
+        out = Path(args.out or f"runs/repeat-{Path(data['_path']).stem}")
+        jobs = build_jobs(data, seeds, out, overrides)
+        if args.dry_run:
+            for j in jobs:
+                print(f"{j.name}: {' '.join(j.config.argv) or j.config.to_dict()}")
+            return 0
+        results = run_jobs(
+            jobs, args.processes, progress=not args.no_progress, desc=data.get("name", "runs")
+        )
+        print_table(results)
+        return 1 if any(r.status == "failed" for r in results) else 0
+
+    return run_cli(PROG, job)
+
+
+def print_table(results) -> None:
+    """Mean and spread of the final test accuracy per setting, over its seeds."""
+    groups: dict[str, list] = {}
+    for r in results:
+        groups.setdefault(r.name.rsplit("/", 1)[0], []).append(r)
+    print(f"{'setting':<24} {'runs':>4} {'test acc mean':>14} {'std':>7} {'min':>7} {'max':>7}")
+    for name, rs in groups.items():
+        acc = [r.summary["test/accuracy"] for r in rs if "test/accuracy" in r.summary]
+        failed = sum(r.status == "failed" for r in rs)
+        if not acc:
+            print(f"{name:<24} {len(rs):>4} {'-':>14}  ({failed} failed)")
+            continue
+        std = statistics.stdev(acc) if len(acc) > 1 else 0.0
+        note = f"  ({failed} failed)" if failed else ""
+        print(
+            f"{name:<24} {len(rs):>4} {statistics.mean(acc):>14.4f} {std:>7.4f} "
+            f"{min(acc):>7.4f} {max(acc):>7.4f}{note}"
+        )

@@ -1,0 +1,437 @@
+"""``python -m binary_nn.report RUNS... --out DIR``: the study's tables and figures.
+
+Reads run directories (any depth: a campaign, a sweep, single runs) and CSV files exported
+from Weights & Biases with the same column names, and writes to ``--out``:
+
+- ``grid_search.md``: per (dataset, batch norm), one row per (algorithm, activation, binary
+  weights) triple with the best (init, lr) on ``train/accuracy`` (mean over seeds) and its
+  scores, in the published layout;
+- ``boxplot_<dataset>_<bn>.png``: the best test accuracy of each triple over seeds;
+- ``curves_<dataset>_<bn>.png``: test accuracy per epoch, mean over seeds (run directories);
+- ``summary.csv``: per triple, mean, std and 95% confidence interval of the best test accuracy,
+  and a two-sided Mann-Whitney U test of each rule against backpropagation (GD);
+- ``comparison.md`` with ``--compare-to PUBLISHED.md``: measured beside published, per cell.
+
+Needs the ``report`` extra: ``pip install 'binary-nn[report]'`` (pandas, matplotlib, scipy).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..cli import ArgumentParser, run_cli
+from ..errors import ConfigError
+from ..run.tracking import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+
+PROG = "binary_nn.report"
+TRIPLE = ["method", "hidden_act", "binarize"]
+GROUP = ["dataset", "bn"]
+SCORES = [
+    "train/accuracy",
+    "train/precision",
+    "train/f1",
+    "test/accuracy",
+    "test/precision",
+    "test/f1",
+]
+REQUIRED_CSV = [*TRIPLE, "init", "lr", "train/accuracy", "test/accuracy"]
+SELECT_ON = "train/accuracy"
+BEST_TEST = "best/test/accuracy"
+ALGORITHM_ORDER = {"DFA": 0, "DRTP": 1, "GD": 2}
+
+
+def _pandas():
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ConfigError(
+            "the report needs pandas, matplotlib and scipy: pip install 'binary-nn[report]'"
+        ) from None
+    return pd
+
+
+def _dataset_name(name: str) -> str:
+    from ..data import DATASETS
+
+    return DATASETS.canonical(name) if name in DATASETS else str(name)
+
+
+def read_run_dirs(root: Path) -> tuple[list[dict], list[dict]]:
+    """Rows of finished runs under ``root``, and the unfinished ones (killed or failed)."""
+    rows, unfinished = [], []
+    for config_path in sorted(root.rglob(CONFIG_FILE)):
+        run_dir = config_path.parent
+        try:
+            config = json.loads(config_path.read_text())
+        except (OSError, ValueError):
+            unfinished.append({"run_dir": str(run_dir), "reason": "unreadable config.json"})
+            continue
+        try:
+            summary = json.loads((run_dir / SUMMARY_FILE).read_text())
+        except (OSError, ValueError):
+            error = run_dir / "error.json"
+            reason = "failed" if error.is_file() else "incomplete (no summary.json)"
+            unfinished.append({"run_dir": str(run_dir), "reason": reason})
+            continue
+        row = {key: config.get(key) for key in ("dataset", "bn", *TRIPLE, "init", "lr", "seed")}
+        row["dataset"] = _dataset_name(row["dataset"])
+        row.update({k: summary.get(k) for k in (*SCORES, BEST_TEST)})
+        row["status"] = summary.get("status")
+        row["epochs"] = summary.get("epochs_completed")
+        row["run_dir"] = str(run_dir)
+        rows.append(row)
+    return rows, unfinished
+
+
+def read_csv(path: Path):
+    """A W&B export: one row per run, config and summary columns under the SPEC names."""
+    pd = _pandas()
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path} is not a readable CSV file ({exc})") from None
+    missing = [c for c in REQUIRED_CSV if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"{path} lacks the column(s) {', '.join(missing)}; a W&B export "
+            f"needs {', '.join(REQUIRED_CSV)}"
+        )
+    frame = frame.copy()
+    for column, default in (
+        ("dataset", path.stem),
+        ("bn", False),
+        ("seed", 1),
+        ("status", "completed"),
+        ("run_dir", ""),
+    ):
+        if column not in frame.columns:
+            frame[column] = default
+    if BEST_TEST not in frame.columns:
+        frame[BEST_TEST] = frame["test/accuracy"]
+    for column in SCORES:
+        if column not in frame.columns:
+            frame[column] = float("nan")
+    frame["dataset"] = frame["dataset"].map(_dataset_name)
+    return frame
+
+
+def load(sources: Sequence[str]):
+    """All runs of the given directories and CSV files as one table, plus unfinished runs."""
+    pd = _pandas()
+    frames, unfinished = [], []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            rows, missing = read_run_dirs(path)
+            frames.append(pd.DataFrame(rows))
+            unfinished += missing
+        elif path.is_file() and path.suffix.lower() == ".csv":
+            frames.append(read_csv(path))
+        else:
+            raise ConfigError(f"{source} is neither a run directory nor a .csv file")
+    frame = (
+        pd.concat([f for f in frames if len(f)], ignore_index=True)
+        if any(len(f) for f in frames)
+        else pd.DataFrame()
+    )
+    if frame.empty:
+        raise ConfigError(
+            f"no finished runs found in {', '.join(sources)}"
+            + (f" ({len(unfinished)} unfinished)" if unfinished else "")
+        )
+    frame["bn"] = frame["bn"].astype(bool)
+    frame["binarize"] = frame["binarize"].astype(bool)
+    frame["method"] = frame["method"].astype(str).str.upper().replace({"BP": "GD"})
+    return frame, unfinished
+
+
+def best_settings(frame):
+    """Per (dataset, bn, triple): the (init, lr) with the best mean ``train/accuracy``."""
+    means = (
+        frame.groupby([*GROUP, *TRIPLE, "init", "lr"], dropna=False)
+        .agg(**{c: (c, "mean") for c in (*SCORES, BEST_TEST)}, runs=("seed", "size"))
+        .reset_index()
+    )
+    means = means.sort_values(SELECT_ON, ascending=False, na_position="last", kind="stable")
+    best = means.drop_duplicates([*GROUP, *TRIPLE]).copy()
+    best["order"] = list(
+        zip(best["binarize"], best["hidden_act"], best["method"].map(ALGORITHM_ORDER), strict=True)
+    )
+    return best.sort_values([*GROUP, "order"]).drop(columns="order")
+
+
+def section_title(dataset: str, bn: bool) -> str:
+    return f"{dataset} {'with' if bn else 'without'} Batch Normalization"
+
+
+def _lr(value: float) -> str:
+    mantissa, exponent = f"{value:.1E}".split("E")
+    return f"{mantissa}E{int(exponent)}"
+
+
+def grid_search_markdown(best, unfinished: list[dict]) -> str:
+    lines = ["# Grid search: best (init, lr) per triple, selected on train/accuracy", ""]
+    header = (
+        "| algorithm | activation | binary weights | initial value | learning rate | "
+        + " | ".join(SCORES)
+        + " | runs |"
+    )
+    for (dataset, bn), group in best.groupby(GROUP, sort=True):
+        lines += [f"## {section_title(dataset, bn)}", "", header, "|" + "---|" * (len(SCORES) + 6)]
+        for _, row in group.iterrows():
+            scores = " | ".join("-" if row[c] != row[c] else f"{row[c]:.4f}" for c in SCORES)
+            lines.append(
+                f"| {row['method'].lower()} | {row['hidden_act']} | {row['binarize']} "
+                f"| {row['init']:g} | {_lr(row['lr'])} | {scores} | {row['runs']} |"
+            )
+        lines.append("")
+    if unfinished:
+        lines += ["## Unfinished runs (not counted)", ""]
+        lines += [f"- {u['run_dir']}: {u['reason']}" for u in unfinished]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chosen_runs(frame, best):
+    """The runs (all seeds) of each triple's chosen (init, lr)."""
+    keys = [*GROUP, *TRIPLE, "init", "lr"]
+    return frame.merge(best[keys], on=keys, how="inner")
+
+
+def summary_table(runs):
+    """Mean, std, 95% CI of the best test accuracy per triple; Mann-Whitney U against GD."""
+    import numpy as np
+    from scipy import stats
+
+    pd = _pandas()
+    gd_values = {
+        (*key[:2], *key[3:]): group[BEST_TEST].dropna().to_numpy(float)
+        for key, group in runs[runs["method"] == "GD"].groupby([*GROUP, *TRIPLE])
+    }
+    records = []
+    for key, group in runs.groupby([*GROUP, *TRIPLE, "init", "lr"], sort=True):
+        values = group[BEST_TEST].dropna().to_numpy(float)
+        record = dict(zip([*GROUP, *TRIPLE, "init", "lr"], key, strict=True))
+        n = len(values)
+        mean = float(values.mean()) if n else float("nan")
+        std = float(values.std(ddof=1)) if n > 1 else float("nan")
+        half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
+        record.update(n=n, mean=mean, std=std, ci95_low=mean - half, ci95_high=mean + half)
+        gd = gd_values.get((*key[:2], *key[3:5]), np.empty(0))
+        if record["method"] != "GD" and n and len(gd):
+            test = stats.mannwhitneyu(values, gd, alternative="two-sided")
+            record.update(vs_gd_u=float(test.statistic), vs_gd_p=float(test.pvalue))
+        else:
+            record.update(vs_gd_u=float("nan"), vs_gd_p=float("nan"))
+        records.append(record)
+    return pd.DataFrame(records)
+
+
+def _label(row) -> str:
+    return f"{row['method']} {row['hidden_act']} {'bin' if row['binarize'] else 'real'}"
+
+
+def _per_section_figures(runs, out: Path, prefix: str, draw) -> list[Path]:
+    """One PNG per (dataset, bn): ``draw(ax, plt, group, title)`` returns False to skip it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    for (dataset, bn), group in runs.groupby(GROUP, sort=True):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        if draw(ax, plt, group, section_title(dataset, bn)):
+            fig.tight_layout()
+            path = out / f"{prefix}_{dataset}_{'bn' if bn else 'nobn'}.png"
+            fig.savefig(path, dpi=100)
+            written.append(path)
+        plt.close(fig)
+    return written
+
+
+def _triples(group):
+    """(label, runs) per triple of a section, in a stable order."""
+    for key, sub in group.groupby(TRIPLE, sort=True):
+        yield _label(dict(zip(TRIPLE, key, strict=True))), sub
+
+
+def plot_boxes(runs, out: Path) -> list[Path]:
+    def draw(ax, plt, group, title) -> bool:
+        labels, data = zip(
+            *((label, sub[BEST_TEST].dropna().to_numpy(float)) for label, sub in _triples(group)),
+            strict=True,
+        )
+        ax.boxplot(data, tick_labels=labels)
+        ax.set_ylabel("best test accuracy")
+        ax.set_title(f"{title}: best test accuracy over seeds")
+        ax.tick_params(axis="x", rotation=60)
+        return True
+
+    return _per_section_figures(runs, out, "boxplot", draw)
+
+
+def learning_curve(run_dir: str) -> dict[int, float]:
+    """Test accuracy per epoch from a run's ``metrics.jsonl``."""
+    curve = {}
+    path = Path(run_dir) / METRICS_FILE
+    if not (run_dir and path.is_file()):
+        return curve
+    with path.open() as lines:
+        for line in lines:
+            # only the epoch lines hold it: a 100-epoch MNIST run writes 46,900 per-iteration
+            # lines (38 MB), which need not be parsed
+            if '"test/accuracy"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # the torn last line of a killed run
+                continue
+            if "test/accuracy" in record:
+                curve[record["epoch"]] = record["test/accuracy"]
+    return curve
+
+
+def plot_curves(runs, out: Path) -> list[Path]:
+    pd = _pandas()
+
+    def draw(ax, plt, group, title) -> bool:
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 12 triples: no colour twice
+        drawn = 0
+        for label, sub in _triples(group):
+            curves = [c for c in (pd.Series(learning_curve(d)) for d in sub["run_dir"]) if len(c)]
+            if curves:
+                mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
+                ax.plot(mean.index, mean.to_numpy(), label=label)
+                drawn += 1
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (mean over seeds)")
+        ax.set_title(title)
+        if drawn:
+            ax.legend(fontsize=7, ncol=2)
+        return drawn > 0
+
+    return _per_section_figures(runs, out, "curves", draw)
+
+
+def parse_published(path: Path) -> dict[tuple, dict]:
+    """Rows of a published table in the layout of ``mnist_grid_search.md``, keyed by
+    (dataset, bn, method, activation, binarize)."""
+    from ..data import DATASETS
+
+    rows: dict[tuple, dict] = {}
+    section, header = None, None
+    for line in Path(path).read_text().splitlines():
+        title = re.match(r"#+\s*(\S+)\s+(with|without)\s+batch\s*norm", line, re.IGNORECASE)
+        if title:
+            name = title.group(1)
+            section = (
+                DATASETS.canonical(name) if name in DATASETS else name,
+                title.group(2).lower() == "with",
+            )
+            header = None
+            continue
+        if not line.startswith("|") or section is None:
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if header is None:
+            header = cells
+            continue
+        if set("".join(cells)) <= set("-: "):
+            continue
+        row = dict(zip(header, cells, strict=False))
+        method = row["algorithm"].upper().replace("BP", "GD")
+        key = (*section, method, row["activation"], row["binary weights"].lower() == "true")
+        rows[key] = row
+    if not rows:
+        raise ConfigError(
+            f"--compare-to: {path} holds no table under a heading like "
+            "'## MNIST without Batch Normalization'"
+        )
+    return rows
+
+
+def comparison_markdown(best, published: dict[tuple, dict]) -> str:
+    lines = [
+        "# Measured against published",
+        "",
+        "Each cell: measured / published (measured - published).",
+    ]
+    for (dataset, bn), group in best.groupby(GROUP, sort=True):
+        matched = [
+            (row, published.get((dataset, bn, row["method"], row["hidden_act"], row["binarize"])))
+            for _, row in group.iterrows()
+        ]
+        matched = [(r, p) for r, p in matched if p is not None]
+        if not matched:
+            continue
+        metrics = [c for c in matched[0][1] if c in SCORES]
+        lines += [
+            "",
+            f"## {section_title(dataset, bn)}",
+            "",
+            "| algorithm | activation | binary weights | initial value | learning rate | "
+            + " | ".join(metrics)
+            + " |",
+            "|" + "---|" * (5 + len(metrics)),
+        ]
+        for row, pub in matched:
+            cells = []
+            for metric in metrics:
+                ours, theirs = row[metric], float(pub[metric])
+                cells.append(f"{ours:.4f} / {theirs:.4f} ({ours - theirs:+.4f})")
+            lines.append(
+                f"| {row['method'].lower()} | {row['hidden_act']} | {row['binarize']} | "
+                f"{row['init']:g} / {pub['initial value']} | {_lr(row['lr'])} / "
+                f"{pub['learning rate']} | " + " | ".join(cells) + " |"
+            )
+    if len(lines) == 3:
+        lines += ["", "No (dataset, batch norm, triple) of the runs is in the published table."]
+    return "\n".join(lines) + "\n"
+
+
+def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None) -> dict:
+    """Write every output into ``out``; return what was written and the markdown table."""
+    from ..run.tracking import write_text_atomic
+
+    frame, unfinished = load(sources)
+    out.mkdir(parents=True, exist_ok=True)
+    best = best_settings(frame)
+    table = grid_search_markdown(best, unfinished)
+    write_text_atomic(out / "grid_search.md", table)
+    runs = chosen_runs(frame, best)
+    summary = summary_table(runs)
+    write_text_atomic(out / "summary.csv", summary.to_csv(index=False))
+    written = {
+        "grid_search": out / "grid_search.md",
+        "summary": out / "summary.csv",
+        "boxplots": plot_boxes(runs, out),
+        "curves": plot_curves(runs, out),
+    }
+    if compare_to:
+        comparison = comparison_markdown(best, parse_published(Path(compare_to)))
+        write_text_atomic(out / "comparison.md", comparison)
+        written["comparison"] = out / "comparison.md"
+    return {"written": written, "table": table, "runs": len(frame), "unfinished": unfinished}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("sources", nargs="+", help="run directories and/or W&B CSV exports")
+    parser.add_argument("--out", required=True, help="directory for the tables and figures")
+    parser.add_argument("--compare-to", help="a published table (markdown) to set beside ours")
+
+    def job() -> int:
+        args = parser.parse_args(argv)
+        result = make_report(args.sources, Path(args.out), args.compare_to)
+        print(result["table"])
+        print(f"{result['runs']} finished runs, {len(result['unfinished'])} unfinished; wrote:")
+        for value in result["written"].values():
+            for path in value if isinstance(value, list) else [value]:
+                print(f"  {path}")
+        return 0
+
+    return run_cli(PROG, job)

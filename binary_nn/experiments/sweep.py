@@ -1,0 +1,307 @@
+"""``python -m binary_nn.sweep FILE.yaml``: run a Weights & Biases grid sweep file.
+
+The file is a W&B sweep configuration (``wandb sweep FILE`` accepts it unchanged)::
+
+    method: grid
+    metric: {name: train/accuracy, goal: maximize}
+    parameters:
+      method: {values: [GD, DFA, DRTP]}
+      binarize: {values: [true, false]}
+      lr: {value: 1.0e-4}
+    command: [${env}, ${interpreter}, -m, binary_nn.train, ${args_no_boolean_flags}]
+
+Every grid point becomes the command line a W&B agent would build (``--name=value``; a
+boolean ``true`` as ``--name``, ``false`` left out), plus the fixed arguments of ``command``.
+
+Executors: ``local`` (default; ``--processes N`` on this machine), ``ray`` (Ray tasks on a local
+instance or the cluster at ``--address``), ``wandb`` (creates the sweep on W&B and starts an
+agent here; the printed ``wandb agent ...`` line lets other machines join). ``local`` and
+``ray`` write one run directory per point, named from its parameters, skip points already
+finished (so a sweep resumes), record a failed point's error and go on, and end with the best
+point on the file's metric.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import yaml
+
+from ..cli import ArgumentParser, run_cli
+from ..errors import ConfigError
+from ..run.tracking import write_json_atomic
+from .jobs import Job, run_jobs
+
+PROG = "binary_nn.sweep"
+GRID_EXECUTORS = ("local", "ray")
+ENTRY_POINTS = (("-m", "binary_nn.train"), ("binary-nn",))
+DROPPED_MACROS = {"${env}", "${interpreter}", "${program}"}
+ARGS_MACRO = "${args_no_boolean_flags}"
+
+
+@dataclass
+class Sweep:
+    """A parsed sweep file: grid parameters (name -> values) and the fixed arguments."""
+
+    path: Path
+    raw: dict
+    name: str
+    method: str
+    metric: str
+    goal: str
+    parameters: dict[str, list]
+    fixed_args: list[str]
+
+    def points(self) -> list[dict]:
+        """The grid, in the order of the file's parameters (the last one varies fastest)."""
+        keys = list(self.parameters)
+        return [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*self.parameters.values())
+        ]
+
+    @property
+    def varying(self) -> list[str]:
+        return [k for k, v in self.parameters.items() if len(v) > 1]
+
+
+def point_args(point: dict) -> list[str]:
+    """The agent's ``${args_no_boolean_flags}`` for one point."""
+    args = []
+    for name, value in point.items():
+        if isinstance(value, bool):
+            if value:
+                args.append(f"--{name}")
+        else:
+            args.append(f"--{name}={value}")
+    return args
+
+
+def point_name(point: dict, varying: list[str]) -> str:
+    """A directory name from the point's varying parameters, e.g. ``method-DFA_lr-1e-05``."""
+    parts = [f"{k}-{point[k]}" for k in varying] or ["point"]
+    return re.sub(r"[^A-Za-z0-9._=-]", "_", "_".join(parts))
+
+
+def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
+    """Read and check a sweep file before anything runs; errors name the key."""
+    from ..train import build_parser
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError:
+        raise ConfigError(f"sweep file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} is not a sweep: it must be a mapping with 'parameters'")
+    parameters = raw.get("parameters")
+    if not isinstance(parameters, dict) or not parameters:
+        raise ConfigError(f"{path} is not a sweep: 'parameters' is missing or empty")
+    method = raw.get("method")
+    if method not in ("grid", "random", "bayes"):
+        raise ConfigError(f"{path}: 'method' must be grid, random or bayes, got {method!r}")
+    if executor in GRID_EXECUTORS and method != "grid":
+        raise ConfigError(
+            f"{path}: method {method!r} needs W&B's sweep controller; the "
+            f"{executor} executor runs 'method: grid' (or use --executor wandb)"
+        )
+    metric = raw.get("metric") or {}
+    if not isinstance(metric, dict) or "name" not in metric:
+        raise ConfigError(f"{path}: 'metric' needs a 'name' (e.g. train/accuracy)")
+    goal = metric.get("goal", "minimize")
+    if goal not in ("maximize", "minimize"):
+        raise ConfigError(f"{path}: 'metric.goal' must be maximize or minimize, got {goal!r}")
+
+    # the CLI's own parser says which flags exist (argparse keeps them in this mapping)
+    flags = build_parser()._option_string_actions
+    grid: dict[str, list] = {}
+    for name, spec in parameters.items():
+        if f"--{name}" not in flags:
+            raise ConfigError(
+                f"{path}: parameter {name!r} is not a flag of binary_nn.train "
+                f"(see python -m binary_nn.train --help)"
+            )
+        if isinstance(spec, dict) and "values" in spec and isinstance(spec["values"], list):
+            values = spec["values"]
+        elif isinstance(spec, dict) and "value" in spec:
+            values = [spec["value"]]
+        else:
+            raise ConfigError(
+                f"{path}: parameter {name!r} needs 'value' or a 'values' list "
+                f"(distributions need --executor wandb)"
+            )
+        if not values:
+            raise ConfigError(f"{path}: parameter {name!r} has an empty 'values' list")
+        grid[name] = values
+    return Sweep(
+        path,
+        raw,
+        str(raw.get("name") or path.stem),
+        method,
+        metric["name"],
+        goal,
+        grid,
+        _fixed_args(path, raw.get("command")),
+    )
+
+
+def _fixed_args(path: Path, command) -> list[str]:
+    """The arguments of ``command`` after the entry point, without W&B's macros."""
+    if command is None:
+        raise ConfigError(
+            f"{path}: 'command' is missing; it must run -m binary_nn.train with {ARGS_MACRO}"
+        )
+    if not isinstance(command, list):
+        raise ConfigError(f"{path}: 'command' must be a list")
+    items = [str(c) for c in command if str(c) not in DROPPED_MACROS]
+    for entry in ENTRY_POINTS:
+        for start in range(len(items) - len(entry) + 1):
+            if tuple(items[start : start + len(entry)]) == entry:
+                rest = items[start + len(entry) :]
+                if ARGS_MACRO not in rest:
+                    raise ConfigError(
+                        f"{path}: 'command' must pass the point's flags with "
+                        f"{ARGS_MACRO} (boolean flags such as --bn take no value)"
+                    )
+                others = [c for c in rest if c.startswith("${") and c != ARGS_MACRO]
+                if others:
+                    raise ConfigError(f"{path}: 'command' uses {others[0]}; use {ARGS_MACRO}")
+                return [c for c in rest if c != ARGS_MACRO]
+    raise ConfigError(f"{path}: 'command' must run '-m binary_nn.train' (or 'binary-nn')")
+
+
+def build_jobs(
+    sweep: Sweep, out: Path, extra_args: Sequence[str] = (), drop_wandb: bool = False
+) -> list[Job]:
+    """One validated job per grid point, its run directory under ``out``."""
+    from ..train import config_from_args
+
+    fixed = [a for a in sweep.fixed_args if not (drop_wandb and a == "--wandb")]
+    jobs = []
+    for point in sweep.points():
+        argv = [*fixed, *point_args(point), *extra_args]
+        name = point_name(point, sweep.varying)
+        try:  # a bad value is refused here, before any run starts
+            config = config_from_args(argv).resolved()
+        except ConfigError as exc:
+            raise ConfigError(f"{sweep.path}: point {name}: {exc}") from None
+        jobs.append(Job(name, replace(config, out=str(out / name))))
+    return jobs
+
+
+def best_point(results, metric: str, goal: str):
+    scored = [
+        r
+        for r in results
+        if isinstance(r.summary.get(metric), (int, float)) and not math.isnan(r.summary[metric])
+    ]
+    if not scored:
+        return None
+    pick = max if goal == "maximize" else min
+    return pick(scored, key=lambda r: r.summary[metric])
+
+
+def run_wandb(sweep: Sweep, project: str | None, entity: str | None, count: int | None) -> int:
+    try:
+        import wandb
+    except ImportError:
+        raise ConfigError("--executor wandb needs wandb: pip install 'binary-nn[wandb]'") from None
+    dataset = sweep.parameters.get("dataset", ["digits"])[0]
+    project = project or f"{dataset} custom"
+    try:
+        sweep_id = wandb.sweep(sweep=sweep.raw, project=project, entity=entity)
+    except Exception as exc:
+        raise ConfigError(
+            f"W&B refused the sweep ({str(exc).strip().splitlines()[0]}); run `wandb login` first"
+        ) from None
+    target = "/".join(p for p in (entity, project, sweep_id) if p)
+    print(f"sweep created; other machines join with:\n  wandb agent {target}")
+    command = [sys.executable, "-m", "wandb", "agent", target]
+    if count:
+        command += ["--count", str(count)]
+    return subprocess.call(command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser.add_argument("file", help="a W&B sweep YAML file (method: grid for local and ray)")
+    parser.add_argument("--executor", choices=("local", "ray", "wandb"), default="local")
+    parser.add_argument(
+        "--processes", "-j", type=int, default=1, help="local executor: points run in parallel"
+    )
+    parser.add_argument(
+        "--address",
+        help="ray executor: address of an existing cluster (default: start a local Ray instance)",
+    )
+    parser.add_argument("--out", help="sweep directory (default: runs/sweep-<file name>)")
+    parser.add_argument("--data-dir", help="dataset directory passed to every point")
+    parser.add_argument(
+        "--no-wandb", action="store_true", help="drop --wandb from the command's fixed arguments"
+    )
+    parser.add_argument("--project", help="wandb executor: W&B project")
+    parser.add_argument("--entity", help="wandb executor: W&B entity")
+    parser.add_argument("--count", type=int, help="wandb executor: runs this agent does")
+    parser.add_argument("--dry-run", action="store_true", help="list the points and stop")
+    parser.add_argument("--no-progress", action="store_true")
+
+    def job() -> int:
+        args = parser.parse_args(argv)
+        sweep = load_sweep(args.file, args.executor)
+        if args.executor == "wandb" and not args.dry_run:
+            return run_wandb(sweep, args.project, args.entity, args.count)
+        out = Path(args.out or f"runs/sweep-{sweep.path.stem}")
+        extra = ["--data-dir", args.data_dir] if args.data_dir else []
+        jobs = build_jobs(sweep, out, extra, drop_wandb=args.no_wandb)
+        if args.dry_run:
+            for j in jobs:
+                print(f"{j.name}: {' '.join(j.config.argv)}")
+            print(f"{len(jobs)} points")
+            return 0
+        results = run_jobs(
+            jobs,
+            args.processes,
+            progress=not args.no_progress,
+            desc=sweep.name,
+            executor=args.executor,
+            address=args.address,
+        )
+        counts = {
+            s: sum(r.status == s for r in results)
+            for s in ("completed", "skipped", "diverged", "failed")
+        }
+        write_json_atomic(
+            out / "sweep.json",
+            {
+                "file": str(sweep.path),
+                "metric": sweep.metric,
+                "goal": sweep.goal,
+                "points": [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "error": r.error,
+                        sweep.metric: r.summary.get(sweep.metric),
+                    }
+                    for r in results
+                ],
+            },
+        )
+        print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(results)} points")
+        best = best_point(results, sweep.metric, sweep.goal)
+        if best is not None:
+            print(
+                f"best on {sweep.metric} ({sweep.goal}): {best.name} = "
+                f"{best.summary[sweep.metric]:.4f} ({best.run_dir})"
+            )
+        return 1 if counts["failed"] else 0
+
+    return run_cli(PROG, job)

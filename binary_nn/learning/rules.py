@@ -1,0 +1,116 @@
+"""Learning rules: how the error reaches each hidden block.
+
+A rule works on a network it does not own, like a ``torch.optim`` optimizer: it fills the
+parameters' ``grad`` arrays from the output error; an :class:`~binary_nn.learning.optim.SGD`
+then applies them. In every rule the output block gets its true gradient. Adding a rule touches
+no layer code: subclass :class:`LearningRule` (or :class:`DirectFeedbackRule` for a rule that
+projects a signal straight to every hidden block) and register it in :data:`RULES`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..nn.network import Network
+from ..registry import Registry
+
+
+class LearningRule:
+    """Base class. ``feedback`` holds the rule's fixed random matrices, one per hidden block."""
+
+    name = ""
+
+    def __init__(self, network: Network, rng: np.random.Generator | None = None) -> None:
+        self.network = network
+        self.feedback: list[np.ndarray] = []
+
+    def backward(self, error: np.ndarray, target01: np.ndarray) -> None:
+        """Fill every parameter's gradient.
+
+        Parameters
+        ----------
+        error : ndarray (batch, n_classes)
+            ``dLoss/dy_pred`` at the output, ``2 * (y_pred - y)`` summed over the batch.
+        target01 : ndarray (batch, n_classes)
+            The one-hot target in {0, 1}.
+        """
+        raise NotImplementedError
+
+    def named_state(self) -> dict[str, np.ndarray]:
+        """``feedback.{k}`` -> the matrix of hidden block ``k`` (live references)."""
+        return {f"feedback.{k}": matrix for k, matrix in enumerate(self.feedback)}
+
+    def load_named_state(self, state: dict[str, np.ndarray]) -> None:
+        own = self.named_state()
+        if set(state) != set(own):
+            raise ConfigError(f"{self.name} state needs {sorted(own)}, got {sorted(state)}")
+        for key, matrix in own.items():
+            matrix[...] = state[key]
+
+
+class GD(LearningRule):
+    """Backpropagation: the true gradient, chained down through every block."""
+
+    name = "GD"
+
+    def backward(self, error: np.ndarray, target01: np.ndarray) -> None:
+        grad: np.ndarray | None = error
+        blocks = self.network.blocks
+        for index in range(len(blocks) - 1, -1, -1):
+            assert grad is not None
+            grad = blocks[index].backward(grad, need_input_grad=index > 0)
+
+
+class DirectFeedbackRule(LearningRule):
+    """A rule that sends ``signal @ F_k`` to hidden block ``k`` through fixed ``F_k ~ U(-1, 1)``
+    of shape (n_classes, the block's output size), reshaped to the block's output shape.
+
+    Each hidden block then takes one local backward step (activation derivative, batch norm,
+    weight gradient); nothing is propagated from one hidden block to the next.
+    """
+
+    def __init__(self, network: Network, rng: np.random.Generator | None = None) -> None:
+        super().__init__(network)
+        rng = rng if rng is not None else np.random.default_rng()
+        self.feedback = [
+            rng.uniform(-1, 1, size=(network.n_classes, block.output_size)).astype(network.dtype)
+            for block in network.hidden_blocks
+        ]
+
+    def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
+        """What is projected to the hidden blocks."""
+        raise NotImplementedError
+
+    def backward(self, error: np.ndarray, target01: np.ndarray) -> None:
+        self.network.output_block.backward(error, need_input_grad=False)
+        signal = self.signal(error, target01)
+        for block, matrix in zip(self.network.hidden_blocks, self.feedback, strict=True):
+            projected = signal @ matrix
+            block.backward(
+                projected.reshape(len(signal), *block.output_shape), need_input_grad=False
+            )
+
+
+class DFA(DirectFeedbackRule):
+    """Direct feedback alignment: the output error ``e``, projected by ``B_k``."""
+
+    name = "DFA"
+
+    def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
+        return error
+
+
+class DRTP(DirectFeedbackRule):
+    """Direct random target projection: the target alone, ``y01 @ P_k`` (no error needed)."""
+
+    name = "DRTP"
+
+    def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
+        return target01
+
+
+RULES: Registry[type[LearningRule]] = Registry("learning rule", "-m/--method")
+RULES.add("GD", GD, "BP")
+RULES.add("DFA", DFA)
+RULES.add("DRTP", DRTP)

@@ -1,0 +1,293 @@
+"""Layers: each is a forward and a backward you can read in one go, and describes itself.
+
+``forward(x, train=...)`` keeps what ``backward`` needs when ``train`` is true (and only batch
+norm behaves differently in the two modes). ``backward(grad, need_input_grad=...)`` stores the
+gradients of the layer's parameters in their ``grad`` arrays and returns the gradient with
+respect to the layer's input, or ``None`` when ``need_input_grad`` is false (the first layer,
+and every layer under DFA and DRTP, never needs it, and for a Linear it is the costliest
+product of the step).
+
+A layer names its state: :meth:`Layer.named_parameters` (trained) and
+:meth:`Layer.named_buffers` (kept but not trained, such as batch norm's running statistics);
+``kind`` is the name checkpoints and summaries use for it (``linear``, ``batchnorm``, ...), and
+:meth:`Layer.output_shape` maps an example's input shape to its output shape.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+from .activations import Activation
+from .kernels import batchnorm_backward, batchnorm_train, scale_shift
+from .quantizers import WeightQuantizer
+
+Shape = tuple[int, ...]
+
+
+class Parameter:
+    """A trainable array and its gradient; ``kind`` tells an optimizer what it is."""
+
+    __slots__ = ("grad", "kind", "value")
+
+    def __init__(self, value: np.ndarray, kind: str) -> None:
+        self.value = value
+        self.grad = np.zeros_like(value)
+        self.kind = kind
+
+
+class Layer:
+    """Base class of the layers; a parameter-free layer only overrides forward and backward."""
+
+    kind: ClassVar[str] = "layer"
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The shape of one example's output, given one example's input shape."""
+        return input_shape
+
+    def named_parameters(self) -> dict[str, Parameter]:
+        return {}
+
+    def named_buffers(self) -> dict[str, np.ndarray]:
+        """State that is kept but not trained."""
+        return {}
+
+    def parameters(self) -> list[Parameter]:
+        return list(self.named_parameters().values())
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Every array of the layer's state by name: live references, not copies."""
+        state = {name: p.value for name, p in self.named_parameters().items()}
+        state.update(self.named_buffers())
+        return state
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``state`` (every name of :meth:`state_dict`, same shapes) into the layer."""
+        own = self.state_dict()
+        if set(state) != set(own):
+            raise ConfigError(f"{self.kind} state needs {sorted(own)}, got {sorted(state)}")
+        for name, target in own.items():
+            if np.shape(state[name]) != target.shape:
+                raise ConfigError(
+                    f"{self.kind}.{name} has shape {target.shape}, got {np.shape(state[name])}"
+                )
+            target[...] = state[name]
+
+    def describe(self) -> str | None:
+        """A short tag for the architecture summary, or None."""
+        return None
+
+
+class Flatten(Layer):
+    """Examples of any shape to vectors: (batch, *shape) -> (batch, prod(shape)), a view."""
+
+    kind = "flatten"
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, ...] = ()
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        if train:
+            self._shape = x.shape
+        return x.reshape(len(x), -1)
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        return grad.reshape(self._shape) if need_input_grad else None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
+
+
+class WeightLayer(Layer):
+    """A layer with latent weights and the quantizer it computes with (Linear, convolutions).
+
+    Its block, the optimizer's clipping, the size accounting and export reach the weights
+    through ``weight``, ``quantizer``, ``fan_in`` and :meth:`effective_weight`.
+    """
+
+    weight: Parameter
+    quantizer: WeightQuantizer
+
+    @property
+    def fan_in(self) -> int:
+        """Inputs summed into one output (what ``--sn`` divides by)."""
+        raise NotImplementedError
+
+    def effective_weight(self) -> np.ndarray:
+        """The weights the forward computes with, ``q(W)``."""
+        return self.quantizer.forward(self.weight.value)
+
+    def named_parameters(self) -> dict[str, Parameter]:
+        return {"weight": self.weight}
+
+    def describe(self) -> str | None:
+        return "bin" if self.quantizer.binary else None
+
+
+class Linear(WeightLayer):
+    """Bias-free ``x @ q(W)`` with latent weights ``W`` of shape (in, out).
+
+    ``quantizer`` (:class:`~binary_nn.nn.quantizers.WeightQuantizer`) gives ``q``: the forward,
+    and the error sent to the layer below, use ``q(W)``; the latent ``W`` receives the gradient
+    ``x^T @ delta``, shaped by the quantizer's pseudo-gradient.
+    """
+
+    kind = "linear"
+
+    def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
+        self.weight = Parameter(weight, "weight")
+        self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
+        self._x: np.ndarray | None = None
+        self._w: np.ndarray | None = None
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.value.shape[0])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.weight.value.shape[1])
+
+    @property
+    def fan_in(self) -> int:
+        return self.in_features
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        w = self.effective_weight()
+        if train:
+            self._x, self._w = x, w
+        return x @ w
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        assert self._x is not None and self._w is not None, "backward before a training forward"
+        np.matmul(self._x.T, grad, out=self.weight.grad)
+        self.quantizer.backward(self.weight.grad, self.weight.value)
+        return grad @ self._w.T if need_input_grad else None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if input_shape != (self.in_features,):
+            raise ConfigError(f"Linear({self.in_features}, ...) cannot take inputs {input_shape}")
+        return (self.out_features,)
+
+
+class Scaler(Layer):
+    """Divides its input by ``fan_in``, the input size of the weight layer before it (``--sn``)."""
+
+    kind = "scaler"
+
+    def __init__(self, fan_in: int) -> None:
+        self.fan_in = fan_in
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        return x / self.fan_in
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        return grad / self.fan_in if need_input_grad else None
+
+    def describe(self) -> str | None:
+        return "sn"
+
+
+class BatchNorm(Layer):
+    """Per-feature batch normalisation with trainable ``gamma`` and ``beta``.
+
+    Training uses the batch's mean and (biased) variance; evaluation the running ones, updated
+    as ``running = momentum * running + (1 - momentum) * batch`` after the first batch set them.
+    """
+
+    kind = "batchnorm"
+
+    def __init__(
+        self, n_features: int, dtype: type = np.float32, eps: float = 1e-3, momentum: float = 0.9
+    ) -> None:
+        self.gamma = Parameter(np.ones(n_features, dtype), "gamma")
+        self.beta = Parameter(np.zeros(n_features, dtype), "beta")
+        self.running_mean = np.zeros(n_features, dtype)
+        self.running_var = np.ones(n_features, dtype)
+        self.running_initialised = False
+        self.eps = eps
+        self.momentum = momentum
+        self._x_hat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        if not train:  # one affine map per feature: x * scale + shift
+            scale = self.gamma.value / np.sqrt(self.running_var + self.eps)
+            return scale_shift(x, scale, self.beta.value - self.running_mean * scale)
+        out, self._x_hat, mean, var, self._inv_std = batchnorm_train(
+            x, self.gamma.value, self.beta.value, self.eps
+        )
+        self._update_running(mean, var)
+        return out
+
+    def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
+        if not self.running_initialised:
+            self.running_mean[:] = mean
+            self.running_var[:] = var
+            self.running_initialised = True
+            return
+        m = self.momentum
+        self.running_mean *= m
+        self.running_mean += (1 - m) * mean
+        self.running_var *= m
+        self.running_var += (1 - m) * var
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
+        # exact gradient through the batch mean and variance
+        return batchnorm_backward(
+            grad,
+            self._x_hat,
+            self.gamma.value,
+            self._inv_std,
+            self.gamma.grad,
+            self.beta.grad,
+            need_input_grad,
+        )
+
+    def named_parameters(self) -> dict[str, Parameter]:
+        return {"gamma": self.gamma, "beta": self.beta}
+
+    def named_buffers(self) -> dict[str, np.ndarray]:
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        super().load_state_dict(state)
+        self.running_initialised = True
+
+    def describe(self) -> str | None:
+        return "bn"
+
+
+class ActivationLayer(Layer):
+    """Applies an :class:`~binary_nn.nn.activations.Activation`; keeps its input (the
+    pre-activation) for the backward step and the statistics."""
+
+    kind = "activation"
+
+    def __init__(self, activation: Activation) -> None:
+        self.activation = activation
+        self.input: np.ndarray | None = None
+        self._output: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        y = self.activation.forward(x)
+        if train:
+            self.input, self._output = x, y
+        return y
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        assert self.input is not None and self._output is not None, "backward before forward"
+        return self.activation.backward(grad, self.input, self._output)
+
+    def describe(self) -> str | None:
+        return self.activation.name

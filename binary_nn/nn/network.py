@@ -1,0 +1,293 @@
+"""Blocks and the network made of them: what learning rules, metrics and checkpoints walk.
+
+A :class:`Block` is the unit a learning rule addresses: a few layers ending in the block's
+activation, e.g. ``Linear -> [Scaler] -> [BatchNorm] -> activation``. It tells the rest of the
+package what it is made of — its :attr:`~Block.weights` layer, its :attr:`~Block.activation`,
+its :attr:`~Block.output_shape` and its named state — so that nothing outside it indexes its
+layers by position. A :class:`Network` is hidden blocks then an output block; its state names
+are ``{kind}.{block}.{name}`` (``linear.0.weight``, ``batchnorm.1.running_var``, ...).
+
+:func:`mlp` builds the feed-forward classifier of the published study.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .activations import ACTIVATIONS
+from .layers import (
+    ActivationLayer,
+    BatchNorm,
+    Flatten,
+    Layer,
+    Linear,
+    Parameter,
+    Scaler,
+    Shape,
+    WeightLayer,
+)
+from .quantizers import SignQuantizer, WeightQuantizer, weight_quantizer
+
+
+class Block:
+    """Layers applied in order, with exactly one weight layer and one activation.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        In the order they are applied; no two layers with state may share a ``kind``.
+    input_shape : tuple of int
+        The shape of one example reaching the block.
+    """
+
+    def __init__(self, layers: Sequence[Layer], input_shape: Shape) -> None:
+        self.layers = list(layers)
+        self.input_shape = tuple(int(n) for n in input_shape)
+        shape = self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        self.output_shape: Shape = shape
+        weights = [layer for layer in self.layers if isinstance(layer, WeightLayer)]
+        activations = [layer for layer in self.layers if isinstance(layer, ActivationLayer)]
+        if len(weights) != 1 or len(activations) != 1:
+            raise ConfigError("a block needs exactly one weight layer and one activation")
+        self.weights: WeightLayer = weights[0]
+        self.activation: ActivationLayer = activations[0]
+        kinds = [layer.kind for layer in self.layers if layer.state_dict()]
+        if len(kinds) != len(set(kinds)):
+            raise ConfigError(f"a block's layers with state must differ in kind, got {kinds}")
+        # a layer returns an input gradient when something below it in the block trains
+        self._input_grad_needed = [
+            any(lower.parameters() for lower in self.layers[:i]) for i in range(len(self.layers))
+        ]
+
+    @property
+    def output_size(self) -> int:
+        """Values per example at the block's output: the size of a rule's feedback to it."""
+        return math.prod(self.output_shape)
+
+    def layer(self, kind: str) -> Layer | None:
+        """The block's layer of ``kind`` (``"batchnorm"``, ...), or None."""
+        return next((layer for layer in self.layers if layer.kind == kind), None)
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, train=train)
+        return x
+
+    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+        """Backward through every layer; ``grad`` has the block's output shape."""
+        result: np.ndarray | None = grad
+        for index in range(len(self.layers) - 1, -1, -1):
+            if result is None:  # nothing below trains and no input gradient is wanted
+                break
+            result = self.layers[index].backward(
+                result, need_input_grad=need_input_grad or self._input_grad_needed[index]
+            )
+        return result
+
+    def parameters(self) -> list[Parameter]:
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def named_state(self) -> dict[str, np.ndarray]:
+        """``{kind}.{name}`` -> array (live references) for every layer with state."""
+        return {
+            f"{layer.kind}.{name}": array
+            for layer in self.layers
+            for name, array in layer.state_dict().items()
+        }
+
+    def load_named_state(self, state: dict[str, np.ndarray]) -> None:
+        for layer in self.layers:
+            prefix = f"{layer.kind}."
+            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+            if own or layer.state_dict():
+                layer.load_state_dict(own)
+
+    def describe(self) -> str:
+        """E.g. ``700(bin,bn,signsat)`` or ``32x14x14(bin,signsat)``."""
+        tags = [tag for layer in self.layers if (tag := layer.describe())]
+        return f"{'x'.join(map(str, self.output_shape))}({','.join(tags)})"
+
+
+class Network:
+    """Hidden blocks then an output block; a classifier of ``n_classes`` outputs.
+
+    Parameters
+    ----------
+    blocks : sequence of Block
+        Each block's input shape is the previous block's output shape.
+    dtype : numpy dtype
+        ``float32`` or ``float64``: the precision of every array and product.
+    """
+
+    def __init__(self, blocks: Sequence[Block], dtype: type | np.dtype = np.float32) -> None:
+        self.blocks = list(blocks)
+        if not self.blocks:
+            raise ConfigError("a network needs at least an output block")
+        for below, above in zip(self.blocks, self.blocks[1:], strict=False):
+            if below.output_shape != above.input_shape:
+                raise ConfigError(
+                    f"a block that takes {above.input_shape} follows one that gives "
+                    f"{below.output_shape}"
+                )
+        if len(self.output_block.output_shape) != 1:
+            raise ConfigError("the output block must give one vector per example")
+        self.dtype = np.dtype(dtype)
+
+    @property
+    def hidden_blocks(self) -> list[Block]:
+        return self.blocks[:-1]
+
+    @property
+    def output_block(self) -> Block:
+        return self.blocks[-1]
+
+    @property
+    def input_shape(self) -> Shape:
+        return self.blocks[0].input_shape
+
+    @property
+    def n_classes(self) -> int:
+        return self.output_block.output_size
+
+    def parameters(self) -> list[Parameter]:
+        return [p for block in self.blocks for p in block.parameters()]
+
+    def n_parameters(self) -> int:
+        return sum(p.value.size for p in self.parameters())
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        for block in self.blocks:
+            x = block.forward(x, train=train)
+        return x
+
+    def block_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+        """Every block's output for ``x`` in evaluation mode (the output block's last)."""
+        outputs = []
+        for block in self.blocks:
+            x = block.forward(x, train=False)
+            outputs.append(x)
+        return outputs
+
+    def named_state(self) -> dict[str, np.ndarray]:
+        """``{kind}.{block}.{name}`` -> array (live references), e.g. ``linear.0.weight``."""
+        state = {}
+        for k, block in enumerate(self.blocks):
+            for key, array in block.named_state().items():
+                kind, name = key.split(".", 1)
+                state[f"{kind}.{k}.{name}"] = array
+        return state
+
+    def load_named_state(self, state: dict[str, np.ndarray]) -> None:
+        """Copy ``state`` (the keys and shapes of :meth:`named_state`) into the network."""
+        for k, block in enumerate(self.blocks):
+            own = {}
+            for key, array in state.items():
+                kind, index, name = key.split(".", 2)
+                if index == str(k):
+                    own[f"{kind}.{name}"] = array
+            block.load_named_state(own)
+
+    def describe(self) -> str:
+        """A one-line architecture summary, e.g. ``784-700(bn,tanh)-10(tanh)``."""
+        return "-".join([str(math.prod(self.input_shape)), *(b.describe() for b in self.blocks)])
+
+    def memory_bytes(self) -> tuple[int, int]:
+        """Bytes of all parameters as stored, and with quantized weights packed to their bits."""
+        stored = packed = 0
+        for block in self.blocks:
+            bits = block.weights.quantizer.bits
+            for p in block.parameters():
+                stored += p.value.nbytes
+                quantized = p is block.weights.weight and bits is not None
+                packed += -(-p.value.size * bits // 8) if quantized else p.value.nbytes
+        return stored, packed
+
+
+def mlp(
+    input_shape: int | Sequence[int],
+    hidden: Sequence[int],
+    n_classes: int,
+    *,
+    hidden_activation: str = "tanh",
+    last_activation: str = "tanh",
+    batch_norm: bool = False,
+    scale: bool = False,
+    binarize: bool = False,
+    binarize_last: bool = False,
+    weight_ste: str = "identity",
+    init: float = 0.1,
+    dtype: type | np.dtype = np.float32,
+    rng: np.random.Generator | None = None,
+) -> Network:
+    """The bias-free multilayer perceptron of the published study.
+
+    A hidden block is ``Linear -> [Scaler] -> [BatchNorm] -> activation`` (a :class:`Flatten`
+    first when examples are not vectors); the output block ``Linear -> last activation``.
+
+    Parameters
+    ----------
+    input_shape : int or tuple of int
+        The shape of one example (an int: vectors of that size).
+    hidden : sequence of int
+        Hidden layer sizes, e.g. ``(700, 500, 300, 200)``.
+    n_classes : int
+        Number of outputs.
+    hidden_activation, last_activation : str
+        Names in :data:`binary_nn.nn.activations.ACTIVATIONS`.
+    batch_norm : bool
+        Insert a :class:`BatchNorm` in every hidden block.
+    scale : bool
+        Insert a :class:`Scaler` (divide by fan-in) after every hidden Linear.
+    binarize, binarize_last : bool
+        Compute with ``sign(W)`` in the hidden layers / the output layer.
+    weight_ste : str
+        The hidden layers' pseudo-gradient of sign, a name in
+        :data:`binary_nn.nn.quantizers.WEIGHT_STES`; the output layer always takes the plain
+        gradient (as the published code does).
+    init : float
+        Weights are drawn from ``U(-init, init)``.
+    dtype : numpy dtype
+        ``float32`` or ``float64``.
+    rng : numpy.random.Generator
+        Source of the initial weights.
+    """
+    if not hidden or any(int(h) < 1 for h in hidden):
+        raise ConfigError(f"hidden sizes must be positive integers, got {list(hidden)}")
+    if not init > 0:
+        raise ConfigError(f"init must be > 0, got {init}")
+    rng = rng if rng is not None else np.random.default_rng()
+    dtype = np.dtype(dtype)
+    shape: Shape = (int(input_shape),) if isinstance(input_shape, int) else tuple(input_shape)
+    hidden_act = ACTIVATIONS.get(hidden_activation)
+    last_act = ACTIVATIONS.get(last_activation)
+
+    def linear(fan_in: int, fan_out: int, quantizer: WeightQuantizer) -> Linear:
+        # drawn in float64 then cast, so both dtypes start from the same weights
+        w = rng.uniform(-init, init, size=(fan_in, fan_out)).astype(dtype)
+        return Linear(w, quantizer)
+
+    blocks = []
+    for size in [int(h) for h in hidden]:
+        layers: list[Layer] = [Flatten()] if len(shape) > 1 else []
+        fan_in = math.prod(shape)
+        layers.append(linear(fan_in, size, weight_quantizer(binarize, weight_ste)))
+        if scale:
+            layers.append(Scaler(fan_in))
+        if batch_norm:
+            layers.append(BatchNorm(size, dtype))
+        layers.append(ActivationLayer(hidden_act))
+        blocks.append(Block(layers, shape))
+        shape = blocks[-1].output_shape
+    output_quantizer = SignQuantizer() if binarize_last else WeightQuantizer()
+    blocks.append(
+        Block(
+            [linear(shape[0], int(n_classes), output_quantizer), ActivationLayer(last_act)], shape
+        )
+    )
+    return Network(blocks, dtype)

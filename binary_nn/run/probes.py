@@ -1,0 +1,71 @@
+"""Probes: what a run measures at its start and at epoch ends, each a small object.
+
+The training loop stays short: it calls every probe that is due and logs what it returns. A new
+measurement is a new :class:`Probe`; nothing a probe computes may touch the run's gradients,
+weights or random streams (both probes here evaluate without training-mode side effects).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..learning.loss import one_hot
+from ..nn.network import Network
+from .metrics import classification_scores, confusion, information_plane
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from .loop import Experiment
+
+HSIC_EXAMPLES = 2000
+EVAL_CHUNK = 4096
+
+
+class Probe:
+    """Base class: ``at_start`` probes are also measured before training (epoch 0)."""
+
+    at_start = False
+
+    def __call__(self, exp: Experiment) -> dict:
+        raise NotImplementedError
+
+
+def predict(network: Network, dataset: Dataset, split: str) -> np.ndarray:
+    """Arg-max predictions for a whole split, evaluated chunk by chunk (running BN statistics)."""
+    chunks = dataset.chunks(split, network.dtype, EVAL_CHUNK)
+    return np.concatenate([network.forward(x, train=False).argmax(axis=1) for x in chunks])
+
+
+class Evaluation(Probe):
+    """``train/*`` and ``test/*`` accuracy, precision and F1, and the test confusion matrix."""
+
+    def __call__(self, exp: Experiment) -> dict:
+        metrics: dict = {}
+        ds = exp.dataset
+        for split, labels in (("train", ds.y_train), ("test", ds.y_test)):
+            if len(labels) == 0:
+                continue
+            predicted = predict(exp.model, ds, split)
+            metrics.update(classification_scores(labels, predicted, split))
+            if split == "test":
+                metrics["test/confusion_matrix"] = confusion(labels, predicted, ds.n_classes)
+        return metrics
+
+
+class InformationPlane(Probe):
+    """``hsic/xz/{k}`` and ``hsic/zy/{k}`` on the first training examples (at most
+    :data:`HSIC_EXAMPLES`), for every block including the output one."""
+
+    at_start = True
+
+    def __call__(self, exp: Experiment) -> dict:
+        ds, dtype = exp.dataset, exp.model.dtype
+        x = next(ds.chunks("train", dtype, HSIC_EXAMPLES, limit=HSIC_EXAMPLES))
+        targets = one_hot(ds.y_train[: len(x)], ds.n_classes, dtype)
+        return information_plane(exp.model, x, targets)
+
+
+def default_probes() -> list[Probe]:
+    return [Evaluation(), InformationPlane()]
