@@ -3,12 +3,16 @@
 import csv
 import json
 
-import matplotlib.image
 import pytest
 import yaml
 
 from binary_nn.experiments.repeat import main as repeat_main
 from binary_nn.experiments.report import learning_curve, main, make_report
+
+# the report needs the `report` extra; without it these tests skip
+pytest.importorskip("pandas")
+pytest.importorskip("scipy")
+mpl_image = pytest.importorskip("matplotlib.image")
 
 # two (init, lr) candidates per triple: lr 3e-4 learns digits in 3 epochs, 1e-7 does not
 GRID = {
@@ -69,7 +73,7 @@ def test_report_table_picks_the_best_setting_per_triple(campaign, tmp_path, caps
 def test_report_figures_and_summary_statistics(campaign, tmp_path):
     result = make_report([str(campaign)], tmp_path)
     for path in (*result["written"]["boxplots"], *result["written"]["curves"]):
-        image = matplotlib.image.imread(path)
+        image = mpl_image.imread(path)
         assert image.shape[0] > 200 and image.shape[1] > 300
         assert image.std() > 0.01  # something is drawn
     with open(tmp_path / "summary.csv") as fh:

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import DataError
 
 # IDX type codes (third byte of the magic number) and their big-endian numpy dtypes
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),

@@ -173,4 +173,4 @@ def ensure_files(
                 f"not downloadable here ({exc}); run `{fetch_command(fileset, root)}` where "
                 f"there is internet, or point --data-dir at a directory holding them"
             ) from None
-    return {s.file.name: s.path for s in statuses}
+    return {s.file.name: s.path for s in statuses if s.path is not None}

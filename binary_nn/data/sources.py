@@ -62,7 +62,12 @@ def load_npz(path: str | Path) -> Dataset:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"dataset file {path} does not exist; give an existing .npz file")
-    return Dataset(path.name, **_read_npz(path))
+    return _dataset_from_npz(path.name, path)
+
+
+def _dataset_from_npz(name: str, path: Path) -> Dataset:
+    arrays = _read_npz(path)
+    return Dataset(name, arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"])
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
@@ -172,12 +177,12 @@ def idx_loader(files: FileSet, keras_file: FileSet | None = None) -> Loader:
     def load(root: Path, allow_download: bool = True) -> Dataset:
         local = check_local(files, root)
         if all(s.ok for s in local):  # the common case: hash each file once, no network
-            paths = {s.file.name: s.path for s in local}
+            paths = {s.file.name: s.path for s in local if s.path is not None}
         else:
             if keras_file is not None:
                 (keras,) = check_local(keras_file, root)
-                if keras.ok:
-                    return Dataset(files.dataset, **_read_npz(keras.path))
+                if keras.ok and keras.path is not None:
+                    return _dataset_from_npz(files.dataset, keras.path)
             paths = ensure_files(files, root, allow_download)
         x_train, y_train, x_test, y_test = (read_idx_gz(paths[name]) for name in IDX_NAMES)
         for kind, images, labels in (("train", x_train, y_train), ("t10k", x_test, y_test)):

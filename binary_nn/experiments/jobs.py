@@ -35,6 +35,7 @@ class Job:
 
     @property
     def run_dir(self) -> Path:
+        assert self.config.out is not None, "a job's config names its run directory"
         return Path(self.config.out)
 
 
@@ -63,6 +64,7 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | N
     from ..errors import BinaryNNError, DivergenceError
     from ..run.loop import run
 
+    assert config.out is not None, "a job's config names its run directory"
     run_dir = Path(config.out)
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
@@ -194,7 +196,7 @@ def run_jobs(
             )
             bar.update(1)
             bar.set_postfix(failed=sum(r.status == "failed" for r in results.values()))
-            if status == "failed":
+            if status == "failed" and error:
                 bar.write(f"{jobs[index].name}: failed: {error.strip().splitlines()[-1]}")
     finally:
         bar.close()

@@ -276,7 +276,7 @@ def plot_boxes(runs, out: Path) -> list[Path]:
 
 def learning_curve(run_dir: str) -> dict[int, float]:
     """Test accuracy per epoch from a run's ``metrics.jsonl``."""
-    curve = {}
+    curve: dict[int, float] = {}
     path = Path(run_dir) / METRICS_FILE
     if not (run_dir and path.is_file()):
         return curve
@@ -361,11 +361,11 @@ def comparison_markdown(best, published: dict[tuple, dict]) -> str:
         "Each cell: measured / published (measured - published).",
     ]
     for (dataset, bn), group in best.groupby(GROUP, sort=True):
-        matched = [
-            (row, published.get((dataset, bn, row["method"], row["hidden_act"], row["binarize"])))
+        keys = [
+            (row, (dataset, bn, row["method"], row["hidden_act"], row["binarize"]))
             for _, row in group.iterrows()
         ]
-        matched = [(r, p) for r, p in matched if p is not None]
+        matched = [(row, published[key]) for row, key in keys if key in published]
         if not matched:
             continue
         metrics = [c for c in matched[0][1] if c in SCORES]

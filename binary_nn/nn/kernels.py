@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 try:  # optional: the numpy versions below are used without it
     import numba
 except ImportError:
-    numba = None
+    numba = None  # type: ignore[assignment]
 
 KERNELS_ENV = "BINARY_NN_KERNELS"
 KERNEL_BACKENDS = ("auto", "numpy")
@@ -134,7 +134,7 @@ def _summary(n: int, total: float, total_sq: float, abs_max: float, n_above: int
     return Summary(mean, variance, abs_max, int(n_above) / n)
 
 
-def _abs_max_bits(values: np.ndarray) -> tuple[np.ndarray, type, np.unsignedinteger]:
+def _abs_max_bits(values: np.ndarray) -> tuple[np.ndarray, type, Any]:
     """``values`` as unsigned integers of its width, the type, and the sign-clearing mask."""
     unsigned, mask = _UNSIGNED[values.dtype.itemsize]
     return values.view(unsigned), unsigned, mask

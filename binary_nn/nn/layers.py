@@ -207,12 +207,16 @@ class BatchNorm(Layer):
     kind = "batchnorm"
 
     def __init__(
-        self, n_features: int, dtype: type = np.float32, eps: float = 1e-3, momentum: float = 0.9
+        self,
+        n_features: int,
+        dtype: type | np.dtype = np.float32,
+        eps: float = 1e-3,
+        momentum: float = 0.9,
     ) -> None:
         self.gamma = Parameter(np.ones(n_features, dtype), "gamma")
         self.beta = Parameter(np.zeros(n_features, dtype), "beta")
-        self.running_mean = np.zeros(n_features, dtype)
-        self.running_var = np.ones(n_features, dtype)
+        self.running_mean: np.ndarray = np.zeros(n_features, dtype)
+        self.running_var: np.ndarray = np.ones(n_features, dtype)
         self.running_initialised = False
         self.eps = eps
         self.momentum = momentum

@@ -204,8 +204,10 @@ class Network:
             bits = block.weights.quantizer.bits
             for p in block.parameters():
                 stored += p.value.nbytes
-                quantized = p is block.weights.weight and bits is not None
-                packed += -(-p.value.size * bits // 8) if quantized else p.value.nbytes
+                if p is block.weights.weight and bits is not None:
+                    packed += -(-p.value.size * bits // 8)
+                else:
+                    packed += p.value.nbytes
         return stored, packed
 
 
@@ -285,9 +287,6 @@ def mlp(
         blocks.append(Block(layers, shape))
         shape = blocks[-1].output_shape
     output_quantizer = SignQuantizer() if binarize_last else WeightQuantizer()
-    blocks.append(
-        Block(
-            [linear(shape[0], int(n_classes), output_quantizer), ActivationLayer(last_act)], shape
-        )
-    )
+    output = linear(shape[0], int(n_classes), output_quantizer)
+    blocks.append(Block([output, ActivationLayer(last_act)], shape))
     return Network(blocks, dtype)

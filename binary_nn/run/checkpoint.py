@@ -35,7 +35,8 @@ def save_checkpoint(
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
     os.close(fd)
     try:
-        np.savez(tmp, config=np.array(json.dumps(config)), **_arrays(model, rule))
+        arrays: dict = {"config": np.array(json.dumps(config)), **_arrays(model, rule)}
+        np.savez(tmp, **arrays)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

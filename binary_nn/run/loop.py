@@ -174,9 +174,9 @@ def run(
     directory = RunDirectory(out)
     trackers = [directory, *(trackers or [])]
     if config.wandb:
-        tracker = wandb_tracker(f"{config.dataset} custom", config.name, out)
-        if tracker is not None:
-            trackers.append(tracker)
+        wandb = wandb_tracker(f"{config.dataset} custom", config.name, out)
+        if wandb is not None:
+            trackers.append(wandb)
     info = {**exp.info, "run_dir": str(out)}
     status = "running"  # stays so when interrupted: no summary.json, the run is incomplete
     summary: dict = {"seed": config.seed, "epochs_completed": 0}
