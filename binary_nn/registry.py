@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from .errors import ConfigError
@@ -26,15 +26,6 @@ class Registry(Generic[T]):
         self.flag = flag
         self._entries: dict[str, T] = {}
         self._aliases: dict[str, str] = {}
-
-    def register(self, name: str, *aliases: str) -> Callable[[T], T]:
-        """Decorator (or plain call) that files ``obj`` under ``name`` and ``aliases``."""
-
-        def add(obj: T) -> T:
-            self.add(name, obj, *aliases)
-            return obj
-
-        return add
 
     def add(self, name: str, obj: T, *aliases: str) -> None:
         for key in (name, *aliases):

@@ -190,3 +190,14 @@ def test_block_without_input_gradient_still_fills_its_parameters(rng):
 def test_block_needs_one_weight_layer_and_one_activation(rng):
     with pytest.raises(ValueError, match="exactly one weight layer and one activation"):
         Block([Linear(rng.uniform(-1, 1, (4, 3)))], input_shape=(4,))
+
+
+def test_quantizers_are_looked_up_by_name_and_carry_their_bit_width():
+    from binary_nn.nn.quantizers import QUANTIZERS, weight_quantizer
+
+    binary = weight_quantizer(True, "sat")
+    assert isinstance(binary, SignQuantizer) and binary.bits == 1 and binary.ste.name == "sat"
+    assert weight_quantizer(False).bits is None
+    assert QUANTIZERS.get("BINARY") is SignQuantizer
+    with pytest.raises(ValueError, match="choose one of: real, sign"):
+        QUANTIZERS.get("ternary")

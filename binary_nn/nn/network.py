@@ -70,10 +70,6 @@ class Block:
         """Values per example at the block's output: the size of a rule's feedback to it."""
         return math.prod(self.output_shape)
 
-    def layer(self, kind: str) -> Layer | None:
-        """The block's layer of ``kind`` (``"batchnorm"``, ...), or None."""
-        return next((layer for layer in self.layers if layer.kind == kind), None)
-
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
         for layer in self.layers:
             x = layer.forward(x, train=train)

@@ -104,4 +104,4 @@ QUANTIZERS.add("sign", SignQuantizer, "binary")
 
 def weight_quantizer(binary: bool, ste: str = "identity") -> WeightQuantizer:
     """The quantizer of ``--binarize`` (``sign`` with the ``--weight-ste``) or of real weights."""
-    return SignQuantizer(ste) if binary else WeightQuantizer()
+    return QUANTIZERS.get("sign")(ste) if binary else QUANTIZERS.get("real")()
