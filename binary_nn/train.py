@@ -135,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.log_every,
         help="record the per-iteration statistics every N iterations",
     )
+    p.add_argument(
+        "--alignment-every",
+        type=int,
+        default=d.alignment_every,
+        metavar="N",
+        help="measure the alignment with backpropagation (align/*, flip/*) every N iterations; "
+        "0 turns it off (default: at every epoch end)",
+    )
+    p.add_argument(
+        "--alignment-examples",
+        type=int,
+        default=d.alignment_examples,
+        metavar="N",
+        help="the alignment's probe batch: the first N training examples",
+    )
     return p
 
 

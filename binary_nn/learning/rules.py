@@ -25,8 +25,8 @@ class LearningRule:
         self.network = network
         self.feedback: list[np.ndarray] = []
 
-    def backward(self, error: np.ndarray, target01: np.ndarray) -> None:
-        """Fill every parameter's gradient.
+    def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
+        """Fill every parameter's gradient; return the signal each hidden block received.
 
         Parameters
         ----------
@@ -34,6 +34,12 @@ class LearningRule:
             ``dLoss/dy_pred`` at the output, ``2 * (y_pred - y)`` summed over the batch.
         target01 : ndarray (batch, n_classes)
             The one-hot target in {0, 1}.
+
+        Returns
+        -------
+        list of ndarray
+            For each hidden block, what reached its output (batch x its output shape): the
+            backpropagated gradient under GD, the projected signal under DFA and DRTP.
         """
         raise NotImplementedError
 
@@ -54,12 +60,14 @@ class GD(LearningRule):
 
     name = "GD"
 
-    def backward(self, error: np.ndarray, target01: np.ndarray) -> None:
-        grad: np.ndarray | None = error
+    def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
         blocks = self.network.blocks
+        signals: list[np.ndarray] = [error]
         for index in range(len(blocks) - 1, -1, -1):
-            assert grad is not None
-            grad = blocks[index].backward(grad, need_input_grad=index > 0)
+            grad = blocks[index].backward(signals[0], need_input_grad=index > 0)
+            if grad is not None:
+                signals.insert(0, grad)
+        return signals[:-1]
 
 
 class DirectFeedbackRule(LearningRule):
@@ -82,14 +90,15 @@ class DirectFeedbackRule(LearningRule):
         """What is projected to the hidden blocks."""
         raise NotImplementedError
 
-    def backward(self, error: np.ndarray, target01: np.ndarray) -> None:
+    def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
         self.network.output_block.backward(error, need_input_grad=False)
         signal = self.signal(error, target01)
+        signals = []
         for block, matrix in zip(self.network.hidden_blocks, self.feedback, strict=True):
-            projected = signal @ matrix
-            block.backward(
-                projected.reshape(len(signal), *block.output_shape), need_input_grad=False
-            )
+            projected = (signal @ matrix).reshape(len(signal), *block.output_shape)
+            block.backward(projected, need_input_grad=False)
+            signals.append(projected)
+        return signals
 
 
 class DFA(DirectFeedbackRule):

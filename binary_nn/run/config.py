@@ -64,6 +64,8 @@ class TrainConfig:
     wandb: bool = False
     verbose: int = 0
     log_every: int = 1
+    alignment_every: int | None = None
+    alignment_examples: int = 512
     argv: list[str] = field(default_factory=list)
 
     def resolved(self) -> TrainConfig:
@@ -74,6 +76,17 @@ class TrainConfig:
         _check(self.init, "--init", "a number > 0", lambda v: v > 0, float)
         _check(self.weight_clipping, "--weight-clipping", "a number", np.isfinite, float)
         _check(self.log_every, "--log-every", "an integer >= 1", lambda v: v >= 1, int)
+        if self.alignment_every is not None:
+            _check(
+                self.alignment_every, "--alignment-every", "an integer >= 0", lambda v: v >= 0, int
+            )
+        _check(
+            self.alignment_examples,
+            "--alignment-examples",
+            "an integer >= 1",
+            lambda v: v >= 1,
+            int,
+        )
         if self.seed is not None:
             _check(self.seed, "--seed", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32, int)
         if self.dtype not in DTYPES:

@@ -17,6 +17,7 @@ from ..learning.optim import SGD
 from ..learning.rules import RULES, LearningRule
 from ..learning.step import train_step
 from ..nn.network import Network, mlp
+from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import BatchStatistics
@@ -103,16 +104,33 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
         "model_bytes_packed": packed,
     }
     optimizer = SGD(model.parameters(), config.lr, config.weight_clipping)
+    probes = default_probes()
+    if config.alignment_every != 0:
+        probes.append(Alignment(config.alignment_examples, every=config.alignment_every or 0))
     return Experiment(
-        config, dataset, model, rule, optimizer, np.random.default_rng(shuffle_seq), info
+        config,
+        dataset,
+        model,
+        rule,
+        optimizer,
+        np.random.default_rng(shuffle_seq),
+        info,
+        probes=probes,
     )
 
 
-def probe(exp: Experiment, start: bool = False) -> dict:
-    """What every probe (only the ``at_start`` ones when ``start``) measures now."""
+def probe(exp: Experiment, *, start: bool = False, iteration: int | None = None) -> dict:
+    """What the probes due now measure: the ``at_start`` ones before training (``start``),
+    those due every N iterations at ``iteration``, the epoch-end ones otherwise."""
     metrics: dict = {}
     for p in exp.probes:
-        if p.at_start or not start:
+        if start:
+            due = p.at_start
+        elif iteration is not None:
+            due = p.every > 0 and iteration % p.every == 0
+        else:
+            due = p.every == 0
+        if due:
             metrics.update(p(exp))
     return metrics
 
@@ -147,8 +165,9 @@ def train_epoch(
                 f"(batch {b + 1} of the epoch); lower --lr or --init, or add --bn"
             )
         loss_sum += loss
-        if stats is not None:
-            metrics = {"batch/loss": loss, **stats}
+        metrics = {"batch/loss": loss, **stats} if stats is not None else {}
+        metrics.update(probe(exp, iteration=iteration))
+        if metrics:
             for tracker in trackers:
                 tracker.log_batch(metrics, epoch, iteration)
     return iteration, loss_sum / max(n_batches, 1)

@@ -24,9 +24,11 @@ EVAL_CHUNK = 4096
 
 
 class Probe:
-    """Base class: ``at_start`` probes are also measured before training (epoch 0)."""
+    """Base class: a probe measures at epoch ends, or every ``every`` iterations when that is
+    not 0; ``at_start`` probes also measure before training (epoch 0)."""
 
     at_start = False
+    every = 0
 
     def __call__(self, exp: Experiment) -> dict:
         raise NotImplementedError
@@ -68,4 +70,5 @@ class InformationPlane(Probe):
 
 
 def default_probes() -> list[Probe]:
+    """The measurements of the published code: evaluation and the HSIC plane."""
     return [Evaluation(), InformationPlane()]

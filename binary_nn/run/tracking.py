@@ -106,6 +106,10 @@ class RunDirectory(Tracker):
             self._metrics.close()
 
 
+def _short(value: Any) -> str:
+    return "null" if value is None else f"{value:.4g}"
+
+
 class Console(Tracker):
     """A progress bar per epoch and one line per epoch; ``verbose`` adds more.
 
@@ -138,11 +142,11 @@ class Console(Tracker):
         )
 
     def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and "batch/loss" in metrics:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{metrics['batch/loss']:.4f}", refresh=False)
         if self.verbose >= 2:
-            stats = " ".join(f"{k.removeprefix('batch/')}={v:.4g}" for k, v in metrics.items())
+            stats = " ".join(f"{k.removeprefix('batch/')}={_short(v)}" for k, v in metrics.items())
             self._print(f"it {iteration}: {stats}")
 
     def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
@@ -157,9 +161,10 @@ class Console(Tracker):
                 f"({metrics['time/epoch']:.2f} s)"
             )
         if self.verbose >= 1:
-            hsic = {k: v for k, v in metrics.items() if k.startswith("hsic/")}
-            if hsic:
-                self._print("  " + " ".join(f"{k}={v:.3f}" for k, v in hsic.items()))
+            for prefix in ("hsic/", "align/", "flip/"):
+                values = {k: v for k, v in metrics.items() if k.startswith(prefix)}
+                if values:
+                    self._print("  " + " ".join(f"{k}={_short(v)}" for k, v in values.items()))
 
     def finish(self, summary: dict) -> None:
         if self._bar is not None:

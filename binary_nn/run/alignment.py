@@ -1,0 +1,181 @@
+"""Why a rule learns: its updates against the true gradient, layer by layer.
+
+:class:`Alignment` is a probe. On a fixed batch (the first training examples) it runs one
+forward pass in training mode, lets the run's rule fill the gradients from it, then a
+backpropagation twin (:class:`~binary_nn.learning.rules.GD`) on the very same forward pass,
+and compares, for every hidden block ``k``:
+
+- ``align/grad/{k}``: the angle between the rule's weight gradient and backprop's;
+- ``align/signal/{k}``, ``align/signal_std/{k}``: mean and standard deviation over examples of
+  the angle between what the rule delivers to the block's output and backprop's gradient there;
+- ``align/weight/{k}`` (DFA): the angle between ``B_k`` and the transpose of the product of the
+  effective weights above block ``k`` (activations and batch norm taken as identity);
+- ``flip/{k}`` (binary weights): the fraction of ``sign(W_k)`` that changed since the previous
+  measurement.
+
+Angles are in degrees; an angle whose vectors are at the level of rounding noise is ``None``
+(``null`` in ``metrics.jsonl``). The measurement works on a copy of the network and the rule
+(its training-mode forward would otherwise move batch norm's running statistics) and draws no
+random numbers, so a run with the probe is bit-identical to one without.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from ..learning.loss import MSELoss, one_hot
+from ..learning.rules import DFA, GD, LearningRule
+from ..nn.network import Network
+from ..nn.quantizers import sign
+from .probes import Probe
+
+if TYPE_CHECKING:
+    from .loop import Experiment
+
+#: how many rounding errors a norm must exceed for its direction to mean anything
+NOISE_FACTOR = 1000.0
+
+
+def angle_degrees(u: np.ndarray, v: np.ndarray, floor: float = 0.0) -> float | None:
+    """The angle between ``u`` and ``v`` (flattened), or None when a norm is ``<= floor``.
+
+    ``2 atan2(|u' - v'|, |u' + v'|)`` of the unit vectors ``u'``, ``v'``: exact for parallel
+    vectors (0, not the ``arccos`` of a rounded 1) and accurate at every angle.
+    """
+    u = np.asarray(u, dtype=np.float64).reshape(-1)
+    v = np.asarray(v, dtype=np.float64).reshape(-1)
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    if not (nu > floor and nv > floor):
+        return None
+    u, v = u / nu, v / nv
+    return math.degrees(2 * math.atan2(np.linalg.norm(u - v), np.linalg.norm(u + v)))
+
+
+def row_angles(u: np.ndarray, v: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Per example (row) angles in degrees; NaN where a row's norm is ``<= floor``."""
+    u = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
+    v = np.asarray(v, dtype=np.float64).reshape(len(v), -1)
+    nu = np.linalg.norm(u, axis=1, keepdims=True)
+    nv = np.linalg.norm(v, axis=1, keepdims=True)
+    valid = ((nu > floor) & (nv > floor)).reshape(-1)
+    u, v = u / np.where(nu > 0, nu, 1), v / np.where(nv > 0, nv, 1)
+    angles = np.degrees(
+        2 * np.arctan2(np.linalg.norm(u - v, axis=1), np.linalg.norm(u + v, axis=1))
+    )
+    return np.where(valid, angles, np.nan)
+
+
+def forward_path(network: Network, k: int) -> np.ndarray:
+    """The product of the effective weights above hidden block ``k``: (its output size,
+    n_classes), the forward path's linearisation with activations and batch norm as identity."""
+    path: np.ndarray | None = None
+    for block in network.blocks[k + 1 :]:
+        w = block.weights.effective_weight()
+        w = w.reshape(-1, w.shape[-1])
+        path = w if path is None else path @ w
+    assert path is not None
+    return path
+
+
+class Twin(NamedTuple):
+    """A rule's and backpropagation's gradients and signals on one forward pass, per hidden
+    block: weight gradients, what reached the block's output, and the block's input."""
+
+    rule_grads: list[np.ndarray]
+    rule_signals: list[np.ndarray]
+    bp_grads: list[np.ndarray]
+    bp_signals: list[np.ndarray]
+    inputs: list[np.ndarray]
+
+
+def rule_and_backprop(
+    network: Network, rule: LearningRule, loss: MSELoss, x: np.ndarray, labels: np.ndarray
+) -> Twin:
+    """One training-mode forward of ``x``; the rule's backward, then a backpropagation twin's
+    on the same forward. Overwrites the network's gradients and moves batch norm's running
+    statistics: give it a copy of a network that trains."""
+    target = one_hot(labels, network.n_classes, network.dtype)
+    inputs, h = [], x
+    for block in network.blocks:  # the network's training forward, inputs kept
+        inputs.append(h)
+        h = block.forward(h, train=True)
+    _, error = loss.value_and_error(h, target)
+    target01 = (target + 1) / 2
+    weights = [block.weights.weight for block in network.hidden_blocks]
+    rule_signals = rule.backward(error.copy(), target01)
+    rule_grads = [w.grad.copy() for w in weights]
+    bp_signals = GD(network).backward(error.copy(), target01)
+    bp_grads = [w.grad.copy() for w in weights]
+    return Twin(rule_grads, rule_signals, bp_grads, bp_signals, inputs[: len(weights)])
+
+
+class Alignment(Probe):
+    """The alignment of a rule with backpropagation (see the module docstring).
+
+    Parameters
+    ----------
+    n_examples : int
+        The probe batch: the first ``n_examples`` training examples.
+    every : int
+        Measure every ``every`` iterations; 0 measures at epoch ends. It always measures
+        before training (epoch 0).
+    """
+
+    at_start = True
+
+    def __init__(self, n_examples: int = 512, every: int = 0) -> None:
+        self.n_examples = n_examples
+        self.every = every
+        self._signs: list[np.ndarray | None] | None = None
+
+    def __call__(self, exp: Experiment) -> dict:
+        x = next(exp.dataset.chunks("train", exp.model.dtype, self.n_examples, self.n_examples))
+        labels = exp.dataset.y_train[: len(x)]
+        # measured on a copy of the network and rule: nothing of it can reach the run
+        network, rule = copy.deepcopy((exp.model, exp.rule))
+        metrics = self._measure(network, rule, exp.loss, x, labels)
+        metrics.update(self._flips(exp.model))
+        return metrics
+
+    @staticmethod
+    def _measure(
+        network: Network, rule: LearningRule, loss: MSELoss, x: np.ndarray, labels: np.ndarray
+    ) -> dict:
+        twin = rule_and_backprop(network, rule, loss, x, labels)
+        eps = float(np.finfo(network.dtype).eps)
+        metrics: dict[str, float | None] = {}
+        for k in range(len(network.hidden_blocks)):
+            bp_signal = twin.bp_signals[k]
+            # a gradient is a sum of products of the block's inputs and the signal: its
+            # rounding noise is about eps times the product of their norms
+            scale = float(np.linalg.norm(twin.inputs[k])) * float(np.linalg.norm(bp_signal))
+            metrics[f"align/grad/{k}"] = angle_degrees(
+                twin.rule_grads[k], twin.bp_grads[k], NOISE_FACTOR * eps * scale
+            )
+            floor = NOISE_FACTOR * eps * np.abs(bp_signal).max(initial=0.0)
+            angles = row_angles(twin.rule_signals[k], bp_signal, floor)
+            valid = angles[np.isfinite(angles)]
+            metrics[f"align/signal/{k}"] = float(valid.mean()) if len(valid) else None
+            metrics[f"align/signal_std/{k}"] = float(valid.std()) if len(valid) else None
+            if isinstance(rule, DFA):
+                metrics[f"align/weight/{k}"] = angle_degrees(
+                    rule.feedback[k], forward_path(network, k).T
+                )
+        return metrics
+
+    def _flips(self, network: Network) -> dict[str, float | None]:
+        signs = [
+            sign(b.weights.weight.value) if b.weights.quantizer.binary else None
+            for b in network.hidden_blocks
+        ]
+        flips: dict[str, float | None] = {}
+        if self._signs is not None:
+            for k, (before, now) in enumerate(zip(self._signs, signs, strict=True)):
+                if before is not None and now is not None:
+                    flips[f"flip/{k}"] = float(np.mean(before != now))
+        self._signs = signs
+        return flips
