@@ -85,6 +85,13 @@ def test_report_figures_and_summary_statistics(campaign, tmp_path):
     assert 0 <= float(dfa["vs_gd_p"]) <= 1
     gd = next(r for r in rows if r["method"] == "GD" and r["binarize"] == "False")
     assert gd["vs_gd_p"] == ""
+    # the alignment the runs measured: a figure and the final angles
+    table_path, figure = result["written"]["alignment"]
+    assert mpl_image.imread(figure).std() > 0.01
+    table = table_path.read_text()
+    assert "## digits DFA binary weights, tanh (epoch 3)" in table
+    gd_rows = table.split("## digits GD real weights, tanh (epoch 3)")[1].split("##")[0]
+    assert "| 0 | 0.0 | 0.0 +- 0.0 | - | - |" in gd_rows  # BP is aligned with itself
 
 
 def test_killed_runs_are_listed_as_incomplete_not_a_crash(campaign, tmp_path):

@@ -10,6 +10,9 @@ from Weights & Biases with the same column names, and writes to ``--out``:
 - ``curves_<dataset>_<bn>.png``: test accuracy per epoch, mean over seeds (run directories);
 - ``summary.csv``: per triple, mean, std and 95% confidence interval of the best test accuracy,
   and a two-sided Mann-Whitney U test of each rule against backpropagation (GD);
+- ``alignment_<dataset>.png`` and ``alignment.md`` (runs that measured it): per rule x weight
+  type, the angle between each hidden layer's update and the true gradient against epochs
+  (mean over seeds), and the final angles in a table;
 - ``comparison.md`` with ``--compare-to PUBLISHED.md``: measured beside published, per cell.
 
 Needs the ``report`` extra: ``pip install 'binary-nn[report]'`` (pandas, matplotlib, scipy).
@@ -81,6 +84,8 @@ def read_run_dirs(root: Path) -> tuple[list[dict], list[dict]]:
         row.update({k: summary.get(k) for k in (*SCORES, BEST_TEST)})
         row["status"] = summary.get("status")
         row["epochs"] = summary.get("epochs_completed")
+        n_train, batch = config.get("n_train"), config.get("batchsize")
+        row["iterations_per_epoch"] = n_train // batch if n_train and batch else None
         row["run_dir"] = str(run_dir)
         rows.append(row)
     return rows, unfinished
@@ -106,6 +111,7 @@ def read_csv(path: Path):
         ("seed", 1),
         ("status", "completed"),
         ("run_dir", ""),
+        ("iterations_per_epoch", None),
     ):
         if column not in frame.columns:
             frame[column] = default
@@ -274,25 +280,30 @@ def plot_boxes(runs, out: Path) -> list[Path]:
     return _per_section_figures(runs, out, "boxplot", draw)
 
 
-def learning_curve(run_dir: str) -> dict[int, float]:
-    """Test accuracy per epoch from a run's ``metrics.jsonl``."""
-    curve: dict[int, float] = {}
+def records_with(run_dir: str, key: str) -> list[dict]:
+    """The records of a run's ``metrics.jsonl`` that hold ``key``."""
     path = Path(run_dir) / METRICS_FILE
     if not (run_dir and path.is_file()):
-        return curve
+        return []
+    found = []
     with path.open() as lines:
         for line in lines:
-            # only the epoch lines hold it: a 100-epoch MNIST run writes 46,900 per-iteration
-            # lines (38 MB), which need not be parsed
-            if '"test/accuracy"' not in line:
+            # a 100-epoch MNIST run writes 46,900 per-iteration lines (38 MB): only the lines
+            # that mention the key are parsed
+            if f'"{key}"' not in line:
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:  # the torn last line of a killed run
                 continue
-            if "test/accuracy" in record:
-                curve[record["epoch"]] = record["test/accuracy"]
-    return curve
+            if key in record:
+                found.append(record)
+    return found
+
+
+def learning_curve(run_dir: str) -> dict[int, float]:
+    """Test accuracy per epoch from a run's ``metrics.jsonl``."""
+    return {r["epoch"]: r["test/accuracy"] for r in records_with(run_dir, "test/accuracy")}
 
 
 def plot_curves(runs, out: Path) -> list[Path]:
@@ -315,6 +326,124 @@ def plot_curves(runs, out: Path) -> list[Path]:
         return drawn > 0
 
     return _per_section_figures(runs, out, "curves", draw)
+
+
+ALIGN = "align/grad/0"
+PANEL = ["binarize", "hidden_act", "bn"]
+
+
+def alignment_curves(run_dir: str, iterations_per_epoch: int | None):
+    """``align/*`` and ``flip/*`` of a run, indexed by (fractional) epoch."""
+    pd = _pandas()
+    records = records_with(run_dir, ALIGN)
+    if not records:
+        return None
+    frame = pd.DataFrame(records)
+    per_epoch = iterations_per_epoch or 0
+    x = frame["iteration"] / per_epoch if per_epoch else frame["epoch"]
+    values = frame[[c for c in frame.columns if c.startswith(("align/", "flip/"))]]
+    return values.set_axis(x.to_numpy(float), axis=0).astype(float)
+
+
+def _mean_alignment(sub):
+    pd = _pandas()
+    curves = [
+        c
+        for c in (
+            alignment_curves(d, n)
+            for d, n in zip(sub["run_dir"], sub["iterations_per_epoch"], strict=True)
+        )
+        if c is not None
+    ]
+    return pd.concat(curves).groupby(level=0).mean().sort_index() if curves else None
+
+
+def plot_alignment(runs, out: Path) -> list[Path]:
+    """Per dataset: a grid of panels, a column per rule and a row per weight type (with
+    activation and batch norm), each the gradient angle of every hidden layer over epochs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    written = []
+    for dataset, group in runs.groupby("dataset", sort=True):
+        cells = {}
+        for key, sub in group.groupby(["method", *PANEL], sort=True):
+            mean = _mean_alignment(sub)
+            if mean is not None:
+                cells[key] = mean
+        if not cells:
+            continue
+        methods = sorted({k[0] for k in cells}, key=lambda m: ALGORITHM_ORDER.get(m, 9))
+        rows = sorted({k[1:] for k in cells})
+        fig, axes = plt.subplots(
+            len(rows), len(methods), figsize=(4 * len(methods), 3 * len(rows)), squeeze=False
+        )
+        for (method, *row), mean in cells.items():
+            ax = axes[rows.index(tuple(row))][methods.index(method)]
+            layers = sorted(
+                int(c.rsplit("/", 1)[1]) for c in mean.columns if c.startswith("align/grad/")
+            )
+            for k in layers:
+                ax.plot(mean.index, mean[f"align/grad/{k}"], label=f"layer {k}")
+            ax.axhline(90, color="grey", lw=0.8, ls=":")
+            binarize, act, bn = row
+            weights = "binary" if binarize else "real"
+            ax.set_title(f"{method} {weights} ({act}{', bn' if bn else ''})", fontsize=10)
+            ax.set_ylim(0, 120)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("angle to BP gradient (deg)")
+            ax.legend(fontsize=7)
+        for ax in axes.flat:
+            if not ax.has_data():
+                ax.set_visible(False)
+        fig.suptitle(f"{dataset}: alignment of each hidden layer's update with backprop")
+        fig.tight_layout()
+        path = out / f"alignment_{dataset}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def alignment_markdown(runs) -> str | None:
+    """The last measured angles per (dataset, rule, weight type), mean over seeds."""
+    lines = ["# Final alignment with backpropagation (degrees; mean over seeds)", ""]
+    found = False
+    for key, sub in runs.groupby(["dataset", "method", *PANEL], sort=True):
+        mean = _mean_alignment(sub)
+        if mean is None:
+            continue
+        found = True
+        dataset, method, binarize, act, bn = key
+        last = mean.iloc[-1]
+        layers = sorted(
+            int(c.rsplit("/", 1)[1]) for c in mean.columns if c.startswith("align/grad/")
+        )
+        lines += [
+            f"## {dataset} {method} {'binary' if binarize else 'real'} weights, {act}"
+            f"{', bn' if bn else ''} (epoch {mean.index[-1]:g})",
+            "",
+            "| layer | grad | signal (mean +- std) | weight (DFA) | sign flips |",
+            "|---|---|---|---|---|",
+        ]
+
+        def cell(column: str, last=last) -> str:
+            value = last.get(column)
+            return "-" if value is None or value != value else f"{value:.1f}"
+
+        for k in layers:
+            flips = last.get(f"flip/{k}")
+            flip = "-" if flips is None or flips != flips else f"{flips:.4f}"
+            lines.append(
+                f"| {k} | {cell(f'align/grad/{k}')} | {cell(f'align/signal/{k}')} +- "
+                f"{cell(f'align/signal_std/{k}')} | {cell(f'align/weight/{k}')} | {flip} |"
+            )
+        lines.append("")
+    return "\n".join(lines) if found else None
 
 
 def parse_published(path: Path) -> dict[tuple, dict]:
@@ -411,6 +540,10 @@ def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None
         "boxplots": plot_boxes(runs, out),
         "curves": plot_curves(runs, out),
     }
+    alignment = alignment_markdown(runs)
+    if alignment is not None:
+        write_text_atomic(out / "alignment.md", alignment)
+        written["alignment"] = [out / "alignment.md", *plot_alignment(runs, out)]
     if compare_to:
         comparison = comparison_markdown(best, parse_published(Path(compare_to)))
         write_text_atomic(out / "comparison.md", comparison)
