@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the per-iteration statistics every N iterations",
     )
     p.add_argument(
+        "--streaming",
+        action="store_true",
+        help="DRTP only: each hidden layer updates as soon as its forward is done and "
+        "releases its activations (same results, less memory)",
+    )
+    p.add_argument(
         "--alignment-every",
         type=int,
         default=d.alignment_every,

@@ -54,6 +54,7 @@ def test_batch_statistics_match_numpy(rng, kernel_backend):
     model = mlp(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
     x = rng.normal(size=(16, 6)) * 3
     t = -np.ones((16, 3))
+    model.keep_preactivations(True)  # as a step with statistics does
     GD(model).backward(2 * (model.forward(x, train=True) - t), t)
     stats = BatchStatistics()(model)
     for k, block in enumerate(model.hidden_blocks):

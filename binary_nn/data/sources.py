@@ -27,13 +27,16 @@ class DatasetSource:
     """A named dataset.
 
     ``load(root, allow_download)`` returns it from the data directory ``root``; ``files`` are
-    the official files ``fetch`` downloads and ``verify`` checks (None for embedded data).
+    the official files ``fetch`` downloads and ``verify`` checks (None for embedded data);
+    ``input_shape`` (one example, channels last) and ``n_classes`` describe it without loading.
     """
 
     name: str
     description: str
     load: Loader
     files: FileSet | None = None
+    input_shape: tuple[int, ...] = (28, 28, 1)
+    n_classes: int = 10
 
 
 def load_digits(root: Path | None = None, allow_download: bool = True) -> Dataset:
@@ -206,7 +209,12 @@ def load_cifar10(root: Path, allow_download: bool = True) -> Dataset:
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset", "-d/--dataset")
-DATASETS.add("digits", DatasetSource("digits", "scikit-learn 8x8 digits, embedded", load_digits))
+DATASETS.add(
+    "digits",
+    DatasetSource(
+        "digits", "scikit-learn 8x8 digits, embedded", load_digits, input_shape=(8, 8, 1)
+    ),
+)
 DATASETS.add(
     "MNIST",
     DatasetSource(
@@ -230,7 +238,13 @@ DATASETS.add(
 )
 DATASETS.add(
     "CIFAR10",
-    DatasetSource("CIFAR10", "colour images, 50k/10k, 32x32x3", load_cifar10, CIFAR10_FILES),
+    DatasetSource(
+        "CIFAR10",
+        "colour images, 50k/10k, 32x32x3",
+        load_cifar10,
+        CIFAR10_FILES,
+        input_shape=(32, 32, 3),
+    ),
     "cifar",
     "cifar-10",
 )

@@ -31,15 +31,18 @@ class SGD:
         self.lr = float(lr)
         self.weight_clipping = float(weight_clipping)
         # one scratch array per parameter, so that the gradients stay readable after a step
-        self._scratch = [np.empty_like(p.value) for p in self.parameters]
+        self._scratch = {p: np.empty_like(p.value) for p in self.parameters}
 
-    def step(self, summarize_grads: bool = False) -> dict[Parameter, Summary] | None:
-        """Update every parameter; with ``summarize_grads``, also return a
-        :class:`~binary_nn.kernels.Summary` of each gradient, taken in the same pass."""
+    def step(
+        self, summarize_grads: bool = False, only: Iterable[Parameter] | None = None
+    ) -> dict[Parameter, Summary] | None:
+        """Update every parameter (``only`` these, when given: a block's, when it updates on
+        its own); with ``summarize_grads``, also return a
+        :class:`~binary_nn.nn.kernels.Summary` of each gradient, taken in the same pass."""
         summaries: dict[Parameter, Summary] = {}
-        for p, scratch in zip(self.parameters, self._scratch, strict=True):
+        for p in self.parameters if only is None else only:
             clip = self.weight_clipping if p.kind == "weight" else 0.0
-            summary = sgd_update(p.value, p.grad, self.lr, clip, scratch, summarize_grads)
+            summary = sgd_update(p.value, p.grad, self.lr, clip, self._scratch[p], summarize_grads)
             if summary is not None:
                 summaries[p] = summary
         return summaries if summarize_grads else None

@@ -17,12 +17,27 @@ from ..registry import Registry
 
 
 class LearningRule:
-    """Base class. ``feedback`` holds the rule's fixed random matrices, one per hidden block."""
+    """Base class. ``feedback`` holds the rule's fixed random matrices, one per hidden block.
+
+    ``streaming`` rules update each hidden block as soon as its forward is done (see
+    :func:`binary_nn.learning.step.train_step`); only a rule whose hidden signal needs no
+    error (``supports_streaming``) can.
+    """
 
     name = ""
+    supports_streaming = False
+    streaming = False
 
-    def __init__(self, network: Network, rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self, network: Network, rng: np.random.Generator | None = None, streaming: bool = False
+    ) -> None:
+        if streaming and not self.supports_streaming:
+            raise ConfigError(
+                f"--streaming needs a rule whose updates need no output error (DRTP), "
+                f"not {self.name}"
+            )
         self.network = network
+        self.streaming = streaming
         self.feedback: list[np.ndarray] = []
 
     def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
@@ -43,6 +58,17 @@ class LearningRule:
         """
         raise NotImplementedError
 
+    @classmethod
+    def backward_macs(cls, network: Network) -> dict[str, int]:
+        """Multiply-adds per example of the rule's backward work on ``network``, by kind:
+        ``weight_grads``, ``input_grads`` (chained), ``projections`` (feedback)."""
+        raise NotImplementedError
+
+    @classmethod
+    def feedback_values(cls, network: Network) -> int:
+        """Values of the rule's fixed feedback matrices."""
+        return 0
+
     def named_state(self) -> dict[str, np.ndarray]:
         """``feedback.{k}`` -> the matrix of hidden block ``k`` (live references)."""
         return {f"feedback.{k}": matrix for k, matrix in enumerate(self.feedback)}
@@ -59,6 +85,12 @@ class GD(LearningRule):
     """Backpropagation: the true gradient, chained down through every block."""
 
     name = "GD"
+
+    @classmethod
+    def backward_macs(cls, network: Network) -> dict[str, int]:
+        # every block's weight gradient; the input gradient of every block but the first
+        macs = [block.forward_macs() for block in network.blocks]
+        return {"weight_grads": sum(macs), "input_grads": sum(macs[1:]), "projections": 0}
 
     def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
         blocks = self.network.blocks
@@ -78,24 +110,49 @@ class DirectFeedbackRule(LearningRule):
     weight gradient); nothing is propagated from one hidden block to the next.
     """
 
-    def __init__(self, network: Network, rng: np.random.Generator | None = None) -> None:
-        super().__init__(network)
+    def __init__(
+        self, network: Network, rng: np.random.Generator | None = None, streaming: bool = False
+    ) -> None:
+        super().__init__(network, rng, streaming)
         rng = rng if rng is not None else np.random.default_rng()
         self.feedback = [
             rng.uniform(-1, 1, size=(network.n_classes, block.output_size)).astype(network.dtype)
             for block in network.hidden_blocks
         ]
 
+    #: whether projecting the signal is a product (DFA's error) or a row lookup (a one-hot
+    #: target selects one row of each matrix: DRTP)
+    projection_is_lookup = False
+
+    @classmethod
+    def backward_macs(cls, network: Network) -> dict[str, int]:
+        weight_grads = sum(block.forward_macs() for block in network.blocks)
+        projections = 0 if cls.projection_is_lookup else cls.feedback_values(network)
+        return {"weight_grads": weight_grads, "input_grads": 0, "projections": projections}
+
+    @classmethod
+    def feedback_values(cls, network: Network) -> int:
+        return network.n_classes * sum(block.output_size for block in network.hidden_blocks)
+
     def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
         """What is projected to the hidden blocks."""
         raise NotImplementedError
+
+    def project(self, signal: np.ndarray, k: int) -> np.ndarray:
+        """``signal @ F_k``, shaped as hidden block ``k``'s output."""
+        block = self.network.hidden_blocks[k]
+        if self.projection_is_lookup:  # one-hot rows: y01 @ P is P's row of each label
+            projected = self.feedback[k][signal.argmax(axis=1)]
+        else:
+            projected = signal @ self.feedback[k]
+        return projected.reshape(len(signal), *block.output_shape)
 
     def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
         self.network.output_block.backward(error, need_input_grad=False)
         signal = self.signal(error, target01)
         signals = []
-        for block, matrix in zip(self.network.hidden_blocks, self.feedback, strict=True):
-            projected = (signal @ matrix).reshape(len(signal), *block.output_shape)
+        for k, block in enumerate(self.network.hidden_blocks):
+            projected = self.project(signal, k)
             block.backward(projected, need_input_grad=False)
             signals.append(projected)
         return signals
@@ -111,9 +168,15 @@ class DFA(DirectFeedbackRule):
 
 
 class DRTP(DirectFeedbackRule):
-    """Direct random target projection: the target alone, ``y01 @ P_k`` (no error needed)."""
+    """Direct random target projection: the target alone, ``y01 @ P_k`` (no error needed).
+
+    ``y01`` is one-hot, so the projection is a row lookup, ``P_k[label]``: no product (and the
+    same numbers as the product, exactly).
+    """
 
     name = "DRTP"
+    projection_is_lookup = True
+    supports_streaming = True
 
     def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
         return target01

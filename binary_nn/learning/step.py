@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
 from ..nn.kernels import Summary
 from ..nn.layers import Parameter
-from ..nn.network import Network
+from ..nn.network import Block, Network
 from .loss import MSELoss, one_hot
 from .optim import SGD
-from .rules import LearningRule
+from .rules import DirectFeedbackRule, LearningRule
 
-#: Per-iteration statistics: the network after its update, and the gradients' summaries the
-#: optimizer took in the same pass (see :class:`binary_nn.run.metrics.BatchStatistics`).
-Statistics = Callable[[Network, Mapping[Parameter, Summary] | None], dict[str, float]]
+Summaries = Mapping[Parameter, Summary] | None
+
+
+class Statistics(Protocol):
+    """Per-iteration statistics (see :class:`binary_nn.run.metrics.BatchStatistics`): of the
+    whole network after its update, or of one block right after its own."""
+
+    def __call__(self, network: Network, summaries: Summaries) -> dict[str, float]: ...
+
+    def of_block(
+        self, k: int, block: Block, summaries: Summaries, hidden: bool
+    ) -> dict[str, float]: ...
 
 
 class StepResult(NamedTuple):
@@ -36,8 +45,12 @@ def train_step(
     """Forward, loss, the rule's backward, the optimizer's step and (optionally) statistics.
 
     A loss that is not finite is returned at once, before anything is updated: the caller
-    decides what a divergence means.
+    decides what a divergence means. A ``streaming`` rule takes :func:`streaming_step`.
     """
+    network.keep_preactivations(statistics is not None)
+    if rule.streaming:
+        assert isinstance(rule, DirectFeedbackRule)
+        return streaming_step(network, rule, optimizer, loss, x, labels, statistics)
     target = one_hot(labels, network.n_classes, network.dtype)
     value, error = loss.value_and_error(network.forward(x, train=True), target)
     if not np.isfinite(value):
@@ -47,4 +60,51 @@ def train_step(
     rule.backward(error, target)
     # the step summarises the gradients in the same pass (nothing it changes is summarised)
     summaries = optimizer.step(summarize_grads=statistics is not None)
-    return StepResult(value, None if statistics is None else statistics(network, summaries))
+    stats = None if statistics is None else statistics(network, summaries)
+    for block in network.blocks:  # what the forward kept is not needed any more
+        block.release()
+    return StepResult(value, stats)
+
+
+def streaming_step(
+    network: Network,
+    rule: DirectFeedbackRule,
+    optimizer: SGD,
+    loss: MSELoss,
+    x: np.ndarray,
+    labels: np.ndarray,
+    statistics: Statistics | None = None,
+) -> StepResult:
+    """A step of a rule whose hidden signal is known before the forward pass (DRTP): each
+    hidden block takes its update as soon as its own forward is done, then releases what it
+    kept, so that no more than one block's activations are held at a time.
+
+    The numbers equal :func:`train_step`'s: a block's update changes nothing the blocks above
+    it compute in the same step. Only a loss that is not finite comes too late here to stop
+    the hidden blocks' updates.
+    """
+    target = one_hot(labels, network.n_classes, network.dtype)
+    target01 = (target + 1) * 0.5
+    signal = rule.signal(target, target01)  # the error is not known yet: not used
+    summarize = statistics is not None
+    stats: dict[str, float] = {}
+    h = x
+    for k, block in enumerate(network.hidden_blocks):
+        out = block.forward(h, train=True)
+        block.backward(rule.project(signal, k), need_input_grad=False)
+        summaries = optimizer.step(summarize, only=block.parameters())
+        if statistics is not None:
+            stats.update(statistics.of_block(k, block, summaries, hidden=True))
+        block.release()
+        h = out
+    block = network.output_block
+    value, error = loss.value_and_error(block.forward(h, train=True), target)
+    if not np.isfinite(value):
+        return StepResult(value, None)
+    block.backward(error, need_input_grad=False)
+    summaries = optimizer.step(summarize, only=block.parameters())
+    if statistics is not None:
+        k = len(network.hidden_blocks)
+        stats.update(statistics.of_block(k, block, summaries, hidden=False))
+    block.release()
+    return StepResult(value, stats if statistics is not None else None)

@@ -6,6 +6,8 @@ straight-through estimators whose "derivative" is a surrogate, not the (zero) tr
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..registry import Registry
@@ -17,28 +19,34 @@ class Activation:
     """Base class: ``forward(a)`` and ``backward(grad, a, y)`` = ``grad * f'(a)``.
 
     ``saturation_threshold`` is where a pre-activation counts as saturated in the per-iteration
-    statistics (``|a| > threshold``).
+    statistics (``|a| > threshold``). ``needs`` says which array the backward step reads,
+    ``"input"`` (``a``), ``"output"`` (``y``) or None, so that a layer keeps only that one;
+    ``binary_output`` is true when every output is -1 or +1.
     """
 
     name: str = ""
     saturation_threshold: float = np.inf
+    needs: str | None = None
+    binary_output = False
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``grad`` times the derivative used at pre-activation ``a`` (``y`` is ``forward(a)``)."""
+    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
+        """``grad`` times the derivative used at pre-activation ``a`` (``y`` is ``forward(a)``);
+        only the array ``needs`` names is given, the other may be None."""
         raise NotImplementedError
 
 
 class Tanh(Activation):
     name = "tanh"
     saturation_threshold = 2.0
+    needs = "output"
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         return np.tanh(a)
 
-    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
         return times_one_minus_square(grad, y)
 
 
@@ -48,7 +56,7 @@ class Identity(Activation):
     def forward(self, a: np.ndarray) -> np.ndarray:
         return a
 
-    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
         return grad
 
 
@@ -57,11 +65,12 @@ class Sign(Activation):
 
     name = "sign"
     saturation_threshold = 1.0
+    binary_output = True
 
     def forward(self, a: np.ndarray) -> np.ndarray:
         return sign(a)
 
-    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
         return grad
 
 
@@ -69,8 +78,9 @@ class SignSat(Sign):
     """``sign(a)``; the gradient passes only where ``|a| < 1`` (saturated STE)."""
 
     name = "signsat"
+    needs = "input"
 
-    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
         return pass_where_below(grad, a, 1.0)
 
 
@@ -78,8 +88,9 @@ class SignTanh(Sign):
     """``sign(a)``; the gradient is shaped by the tanh derivative ``1 - tanh(a)^2``."""
 
     name = "signtanh"
+    needs = "input"
 
-    def backward(self, grad: np.ndarray, a: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
         return times_one_minus_square(grad, np.tanh(a))
 
 

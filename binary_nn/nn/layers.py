@@ -40,9 +40,19 @@ class Parameter:
 
 
 class Layer:
-    """Base class of the layers; a parameter-free layer only overrides forward and backward."""
+    """Base class of the layers; a parameter-free layer only overrides forward and backward.
+
+    What a layer costs is part of what it describes: :meth:`forward_macs` (multiply-adds per
+    example), and what its backward step needs kept from the forward pass: its input
+    (``keeps_input``), its output (``keeps_output``) and :meth:`extra_values` per example;
+    :meth:`release` drops what it kept.
+    """
 
     kind: ClassVar[str] = "layer"
+    keeps_input = False
+    keeps_output = False
+    #: whether the output is a view of the input (no new values)
+    aliases_input = False
 
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
         raise NotImplementedError
@@ -86,11 +96,23 @@ class Layer:
         """A short tag for the architecture summary, or None."""
         return None
 
+    def forward_macs(self, input_shape: Shape) -> int:
+        """Multiply-adds of the forward pass per example (elementwise work is not counted)."""
+        return 0
+
+    def extra_values(self, input_shape: Shape) -> int:
+        """Values per example kept for the backward step besides the input and output."""
+        return 0
+
+    def release(self) -> None:
+        """Drop what the last training forward kept for the backward step."""
+
 
 class Flatten(Layer):
     """Examples of any shape to vectors: (batch, *shape) -> (batch, prod(shape)), a view."""
 
     kind = "flatten"
+    aliases_input = True
 
     def __init__(self) -> None:
         self._shape: tuple[int, ...] = ()
@@ -142,6 +164,7 @@ class Linear(WeightLayer):
     """
 
     kind = "linear"
+    keeps_input = True  # for the weight gradient
 
     def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
         self.weight = Parameter(weight, "weight")
@@ -177,6 +200,12 @@ class Linear(WeightLayer):
         if input_shape != (self.in_features,):
             raise ConfigError(f"Linear({self.in_features}, ...) cannot take inputs {input_shape}")
         return (self.out_features,)
+
+    def forward_macs(self, input_shape: Shape) -> int:
+        return self.in_features * self.out_features
+
+    def release(self) -> None:
+        self._x = self._w = None
 
 
 class Scaler(Layer):
@@ -271,27 +300,53 @@ class BatchNorm(Layer):
     def describe(self) -> str | None:
         return "bn"
 
+    def extra_values(self, input_shape: Shape) -> int:
+        return math.prod(input_shape)  # the normalised input x_hat
+
+    def release(self) -> None:
+        self._x_hat = self._inv_std = None
+
 
 class ActivationLayer(Layer):
-    """Applies an :class:`~binary_nn.nn.activations.Activation`; keeps its input (the
-    pre-activation) for the backward step and the statistics."""
+    """Applies an :class:`~binary_nn.nn.activations.Activation`.
+
+    A training forward keeps only what the activation's backward reads (its ``needs``), and
+    the pre-activation too while ``keep_input`` is set (the per-iteration statistics read it).
+    """
 
     kind = "activation"
 
     def __init__(self, activation: Activation) -> None:
         self.activation = activation
+        self.keep_input = False
         self.input: np.ndarray | None = None
         self._output: np.ndarray | None = None
+        self._ready = False
 
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
         y = self.activation.forward(x)
         if train:
-            self.input, self._output = x, y
+            needs = self.activation.needs
+            self.input = x if needs == "input" or self.keep_input else None
+            self._output = y if needs == "output" else None
+            self._ready = True
         return y
 
     def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
-        assert self.input is not None and self._output is not None, "backward before forward"
+        assert self._ready, "backward before a training forward"
         return self.activation.backward(grad, self.input, self._output)
+
+    @property
+    def keeps_input(self) -> bool:  # type: ignore[override]
+        return self.activation.needs == "input"
+
+    @property
+    def keeps_output(self) -> bool:  # type: ignore[override]
+        return self.activation.needs == "output"
+
+    def release(self) -> None:
+        self.input = self._output = None
+        self._ready = False
 
     def describe(self) -> str | None:
         return self.activation.name

@@ -89,6 +89,19 @@ class Block:
     def parameters(self) -> list[Parameter]:
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def forward_macs(self) -> int:
+        """Multiply-adds per example of the block's forward pass (its weight layer's)."""
+        total, shape = 0, self.input_shape
+        for layer in self.layers:
+            total += layer.forward_macs(shape)
+            shape = layer.output_shape(shape)
+        return total
+
+    def release(self) -> None:
+        """Drop what the last training forward kept (after the block's update)."""
+        for layer in self.layers:
+            layer.release()
+
     def named_state(self) -> dict[str, np.ndarray]:
         """``{kind}.{name}`` -> array (live references) for every layer with state."""
         return {
@@ -161,6 +174,11 @@ class Network:
         for block in self.blocks:
             x = block.forward(x, train=train)
         return x
+
+    def keep_preactivations(self, keep: bool) -> None:
+        """Whether training forwards keep every hidden pre-activation (for the statistics)."""
+        for block in self.hidden_blocks:
+            block.activation.keep_input = keep
 
     def block_outputs(self, x: np.ndarray) -> list[np.ndarray]:
         """Every block's output for ``x`` in evaluation mode (the output block's last)."""

@@ -64,6 +64,7 @@ class TrainConfig:
     wandb: bool = False
     verbose: int = 0
     log_every: int = 1
+    streaming: bool = False
     alignment_every: int | None = None
     alignment_examples: int = 512
     argv: list[str] = field(default_factory=list)
@@ -91,12 +92,18 @@ class TrainConfig:
             _check(self.seed, "--seed", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32, int)
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown --dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        method = RULES.canonical(self.method)
+        if self.streaming and not RULES.get(method).supports_streaming:
+            raise ConfigError(
+                f"--streaming works only with a rule whose updates need no output error "
+                f"(-m DRTP), not -m {method}"
+            )
         seed = self.seed
         if seed is None:
             seed = int(np.random.SeedSequence().generate_state(1)[0])
         return replace(
             self,
-            method=RULES.canonical(self.method),
+            method=method,
             hidden=parse_hidden(self.hidden),
             hidden_act=ACTIVATIONS.canonical(self.hidden_act),
             last_act=ACTIVATIONS.canonical(self.last_act),

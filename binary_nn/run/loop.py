@@ -12,6 +12,7 @@ import numpy as np
 from .. import __version__
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError, DivergenceError
+from ..learning.cost import cost_summary
 from ..learning.loss import LOSSES, MSELoss
 from ..learning.optim import SGD
 from ..learning.rules import RULES, LearningRule
@@ -56,6 +57,30 @@ class Experiment:
     probes: list[Probe] = field(default_factory=default_probes)
 
 
+def build_network(
+    config: TrainConfig,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    rng: np.random.Generator | None = None,
+) -> Network:
+    """The network the model flags of ``config`` describe, for examples of ``input_shape``."""
+    return mlp(
+        input_shape,
+        config.hidden,
+        n_classes,
+        hidden_activation=config.hidden_act,
+        last_activation=config.last_act,
+        batch_norm=config.bn,
+        scale=config.sn,
+        binarize=config.binarize,
+        binarize_last=config.binarize_last,
+        weight_ste=config.weight_ste,
+        init=config.init,
+        dtype=np.dtype(config.dtype),
+        rng=rng,
+    )
+
+
 def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
     """Model, rule and optimizer for ``config`` (resolved), drawn from its seed.
 
@@ -70,22 +95,12 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
             f"({n_train} examples); choose at most {n_train}"
         )
     weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
-    model = mlp(
-        dataset.input_shape,
-        config.hidden,
-        dataset.n_classes,
-        hidden_activation=config.hidden_act,
-        last_activation=config.last_act,
-        batch_norm=config.bn,
-        scale=config.sn,
-        binarize=config.binarize,
-        binarize_last=config.binarize_last,
-        weight_ste=config.weight_ste,
-        init=config.init,
-        dtype=np.dtype(config.dtype),
-        rng=np.random.default_rng(weights_seq),
+    model = build_network(
+        config, dataset.input_shape, dataset.n_classes, np.random.default_rng(weights_seq)
     )
-    rule = RULES.get(config.method)(model, np.random.default_rng(feedback_seq))
+    rule = RULES.get(config.method)(
+        model, np.random.default_rng(feedback_seq), streaming=config.streaming
+    )
     if config.load:
         load_checkpoint(config.load, model, rule)
     stored, packed = model.memory_bytes()
@@ -102,6 +117,7 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
         "n_test": len(dataset.y_test),
         "model_bytes": stored,
         "model_bytes_packed": packed,
+        "cost": cost_summary(model),
     }
     optimizer = SGD(model.parameters(), config.lr, config.weight_clipping)
     probes = default_probes()

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..nn.kernels import Summary, summarize
 from ..nn.layers import Parameter
-from ..nn.network import Network
+from ..nn.network import Block, Network
 
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -> dict[str, float]:
@@ -94,24 +94,37 @@ class BatchStatistics:
     ``batch/preact_var/{k}``; for every block's weights ``k`` (the output block last):
     ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
 
-    ``grad_summaries`` may bring the gradients' summaries from
+    ``summaries`` may bring the gradients' summaries from
     :meth:`binary_nn.optim.SGD.step` (``summarize_grads=True``), which takes them in the same
     pass as the update; the gradients are summarised here otherwise.
     """
 
     def __call__(
-        self, network: Network, grad_summaries: Mapping[Parameter, Summary] | None = None
+        self, network: Network, summaries: Mapping[Parameter, Summary] | None = None
     ) -> dict[str, float]:
         stats: dict[str, float] = {}
-        for k, block in enumerate(network.hidden_blocks):
+        for k, block in enumerate(network.blocks):
+            hidden = k < len(network.blocks) - 1
+            stats.update(self.of_block(k, block, summaries, hidden))
+        return stats
+
+    def of_block(
+        self,
+        k: int,
+        block: Block,
+        summaries: Mapping[Parameter, Summary] | None,
+        hidden: bool,
+    ) -> dict[str, float]:
+        """Block ``k``'s statistics (its pre-activations' only for a hidden block)."""
+        stats: dict[str, float] = {}
+        if hidden:
             act = block.activation
-            assert act.input is not None, "statistics before a training forward"
+            assert act.input is not None, "statistics need the pre-activations kept"
             summary = summarize(act.input, act.activation.saturation_threshold)
             stats[f"batch/saturation/{k}"] = summary.fraction_above
             stats[f"batch/preact_var/{k}"] = summary.variance
-        for k, block in enumerate(network.blocks):
-            weight = block.weights.weight
-            summary = (grad_summaries or {}).get(weight) or summarize(weight.grad)
-            stats[f"batch/grad_var/{k}"] = summary.variance
-            stats[f"batch/grad_absmax/{k}"] = summary.abs_max
+        weight = block.weights.weight
+        summary = (summaries or {}).get(weight) or summarize(weight.grad)
+        stats[f"batch/grad_var/{k}"] = summary.variance
+        stats[f"batch/grad_absmax/{k}"] = summary.abs_max
         return stats

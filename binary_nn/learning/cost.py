@@ -1,0 +1,164 @@
+"""The cost of learning: a network's size and operations per layer, and per rule the work and
+memory of one training step, counted from what the layers and rules say of themselves.
+
+Counts are per example. MACs are multiply-accumulates of the products (elementwise work such
+as activations, batch norm and the update is not counted). Held values are the activations
+the backward step needs kept from the forward pass, counted once per distinct array (an
+array kept by one layer for its output and by the next for its input is one array):
+
+- GD, DFA and DRTP keep every block's until the step's updates (the error exists only after
+  the whole forward pass);
+- streaming DRTP updates each hidden block as soon as its forward is done and releases it, so
+  it holds one block's input, caches and output at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..nn.layers import ActivationLayer, WeightLayer
+from ..nn.network import Block, Network
+from .rules import RULES, LearningRule
+
+
+@dataclass
+class LayerCost:
+    """One layer's row of the summary."""
+
+    block: int
+    kind: str
+    output_shape: tuple[int, ...]
+    parameters: int
+    bits: int | None  # per weight; None for a parameter-free layer
+    stored_bytes: int
+    packed_bytes: int
+    macs: int
+    binary_macs: int
+
+
+def layer_costs(network: Network) -> list[LayerCost]:
+    """Per layer: shape, parameters, bits, bytes as stored and packed, forward MACs and the
+    MACs whose both operands are +-1 (binary weights fed by a sign activation)."""
+    rows = []
+    binary_input = False  # the network's input is pixels
+    for k, block in enumerate(network.blocks):
+        shape = block.input_shape
+        for layer in block.layers:
+            out = layer.output_shape(shape)
+            params = layer.parameters()
+            n_params = sum(p.value.size for p in params)
+            stored = sum(p.value.nbytes for p in params)
+            bits: int | None = None
+            packed = stored
+            if params:
+                bits = 8 * params[0].value.itemsize
+            if isinstance(layer, WeightLayer) and layer.quantizer.bits is not None:
+                bits = layer.quantizer.bits
+                weight = layer.weight.value
+                packed = stored - weight.nbytes + -(-weight.size * bits // 8)
+            macs = layer.forward_macs(shape)
+            binary = isinstance(layer, WeightLayer) and layer.quantizer.binary and binary_input
+            rows.append(
+                LayerCost(k, layer.kind, out, n_params, bits, stored, packed, macs,
+                          macs if binary else 0)
+            )  # fmt: skip
+            if isinstance(layer, ActivationLayer):
+                binary_input = layer.activation.binary_output
+            elif not layer.aliases_input:
+                binary_input = False
+            shape = out
+    return rows
+
+
+def _block_arrays(block: Block) -> tuple[int, int, int, bool, bool]:
+    """(input size, values kept inside the block, output size, whether the block keeps its
+    input, whether it keeps its output) per example."""
+    shape = block.input_shape
+    sizes = [math.prod(shape)]  # the arrays between layers, input first
+    kept = [False] * (len(block.layers) + 1)
+    extra = 0
+    for i, layer in enumerate(block.layers):
+        out = layer.output_shape(shape)
+        extra += layer.extra_values(shape)
+        kept[i] = kept[i] or layer.keeps_input
+        kept[i + 1] = kept[i + 1] or layer.keeps_output
+        if layer.aliases_input:  # a view: the same array as its input
+            kept[i + 1] = kept[i + 1] or kept[i]
+            sizes.append(0)
+        else:
+            sizes.append(math.prod(out))
+        shape = out
+    # an aliasing layer's output is kept when the array it views is
+    for i in range(len(block.layers) - 1, -1, -1):
+        if block.layers[i].aliases_input and kept[i + 1]:
+            kept[i] = True
+    inner = sum(size for size, keep in zip(sizes[1:-1], kept[1:-1], strict=True) if keep)
+    return sizes[0], inner + extra, sizes[-1], kept[0], kept[-1]
+
+
+def held_values(network: Network, streaming: bool = False) -> int:
+    """Values per example held between the forward pass and the updates (see the module)."""
+    arrays = [_block_arrays(block) for block in network.blocks]
+    if streaming:  # one block at a time: its input, caches and output
+        return max(inp + inner + out for inp, inner, out, _, _ in arrays)
+    total = 0
+    for k, (inp, inner, _, keeps_in, _) in enumerate(arrays):
+        below_keeps_out = k > 0 and arrays[k - 1][4]
+        total += inp if (keeps_in or below_keeps_out) else 0
+        total += inner
+    *_, out, _, keeps_out = arrays[-1]
+    return total + (out if keeps_out else 0)
+
+
+def rule_costs(network: Network) -> list[dict[str, Any]]:
+    """Per rule (and streaming DRTP), per example: forward and backward MACs, held values and
+    bytes, feedback bytes, totals and the ratio to GD."""
+    forward = sum(row.macs for row in layer_costs(network))
+    itemsize = network.dtype.itemsize
+    rows: list[dict[str, Any]] = []
+    variants: list[tuple[str, type[LearningRule], bool]] = [
+        (name, RULES.get(name), False) for name in RULES.names()
+    ]
+    variants.append(("DRTP (streaming)", RULES.get("DRTP"), True))
+    for name, rule, streaming in variants:
+        backward = rule.backward_macs(network)
+        held = held_values(network, streaming)
+        feedback = rule.feedback_values(network) * itemsize
+        rows.append(
+            {
+                "rule": name,
+                "forward_macs": forward,
+                **{f"backward_macs/{k}": v for k, v in backward.items()},
+                "backward_macs": sum(backward.values()),
+                "total_macs": forward + sum(backward.values()),
+                "held_values": held,
+                "held_bytes": held * itemsize,
+                "feedback_bytes": feedback,
+            }
+        )
+    gd = rows[0]
+    for row in rows:
+        row["macs_vs_gd"] = row["total_macs"] / gd["total_macs"]
+        row["held_vs_gd"] = row["held_values"] / gd["held_values"]
+    return rows
+
+
+def cost_summary(network: Network) -> dict:
+    """Both tables as plain data (what ``config.json`` holds under ``cost``)."""
+    layers = layer_costs(network)
+    stored = sum(r.stored_bytes for r in layers)
+    packed = sum(r.packed_bytes for r in layers)
+    macs = sum(r.macs for r in layers)
+    return {
+        "layers": [asdict(r) for r in layers],
+        "rules": rule_costs(network),
+        "totals": {
+            "parameters": sum(r.parameters for r in layers),
+            "stored_bytes": stored,
+            "packed_bytes": packed,
+            "forward_macs": macs,
+            "binary_macs_share": sum(r.binary_macs for r in layers) / macs if macs else 0.0,
+        },
+    }

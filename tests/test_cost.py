@@ -1,0 +1,121 @@
+"""Cost accounting against counts made by hand, streaming DRTP against standard DRTP."""
+
+import json
+
+import numpy as np
+import pytest
+
+from binary_nn import DRTP, mlp
+from binary_nn.learning.cost import cost_summary, held_values, layer_costs, rule_costs
+from binary_nn.summary import main as summary_main
+from binary_nn.train import main as train_main
+
+
+def small(**options):
+    return mlp((2, 3, 1), [5, 4], 3, rng=np.random.default_rng(0), **options)
+
+
+def test_macs_of_every_rule_by_hand():
+    rules = {r["rule"]: r for r in rule_costs(small())}
+    forward = 6 * 5 + 5 * 4 + 4 * 3  # 62
+    assert {r["forward_macs"] for r in rules.values()} == {forward}
+    gd = rules["GD"]
+    assert gd["backward_macs/weight_grads"] == forward
+    assert gd["backward_macs/input_grads"] == 5 * 4 + 4 * 3  # not the first layer's
+    assert rules["DFA"]["backward_macs/projections"] == 3 * (5 + 4)  # e @ B_k
+    assert rules["DFA"]["backward_macs/input_grads"] == 0
+    assert rules["DRTP"]["backward_macs/projections"] == 0  # a row lookup, not a product
+    assert rules["DRTP"]["total_macs"] == 2 * forward
+    assert rules["DFA"]["feedback_bytes"] == 3 * (5 + 4) * 4 and gd["feedback_bytes"] == 0
+    assert rules["DFA"]["macs_vs_gd"] == pytest.approx((2 * forward + 27) / (2 * forward + 32))
+
+
+def test_published_mlp_counts():
+    rules = {r["rule"]: r for r in rule_costs(mlp(784, [700, 500, 300, 200], 10))}
+    assert rules["GD"]["forward_macs"] == 1_110_800
+    assert rules["GD"]["backward_macs"] == 1_672_800
+    assert rules["DFA"]["backward_macs"] == 1_127_800
+
+
+def test_held_values_by_hand():
+    # tanh keeps its output, a Linear its input: x 6, h1 5, h2 4, y 3
+    assert held_values(small()) == 6 + 5 + 4 + 3
+    # streaming: one block at a time, its input and output
+    assert held_values(small(), streaming=True) == max(6 + 5, 5 + 4, 4 + 3)
+    # signsat keeps its input (the batch norm output), batch norm its x_hat; sign's output
+    # is kept by the next Linear
+    binary = small(batch_norm=True, binarize=True, hidden_activation="signsat")
+    assert held_values(binary) == 6 + (5 + 5) + 5 + (4 + 4) + 4 + 3
+    assert held_values(binary, streaming=True) == 6 + (5 + 5) + 5
+
+
+def test_layer_table_bits_bytes_and_binary_macs():
+    network = small(binarize=True, hidden_activation="sign", dtype=np.float32)
+    rows = [r for r in layer_costs(network) if r.kind == "linear"]
+    assert [r.bits for r in rows] == [1, 1, 32]
+    assert [r.stored_bytes for r in rows] == [120, 80, 48]
+    assert [r.packed_bytes for r in rows] == [4, 3, 48]  # ceil(30 / 8), ceil(20 / 8)
+    # the first layer sees pixels, the output layer has real weights: only layer 1 is binary
+    assert [r.binary_macs for r in rows] == [0, 20, 0]
+    totals = cost_summary(network)["totals"]
+    assert totals["binary_macs_share"] == pytest.approx(20 / 62)
+    assert totals["packed_bytes"] == 4 + 3 + 48
+
+
+def test_drtp_row_lookup_equals_the_product(rng):
+    network = small(dtype=np.float64)
+    rule = DRTP(network, rng)
+    labels = rng.integers(0, 3, 9)
+    target01 = np.eye(3)[labels]
+    for k in range(2):
+        np.testing.assert_array_equal(rule.project(target01, k), target01 @ rule.feedback[k])
+
+
+def read(path):
+    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["--bn", "--binarize", "--hidden-act", "signsat", "--log-every", "3"]]
+)
+def test_streaming_drtp_equals_standard_drtp_bit_for_bit(tmp_path, options):
+    args = ["-m", "DRTP", "-e", "2", "--hidden", "32,16", "--lr", "3e-4", "--seed", "5",
+            "--dtype", "float64", *options]  # fmt: skip
+    for name, extra in (("standard", []), ("streaming", ["--streaming"])):
+        out, ckpt = tmp_path / name, tmp_path / f"{name}.npz"
+        assert train_main([*args, *extra, "--out", str(out), "--save", str(ckpt)]) == 0
+    with np.load(tmp_path / "standard.npz") as a, np.load(tmp_path / "streaming.npz") as b:
+        for key in a.files:
+            if key != "config":
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+    def strip(records):
+        return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+
+    assert strip(read(tmp_path / "standard")) == strip(read(tmp_path / "streaming"))
+
+
+def test_streaming_with_another_rule_is_one_sentence(tmp_path, capsys):
+    assert train_main(["-m", "DFA", "--streaming", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--streaming works only with" in err and "DFA" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_summary_command_and_the_runs_config(tmp_path, capsys):
+    out = tmp_path / "cost.json"
+    args = ["--dataset", "MNIST", "--hidden", "700,500,300,200", "--json", str(out)]
+    assert summary_main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| GD | 1,110,800 | 562,000 | 0 | 1,110,800 | 2,783,600 |" in printed
+    assert "| DRTP (streaming) |" in printed
+    saved = json.loads(out.read_text())
+    assert saved["totals"]["forward_macs"] == 1_110_800
+    assert summary_main(["--hidden", "7,x"]) == 2  # bad flags: one sentence
+    run = tmp_path / "run"
+    assert train_main(["-e", "1", "--hidden", "16", "--out", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["cost"]["totals"]["forward_macs"] == 64 * 16 + 16 * 10
+    assert [r["rule"] for r in config["cost"]["rules"]] == [
+        "GD", "DFA", "DRTP", "DRTP (streaming)",
+    ]  # fmt: skip
