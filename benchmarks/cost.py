@@ -22,7 +22,6 @@ Not part of the test suite.
 from __future__ import annotations
 
 import argparse
-import itertools
 import resource
 import statistics
 import time
@@ -49,17 +48,21 @@ def make(rule_name: str, binary: bool, seed: int = 1):
 
 class HeldProbe:
     """Samples tracemalloc's current size where the backward work starts: when the rule's
-    backward begins (whole-network rules) or when a block releases (streaming)."""
+    backward begins (whole-network rules), or when a block releases (streaming); less the
+    binarized layers' ``sign(W)`` copies alive then (all of them; streaming: that block's)."""
 
     def __init__(self, network, rule) -> None:
         self.samples: list[int] = []
-        sample = self.sample
+        copies = [
+            b.weights.weight.value.nbytes if b.weights.quantizer.binary else 0
+            for b in network.blocks
+        ]
         if rule.streaming:
-            for block in network.blocks:
+            for block, copy in zip(network.blocks, copies, strict=True):
                 release = block.release
 
-                def wrapped(release=release) -> None:
-                    sample()
+                def wrapped(release=release, copy=copy) -> None:
+                    self.sample(copy)
                     release()
 
                 block.release = wrapped
@@ -67,16 +70,18 @@ class HeldProbe:
             backward = rule.backward
 
             def wrapped_backward(*args):
-                sample()
+                self.sample(sum(copies))
                 return backward(*args)
 
             rule.backward = wrapped_backward
 
-    def sample(self) -> None:
-        self.samples.append(tracemalloc.get_traced_memory()[0])
+    def sample(self, copies: int) -> None:
+        self.samples.append(tracemalloc.get_traced_memory()[0] - copies)
 
 
 def measure_memory(rule_name: str, binary: bool, batch: int, rng) -> tuple[int, int]:
+    """(held activations, peak) in bytes of a step that is handed a fresh copy of the batch
+    (as the training loop hands its batch over), so that both count it."""
     network, rule, optimizer = make(rule_name, binary)
     x = rng.uniform(-1, 1, (batch, 784)).astype(np.float32)
     labels = rng.integers(0, 10, batch)
@@ -86,19 +91,11 @@ def measure_memory(rule_name: str, binary: bool, batch: int, rng) -> tuple[int, 
     try:
         start = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
-        train_step(network, rule, optimizer, MSELoss(), x, labels)
+        train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     return max(probe.samples) - start, peak - start
-
-
-def sign_copies(binary: bool) -> int:
-    """Bytes of the binarized layers' ``sign(W)`` kept for the backward step."""
-    if not binary:
-        return 0
-    sizes = [784, *HIDDEN]
-    return sum(i * o for i, o in itertools.pairwise(sizes)) * 4  # hidden layers only
 
 
 def time_per_example(binary: bool, batch: int, steps: int, rng) -> dict[str, float]:
@@ -127,11 +124,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     network, _, _ = make("GD", args.binary)
     print(
-        f"{network.describe()}, float32, {args.threads} threads. held = allocated when the "
-        "backward work starts, less the step's start (streaming: the most at any block's "
-        "update); its activation part excludes the binarized layers' sign(W) copies "
-        f"({sign_copies(args.binary) / 1e6:.2f} MB). Times: median per example over the steps, "
-        "rules taking turns.\n"
+        f"{network.describe()}, float32, {args.threads} threads. Measured activations = "
+        "allocated when the backward work starts (streaming: the most at any block's update), "
+        "less the step's start and the binarized layers' sign(W) copies; peak = the most "
+        "allocated during the step; each step is handed a fresh copy of the batch, as the "
+        "training loop hands its batch over. Times: median per "
+        "example over the steps, rules taking turns.\n"
     )
     print(
         "| batch | rule | µs/example | vs GD | predicted held MB | measured activations MB "
@@ -147,7 +145,7 @@ def main() -> None:
                 streaming = name.endswith("(streaming)")
                 held_mb = held_values(network, streaming) * batch * 4 / 1e6
                 held, peak = memory[name]
-                activations = (held - sign_copies(args.binary)) / 1e6
+                activations = held / 1e6
                 print(
                     f"| {batch} | {name} | {seconds[name] * 1e6:.1f} "
                     f"| {seconds[name] / seconds['GD']:.3f} | {held_mb:.3f} | {activations:.3f} "

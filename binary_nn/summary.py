@@ -19,7 +19,7 @@ import numpy as np
 
 from .cli import run_cli
 from .data import DATASETS, load_dataset
-from .learning.cost import cost_summary
+from .learning.cost import cost_summary, render
 from .run.config import TrainConfig
 from .run.loop import build_network
 from .run.tracking import write_json_atomic
@@ -34,51 +34,6 @@ def _shape(config: TrainConfig) -> tuple[tuple[int, ...], int]:
         return source.input_shape, source.n_classes
     dataset = load_dataset(config.dataset, config.data_dir)
     return dataset.input_shape, dataset.n_classes
-
-
-def _n(value: float) -> str:
-    return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
-
-
-def render(summary: dict, architecture: str) -> str:
-    """Both tables as markdown."""
-    lines = [
-        f"# {architecture}",
-        "",
-        "| block | layer | output shape | parameters | bits/weight | stored bytes | packed bytes "
-        "| MACs/example | binary MACs |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in summary["layers"]:
-        shape = "x".join(map(str, row["output_shape"]))
-        bits = "-" if row["bits"] is None else str(row["bits"])
-        lines.append(
-            f"| {row['block']} | {row['kind']} | {shape} | {_n(row['parameters'])} | {bits} "
-            f"| {_n(row['stored_bytes'])} | {_n(row['packed_bytes'])} | {_n(row['macs'])} "
-            f"| {_n(row['binary_macs'])} |"
-        )
-    t = summary["totals"]
-    lines += [
-        f"| total | | | {_n(t['parameters'])} | | {_n(t['stored_bytes'])} "
-        f"| {_n(t['packed_bytes'])} | {_n(t['forward_macs'])} "
-        f"| {t['binary_macs_share']:.1%} of MACs |",
-        "",
-        "Per training example: MACs of the forward pass and of the backward work (chained input "
-        "gradients, feedback projections, weight gradients); activations held between the "
-        "forward pass and the update; the fixed feedback matrices.",
-        "",
-        "| rule | forward MACs | input grads | projections | weight grads | total MACs | vs GD "
-        "| held values | held bytes | vs GD | feedback bytes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in summary["rules"]:
-        lines.append(
-            f"| {r['rule']} | {_n(r['forward_macs'])} | {_n(r['backward_macs/input_grads'])} "
-            f"| {_n(r['backward_macs/projections'])} | {_n(r['backward_macs/weight_grads'])} "
-            f"| {_n(r['total_macs'])} | {r['macs_vs_gd']:.3f} | {_n(r['held_values'])} "
-            f"| {_n(r['held_bytes'])} | {r['held_vs_gd']:.3f} | {_n(r['feedback_bytes'])} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

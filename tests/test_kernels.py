@@ -202,3 +202,27 @@ def test_kernels_compile_without_a_writable_cache(monkeypatch):
     values = np.arange(4.0)
     double_all(values)
     np.testing.assert_array_equal(values, [0.0, 2.0, 4.0, 6.0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place_kernels_give_the_same_numbers_in_the_given_memory(kernel_backend, dtype):
+    rng = np.random.default_rng(3)
+    grad = rng.normal(size=(16, 5)).astype(dtype)
+    a = rng.normal(size=(16, 5)).astype(dtype)
+    x_hat = rng.normal(size=(16, 5)).astype(dtype)
+    gamma, inv_std = rng.uniform(0.5, 2, 5).astype(dtype), rng.uniform(0.5, 2, 5).astype(dtype)
+    cases = {
+        "pass_where_below": lambda g, ip: kernels.pass_where_below(g, a, 1.0, in_place=ip),
+        "times_one_minus_square": lambda g, ip: kernels.times_one_minus_square(
+            g, np.tanh(a), in_place=ip
+        ),
+        "batchnorm_backward": lambda g, ip: kernels.batchnorm_backward(
+            g, x_hat, gamma, inv_std, np.empty(5, dtype), np.empty(5, dtype), True, in_place=ip
+        ),
+    }
+    for name, kernel in cases.items():
+        expected = kernel(grad.copy(), False)
+        given = grad.copy()
+        result = kernel(given, True)
+        assert result is given, name
+        np.testing.assert_array_equal(result, expected, err_msg=name)

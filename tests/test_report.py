@@ -85,6 +85,9 @@ def test_report_figures_and_summary_statistics(campaign, tmp_path):
     assert 0 <= float(dfa["vs_gd_p"]) <= 1
     gd = next(r for r in rows if r["method"] == "GD" and r["binarize"] == "False")
     assert gd["vs_gd_p"] == ""
+    # what learning costs, from the runs' config.json
+    cost = result["written"]["cost"].read_text()
+    assert "# 64-32(tanh)-10(tanh)" in cost and "| DRTP (streaming) |" in cost
     # the alignment the runs measured: a figure and the final angles
     table_path, figure = result["written"]["alignment"]
     assert mpl_image.imread(figure).std() > 0.01

@@ -10,6 +10,8 @@ from Weights & Biases with the same column names, and writes to ``--out``:
 - ``curves_<dataset>_<bn>.png``: test accuracy per epoch, mean over seeds (run directories);
 - ``summary.csv``: per triple, mean, std and 95% confidence interval of the best test accuracy,
   and a two-sided Mann-Whitney U test of each rule against backpropagation (GD);
+- ``cost.md``: per architecture, what learning costs per rule (MACs, held activations,
+  feedback bytes; the ``cost`` of the runs' ``config.json``, see ``python -m binary_nn.summary``);
 - ``alignment_<dataset>.png`` and ``alignment.md`` (runs that measured it): per rule x weight
   type, the angle between each hidden layer's update and the true gradient against epochs
   (mean over seeds), and the final angles in a table;
@@ -86,6 +88,8 @@ def read_run_dirs(root: Path) -> tuple[list[dict], list[dict]]:
         row["epochs"] = summary.get("epochs_completed")
         n_train, batch = config.get("n_train"), config.get("batchsize")
         row["iterations_per_epoch"] = n_train // batch if n_train and batch else None
+        row["architecture"] = config.get("architecture")
+        row["cost"] = config.get("cost")
         row["run_dir"] = str(run_dir)
         rows.append(row)
     return rows, unfinished
@@ -112,6 +116,8 @@ def read_csv(path: Path):
         ("status", "completed"),
         ("run_dir", ""),
         ("iterations_per_epoch", None),
+        ("architecture", None),
+        ("cost", None),
     ):
         if column not in frame.columns:
             frame[column] = default
@@ -446,6 +452,21 @@ def alignment_markdown(runs) -> str | None:
     return "\n".join(lines) if found else None
 
 
+def cost_markdown(frame) -> str | None:
+    """Per architecture of the runs, the per-rule cost table their config.json holds."""
+    from ..learning.cost import render
+
+    seen: dict[str, dict] = {}
+    for architecture, cost in zip(frame["architecture"], frame["cost"], strict=True):
+        if isinstance(cost, dict) and architecture not in seen:
+            seen[architecture] = cost
+    if not seen:
+        return None
+    parts = ["# What learning costs, per architecture of the runs (per example)", ""]
+    parts += [render(cost, architecture) for architecture, cost in sorted(seen.items())]
+    return "\n".join(parts)
+
+
 def parse_published(path: Path) -> dict[tuple, dict]:
     """Rows of a published table in the layout of ``mnist_grid_search.md``, keyed by
     (dataset, bn, method, activation, binarize)."""
@@ -540,6 +561,10 @@ def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None
         "boxplots": plot_boxes(runs, out),
         "curves": plot_curves(runs, out),
     }
+    cost = cost_markdown(frame)
+    if cost is not None:
+        write_text_atomic(out / "cost.md", cost)
+        written["cost"] = out / "cost.md"
     alignment = alignment_markdown(runs)
     if alignment is not None:
         write_text_atomic(out / "alignment.md", alignment)

@@ -9,7 +9,8 @@ array kept by one layer for its output and by the next for its input is one arra
 - GD, DFA and DRTP keep every block's until the step's updates (the error exists only after
   the whole forward pass);
 - streaming DRTP updates each hidden block as soon as its forward is done and releases it, so
-  it holds one block's input, caches and output at a time.
+  it holds one block's input, caches and output at a time (the training loop hands the batch
+  over without keeping it, so that it goes once the first block is done).
 """
 
 from __future__ import annotations
@@ -162,3 +163,48 @@ def cost_summary(network: Network) -> dict:
             "binary_macs_share": sum(r.binary_macs for r in layers) / macs if macs else 0.0,
         },
     }
+
+
+def _n(value: float) -> str:
+    return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
+
+
+def render(summary: dict, architecture: str) -> str:
+    """Both tables as markdown."""
+    lines = [
+        f"# {architecture}",
+        "",
+        "| block | layer | output shape | parameters | bits/weight | stored bytes | packed bytes "
+        "| MACs/example | binary MACs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["layers"]:
+        shape = "x".join(map(str, row["output_shape"]))
+        bits = "-" if row["bits"] is None else str(row["bits"])
+        lines.append(
+            f"| {row['block']} | {row['kind']} | {shape} | {_n(row['parameters'])} | {bits} "
+            f"| {_n(row['stored_bytes'])} | {_n(row['packed_bytes'])} | {_n(row['macs'])} "
+            f"| {_n(row['binary_macs'])} |"
+        )
+    t = summary["totals"]
+    lines += [
+        f"| total | | | {_n(t['parameters'])} | | {_n(t['stored_bytes'])} "
+        f"| {_n(t['packed_bytes'])} | {_n(t['forward_macs'])} "
+        f"| {t['binary_macs_share']:.1%} of MACs |",
+        "",
+        "Per training example: MACs of the forward pass and of the backward work (chained input "
+        "gradients, feedback projections, weight gradients); activations held between the "
+        "forward pass and the update; the fixed feedback matrices.",
+        "",
+        "| rule | forward MACs | input grads | projections | weight grads | total MACs | vs GD "
+        "| held values | held bytes | vs GD | feedback bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["rules"]:
+        lines.append(
+            f"| {r['rule']} | {_n(r['forward_macs'])} | {_n(r['backward_macs/input_grads'])} "
+            f"| {_n(r['backward_macs/projections'])} | {_n(r['backward_macs/weight_grads'])} "
+            f"| {_n(r['total_macs'])} | {r['macs_vs_gd']:.3f} | {_n(r['held_values'])} "
+            f"| {_n(r['held_bytes'])} | {r['held_vs_gd']:.3f} | {_n(r['feedback_bytes'])} |"
+        )
+    return "\n".join(lines) + "\n"

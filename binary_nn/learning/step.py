@@ -50,7 +50,9 @@ def train_step(
     network.keep_preactivations(statistics is not None)
     if rule.streaming:
         assert isinstance(rule, DirectFeedbackRule)
-        return streaming_step(network, rule, optimizer, loss, x, labels, statistics)
+        batch = [x]
+        del x  # handed over, not kept here: the streaming step frees it after the first block
+        return streaming_step(network, rule, optimizer, loss, batch.pop(), labels, statistics)
     target = one_hot(labels, network.n_classes, network.dtype)
     value, error = loss.value_and_error(network.forward(x, train=True), target)
     if not np.isfinite(value):
@@ -89,9 +91,11 @@ def streaming_step(
     summarize = statistics is not None
     stats: dict[str, float] = {}
     h = x
+    del x  # a caller that hands the batch over lets it go once the first block has used it
     for k, block in enumerate(network.hidden_blocks):
         out = block.forward(h, train=True)
-        block.backward(rule.project(signal, k), need_input_grad=False)
+        # the projection is this step's own array: the block may compute in its memory
+        block.backward(rule.project(signal, k), need_input_grad=False, overwrite=True)
         summaries = optimizer.step(summarize, only=block.parameters())
         if statistics is not None:
             stats.update(statistics.of_block(k, block, summaries, hidden=True))

@@ -32,9 +32,10 @@ class Activation:
     def forward(self, a: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
         """``grad`` times the derivative used at pre-activation ``a`` (``y`` is ``forward(a)``);
-        only the array ``needs`` names is given, the other may be None."""
+        only the array ``needs`` names is given, the other may be None. ``in_place`` lets it
+        overwrite ``grad``."""
         raise NotImplementedError
 
 
@@ -46,8 +47,8 @@ class Tanh(Activation):
     def forward(self, a: np.ndarray) -> np.ndarray:
         return np.tanh(a)
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
-        return times_one_minus_square(grad, y)
+    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
+        return times_one_minus_square(grad, y, in_place)
 
 
 class Identity(Activation):
@@ -56,7 +57,7 @@ class Identity(Activation):
     def forward(self, a: np.ndarray) -> np.ndarray:
         return a
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
         return grad
 
 
@@ -70,7 +71,7 @@ class Sign(Activation):
     def forward(self, a: np.ndarray) -> np.ndarray:
         return sign(a)
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
+    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
         return grad
 
 
@@ -80,8 +81,8 @@ class SignSat(Sign):
     name = "signsat"
     needs = "input"
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
-        return pass_where_below(grad, a, 1.0)
+    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
+        return pass_where_below(grad, a, 1.0, in_place)
 
 
 class SignTanh(Sign):
@@ -90,8 +91,8 @@ class SignTanh(Sign):
     name = "signtanh"
     needs = "input"
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any) -> np.ndarray:
-        return times_one_minus_square(grad, np.tanh(a))
+    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
+        return times_one_minus_square(grad, np.tanh(a), in_place)
 
 
 ACTIVATIONS: Registry[Activation] = Registry("activation", "--hidden-act/--last-act")

@@ -227,12 +227,17 @@ def _pass_below_loop(grad, a, limit, out):
         out[i] = grad[i] if abs(a[i]) < limit else 0
 
 
-def pass_where_below(grad: np.ndarray, a: np.ndarray, limit: float) -> np.ndarray:
-    """``grad`` where ``|a| < limit``, else 0 (a new array)."""
-    out = np.empty_like(grad)
+def pass_where_below(
+    grad: np.ndarray, a: np.ndarray, limit: float, in_place: bool = False
+) -> np.ndarray:
+    """``grad`` where ``|a| < limit``, else 0 (a new array, or ``grad`` itself ``in_place``)."""
+    out = grad if in_place else np.empty_like(grad)
     if _use_numba(grad, a, out):
         _pass_below_loop(grad.reshape(-1), a.reshape(-1), grad.dtype.type(limit), out.reshape(-1))
         return out
+    if in_place:
+        grad *= np.abs(a) < limit
+        return grad
     np.abs(a, out=out)
     np.less(out, limit, out=out)
     out *= grad
@@ -245,12 +250,18 @@ def _one_minus_square_loop(grad, t, one, out):
         out[i] = (one - t[i] * t[i]) * grad[i]
 
 
-def times_one_minus_square(grad: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """``grad * (1 - t^2)`` (a new array): the tanh derivative from ``t = tanh(a)``."""
-    out = np.empty_like(grad)
+def times_one_minus_square(grad: np.ndarray, t: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """``grad * (1 - t^2)`` (a new array, or ``grad`` itself ``in_place``): the tanh
+    derivative from ``t = tanh(a)``."""
+    out = grad if in_place else np.empty_like(grad)
     if _use_numba(grad, t, out):
         _one_minus_square_loop(grad.reshape(-1), t.reshape(-1), grad.dtype.type(1), out.reshape(-1))
         return out
+    if in_place:
+        factor = np.multiply(t, t)
+        np.subtract(1, factor, out=factor)
+        grad *= factor
+        return grad
     np.multiply(t, t, out=out)
     np.subtract(1, out, out=out)
     out *= grad
@@ -357,8 +368,10 @@ def batchnorm_backward(
     gamma_grad: np.ndarray,
     beta_grad: np.ndarray,
     need_input_grad: bool,
+    in_place: bool = False,
 ) -> np.ndarray | None:
-    """Fill ``gamma_grad`` and ``beta_grad``; return the exact input gradient if asked.
+    """Fill ``gamma_grad`` and ``beta_grad``; return the exact input gradient if asked (in
+    ``grad`` itself ``in_place``).
 
     The input gradient goes through the batch mean and variance:
     ``(n * grad - sum(grad) - x_hat * sum(grad * x_hat)) * gamma * inv_std / n``.
@@ -369,7 +382,7 @@ def batchnorm_backward(
         _batchnorm_grads_loop(grad, x_hat, gamma_grad, beta_grad)
         if not need_input_grad:
             return None
-        out = np.empty_like(grad)
+        out = grad if in_place else np.empty_like(grad)
         _batchnorm_input_grad_loop(
             grad, x_hat, gamma_grad, beta_grad, grad.dtype.type(n), scale, out
         )
@@ -378,7 +391,7 @@ def batchnorm_backward(
     np.einsum("ij,ij->j", grad, x_hat, out=gamma_grad)
     if not need_input_grad:
         return None
-    out = np.multiply(grad, n)
+    out = np.multiply(grad, n, out=grad if in_place else None)
     out -= beta_grad
     out -= x_hat * gamma_grad
     out *= scale

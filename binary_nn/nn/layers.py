@@ -3,7 +3,8 @@
 ``forward(x, train=...)`` keeps what ``backward`` needs when ``train`` is true (and only batch
 norm behaves differently in the two modes). ``backward(grad, need_input_grad=...)`` stores the
 gradients of the layer's parameters in their ``grad`` arrays and returns the gradient with
-respect to the layer's input, or ``None`` when ``need_input_grad`` is false (the first layer,
+respect to the layer's input (in ``grad``'s memory when ``overwrite`` allows it and the layer
+can), or ``None`` when ``need_input_grad`` is false (the first layer,
 and every layer under DFA and DRTP, never needs it, and for a Linear it is the costliest
 product of the step).
 
@@ -57,7 +58,9 @@ class Layer:
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
         raise NotImplementedError
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -122,7 +125,9 @@ class Flatten(Layer):
             self._shape = x.shape
         return x.reshape(len(x), -1)
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
         return grad.reshape(self._shape) if need_input_grad else None
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -190,7 +195,9 @@ class Linear(WeightLayer):
             self._x, self._w = x, w
         return x @ w
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
         assert self._x is not None and self._w is not None, "backward before a training forward"
         np.matmul(self._x.T, grad, out=self.weight.grad)
         self.quantizer.backward(self.weight.grad, self.weight.value)
@@ -219,7 +226,9 @@ class Scaler(Layer):
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
         return x / self.fan_in
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
         return grad / self.fan_in if need_input_grad else None
 
     def describe(self) -> str | None:
@@ -274,7 +283,9 @@ class BatchNorm(Layer):
         self.running_var *= m
         self.running_var += (1 - m) * var
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
         assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
         # exact gradient through the batch mean and variance
         return batchnorm_backward(
@@ -285,6 +296,7 @@ class BatchNorm(Layer):
             self.gamma.grad,
             self.beta.grad,
             need_input_grad,
+            in_place=overwrite,
         )
 
     def named_parameters(self) -> dict[str, Parameter]:
@@ -332,9 +344,11 @@ class ActivationLayer(Layer):
             self._ready = True
         return y
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
         assert self._ready, "backward before a training forward"
-        return self.activation.backward(grad, self.input, self._output)
+        return self.activation.backward(grad, self.input, self._output, in_place=overwrite)
 
     @property
     def keeps_input(self) -> bool:  # type: ignore[override]

@@ -75,15 +75,27 @@ class Block:
             x = layer.forward(x, train=train)
         return x
 
-    def backward(self, grad: np.ndarray, *, need_input_grad: bool) -> np.ndarray | None:
-        """Backward through every layer; ``grad`` has the block's output shape."""
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
+        """Backward through every layer; ``grad`` has the block's output shape.
+
+        With ``overwrite`` the caller gives ``grad`` away: the layers may compute in its memory.
+        Arrays a layer makes are the block's own and are reused that way in any case.
+        """
         result: np.ndarray | None = grad
+        owned = overwrite
         for index in range(len(self.layers) - 1, -1, -1):
             if result is None:  # nothing below trains and no input gradient is wanted
                 break
+            incoming = result
             result = self.layers[index].backward(
-                result, need_input_grad=need_input_grad or self._input_grad_needed[index]
+                incoming,
+                need_input_grad=need_input_grad or self._input_grad_needed[index],
+                overwrite=owned,
             )
+            if result is not None and not np.may_share_memory(result, incoming):
+                owned = True  # a new array: no one else holds it
         return result
 
     def parameters(self) -> list[Parameter]:

@@ -163,7 +163,6 @@ def train_epoch(
     loss_sum = 0.0
     for b in range(n_batches):
         index = order[b * cfg.batchsize : (b + 1) * cfg.batchsize]
-        x = ds.scale(ds.x_train[index], exp.model.dtype)
         iteration += 1
         log_now = iteration % cfg.log_every == 0
         loss, stats = train_step(
@@ -171,7 +170,8 @@ def train_epoch(
             exp.rule,
             exp.optimizer,
             exp.loss,
-            x,
+            # handed over, not kept: a streaming step frees it after the first block
+            ds.scale(ds.x_train[index], exp.model.dtype),
             ds.y_train[index],
             exp.statistics if log_now else None,
         )
