@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
-from dataclasses import dataclass, field
+import zipfile
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
-from ..data import Dataset, load_dataset
+from ..data import DATASETS, Dataset, load_dataset
 from ..errors import ConfigError, DivergenceError
 from ..learning.cost import cost_summary
 from ..learning.loss import LOSSES, MSELoss
@@ -79,6 +82,34 @@ def build_network(
         dtype=np.dtype(config.dtype),
         rng=rng,
     )
+
+
+def network_from_checkpoint(
+    path: str | Path, dtype: str = "float64"
+) -> tuple[Network, TrainConfig]:
+    """The network a checkpoint (``--save``) holds, rebuilt from its own configuration, in
+    ``dtype``; it takes the images of its registered dataset, or vectors of the first layer's
+    input size."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            saved = json.loads(str(archive["config"]))
+            first, last = archive["linear.0.weight"].shape, archive.files
+            n_blocks = sum(key.startswith("linear.") for key in last)
+            n_classes = archive[f"linear.{n_blocks - 1}.weight"].shape[1]
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint {path} does not exist") from None
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        raise ConfigError(
+            f"{path} is not a checkpoint written by --save (a corrupt or truncated file? {exc})"
+        ) from None
+    config = replace(TrainConfig.from_dict(saved), dtype=dtype, load=None).resolved()
+    shape: tuple[int, ...] = (first[0],)
+    if config.dataset in DATASETS:  # a registered dataset: its images' shape
+        registered = DATASETS.get(config.dataset).input_shape
+        shape = registered if math.prod(registered) == first[0] else shape
+    network = build_network(config, shape, int(n_classes))
+    load_checkpoint(path, network, RULES.get(config.method)(network))
+    return network, config
 
 
 def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:

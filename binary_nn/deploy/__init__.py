@@ -1,0 +1,16 @@
+"""The deploy tier: trained networks bit-packed for inference, the packed engine, C export."""
+
+from .c_code import CModel, c_model
+from .inference import Engine, predict
+from .packed import PackedLayer, PackedModel, load_packed, pack_network
+
+__all__ = [
+    "CModel",
+    "Engine",
+    "PackedLayer",
+    "PackedModel",
+    "c_model",
+    "load_packed",
+    "pack_network",
+    "predict",
+]

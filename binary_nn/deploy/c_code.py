@@ -1,0 +1,175 @@
+"""C99 for a microcontroller: ``model.h`` and ``model.c`` with one function,
+``int bnn_predict(const uint8_t *pixels)``.
+
+Weights are bit-packed ``uint64_t`` constants and thresholds integers; the code uses no
+dynamic memory and no library beyond ``<stdint.h>``. A net whose hidden layers all end in a
+sign (and whose first layer has binary weights) runs in integers only when its output layer
+is binary too; a real-valued output layer adds float sums of +-weights and no other float work
+(the ``tanh`` of the scores needs no computing: only its saturation, which a clamp gives).
+Nets with other hidden layers (``tanh``, real weights) cannot be written without ``<math.h>``
+and floats everywhere: export them as ``npz``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ConfigError
+from .packed import WORD, PackedModel, tanh_saturation
+
+
+@dataclass
+class CModel:
+    header: str
+    source: str
+    flash_bytes: int  # constant data
+    ram_bytes: int  # the two activation buffers and the scores
+    integer_only: bool
+
+
+def _literals(ctype: str, values: np.ndarray) -> list[str]:
+    if ctype == "uint64_t":
+        return [f"0x{int(v):016x}u" for v in values]
+    if ctype == "float":
+        return [f"{float(v)!r}f" for v in values]
+    return [str(int(v)) for v in values]
+
+
+def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 8) -> str:
+    """A constant array definition; a 2-D array gets one brace pair per row."""
+    dims = "".join(f"[{d}]" for d in values.shape)
+    rows = values if values.ndim == 2 else values[None]
+    lines = []
+    for row in rows:
+        items = _literals(ctype, row)
+        chunks = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+        text = ",\n     ".join(chunks)
+        lines.append(f"{{{text}}}" if values.ndim == 2 else text)
+    body = ",\n    ".join(lines)
+    return f"static const {ctype} {name}{dims} = {{\n    {body}\n}};\n"
+
+
+def _bits_code(k: int, layer, source_words: int) -> str:
+    """The loop of threshold layer ``k``: accumulate, compare, set the output bit."""
+    if layer.kind == "pixels":
+        accumulate = (
+            f"        int32_t acc = 0;\n"
+            f"        for (int i = 0; i < {layer.n_in}; ++i) {{\n"
+            f"            int32_t p = (int32_t)pixels[i];\n"
+            f"            acc += ((W{k}[j][i >> 6] >> (i & 63)) & 1u) ? p : -p;\n"
+            f"        }}\n"
+        )
+    else:
+        accumulate = (
+            f"        int32_t acc = 0;\n"
+            f"        for (int w = 0; w < {source_words}; ++w) {{\n"
+            f"            acc += popcount64(~(in[w] ^ W{k}[j][w]));\n"
+            f"        }}\n"
+        )
+    return (
+        f"    /* layer {k}: {layer.describe()} */\n"
+        f"    for (int w = 0; w < {-(-layer.n_out // WORD)}; ++w) out[w] = 0;\n"
+        f"    for (int j = 0; j < {layer.n_out}; ++j) {{\n"
+        f"{accumulate}"
+        f"        int on = D{k}[j] > 0 ? acc > T{k}[j] : acc < T{k}[j];\n"
+        f"        if (on) out[j >> 6] |= (uint64_t)1 << (j & 63);\n"
+        f"    }}\n"
+        f"    swap = in; in = out; out = swap;\n"
+    )
+
+
+def c_model(model: PackedModel) -> CModel:
+    """The C source of ``model``; a net C cannot hold is one sentence."""
+    *hidden, last = model.layers
+    for k, layer in enumerate(hidden):
+        if layer.output != "bits":
+            raise ConfigError(
+                f"--format c needs hidden layers with binary weights and a sign activation; "
+                f"layer {k} ({layer.describe()}) is not: export it as npz"
+            )
+    if not hidden and last.kind != "pixels":
+        raise ConfigError("--format c needs at least one hidden layer with binary weights")
+    integer_scores = last.kind == "binary"
+    if integer_scores:
+        assert last.scale is not None and last.shift is not None
+        if not (np.all(last.scale == 2) and np.all(last.shift == -last.n_in)):
+            raise ConfigError("--format c: the output layer's scores are not integers")
+    consts, flash = [], 0
+    for k, layer in enumerate(model.layers):
+        arrays = {f"W{k}": ("uint64_t", layer.weights)} if layer.packed else {}
+        if layer.output == "bits":
+            assert layer.threshold is not None and layer.direction is not None
+            arrays[f"T{k}"] = ("int32_t", layer.threshold.astype(np.int32))
+            arrays[f"D{k}"] = ("int8_t", layer.direction)
+        elif not integer_scores:  # float output weights, rows per class
+            arrays[f"W{k}"] = ("float", np.ascontiguousarray(layer.weights.T))
+        for name, (ctype, values) in arrays.items():
+            consts.append(_array(ctype, name, values))
+            flash += values.size * {"uint64_t": 8, "int32_t": 4, "int8_t": 1, "float": 4}[ctype]
+    words = max(-(-layer.n_out // WORD) for layer in hidden) if hidden else 1
+    score_type = "int32_t" if integer_scores else "float"
+    ram = 2 * words * 8 + last.n_out * 4
+    body = [_bits_code(k, layer, -(-layer.n_in // WORD)) for k, layer in enumerate(hidden)]
+    k = len(hidden)
+    if integer_scores:
+        saturation = int(np.ceil(tanh_saturation()))
+        score_loop = (
+            f"        int32_t acc = 0;\n"
+            f"        for (int w = 0; w < {-(-last.n_in // WORD)}; ++w) {{\n"
+            f"            acc += popcount64(~(in[w] ^ W{k}[j][w]));\n"
+            f"        }}\n"
+            f"        score[j] = 2 * acc - {last.n_in};\n"
+        )
+    else:
+        saturation_f = tanh_saturation()
+        score_loop = (
+            f"        float acc = 0.0f;\n"
+            f"        for (int i = 0; i < {last.n_in}; ++i) {{\n"
+            f"            acc += ((in[i >> 6] >> (i & 63)) & 1u) ? W{k}[j][i] : -W{k}[j][i];\n"
+            f"        }}\n"
+            f"        score[j] = acc;\n"
+        )
+    decide = {
+        "tanh": (
+            f"        /* tanh(score) rounds to exactly 1 from {tanh_saturation():.6f} on in "
+            "64-bit arithmetic: such scores tie and the first wins */\n"
+            + (
+                f"        if (score[j] > {saturation}) score[j] = {saturation};\n"
+                f"        if (score[j] < -{saturation}) score[j] = -{saturation};\n"
+                if integer_scores
+                else f"        if (score[j] > {saturation_f!r}f) score[j] = {saturation_f!r}f;\n"
+                f"        if (score[j] < -{saturation_f!r}f) score[j] = -{saturation_f!r}f;\n"
+            )
+        ),
+        "id": "",
+    }.get(model.last_activation, "        score[j] = score[j] > 0 ? 1 : -1;\n")
+    header = (
+        "/* A binary network exported by binary_nn (python -m binary_nn.export). */\n"
+        "#ifndef BNN_MODEL_H\n#define BNN_MODEL_H\n\n#include <stdint.h>\n\n"
+        f"#define BNN_INPUTS {model.n_inputs}\n#define BNN_CLASSES {model.n_classes}\n"
+        f"#define BNN_FLASH_BYTES {flash}\n#define BNN_RAM_BYTES {ram}\n\n"
+        "/* The class of one image: BNN_INPUTS pixels as stored (uint8, row by row). */\n"
+        "int bnn_predict(const uint8_t *pixels);\n\n#endif\n"
+    )
+    source = (
+        '#include "model.h"\n\n' + "\n".join(consts) + "\nstatic int32_t popcount64(uint64_t x) {\n"
+        "    x = x - ((x >> 1) & 0x5555555555555555u);\n"
+        "    x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);\n"
+        "    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;\n"
+        "    return (int32_t)((x * 0x0101010101010101u) >> 56);\n"
+        "}\n\n"
+        "int bnn_predict(const uint8_t *pixels) {\n"
+        f"    uint64_t buffer_a[{words}], buffer_b[{words}];\n"
+        "    uint64_t *in = buffer_a, *out = buffer_b, *swap;\n"
+        f"    {score_type} score[{last.n_out}];\n"
+        "    (void)in;\n" + "".join(body) + f"    /* layer {k}: {last.describe()} */\n"
+        f"    for (int j = 0; j < {last.n_out}; ++j) {{\n" + score_loop + decide + "    }\n"
+        "    int best = 0;\n"
+        f"    for (int j = 1; j < {last.n_out}; ++j) if (score[j] > score[best]) best = j;\n"
+        "    (void)swap;\n"
+        "    return best;\n"
+        "}\n"
+    )
+    return CModel(header, source, flash, ram, integer_scores)

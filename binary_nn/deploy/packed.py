@@ -1,0 +1,296 @@
+"""A trained network made ready for inference: bit-packed binary layers, integer thresholds.
+
+:func:`pack_network` turns a network (as a checkpoint saved it) into a :class:`PackedModel`:
+
+- a hidden layer with binary weights whose activation is a sign (``sign``, ``signsat``,
+  ``signtanh``: the forward is ``sign`` in all three) becomes a *threshold layer*: its
+  pre-activation is an integer ``acc`` (below), and the scaler, batch norm (evaluation mode)
+  and sign fold into one integer threshold per neuron with a direction: the output bit is 1
+  (+1) when ``acc > T`` (``direction`` +1) or ``acc < T`` (-1, batch norm's ``gamma < 0``);
+  ``sign(0) = -1`` as in training;
+- the first layer sees integer pixels ``p`` (``x = p / input_divisor - 1``), so its ``acc`` is
+  ``p @ sign(W)``, exact in integers (and in float32: every partial sum is an integer below
+  2^24); a layer fed by sign outputs has ``acc = popcount(xnor(x, w))`` over 64-bit words
+  (1 bits for +1), thresholded directly;
+- every other layer (real weights, or an activation that is not a sign) stays float32 with
+  batch norm folded into a scale and shift per neuron; its input is turned to floats;
+- the output layer gives scores; the class is their arg-max as the float64 network decides
+  it (``tanh`` saturates to exactly 1.0 in float64 from 19.06 on, so scores past that tie
+  and the first wins).
+
+:meth:`PackedModel.save` writes one ``.npz`` of plain arrays (no pickled objects) with the
+architecture as JSON text and a format version; :func:`load_packed` refuses anything else in
+one sentence.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..files import write_bytes_atomic
+from ..nn.activations import Sign
+from ..nn.layers import BatchNorm, Scaler
+from ..nn.network import Block, Network
+
+FORMAT = "binary_nn.packed"
+FORMAT_VERSION = 1
+WORD = 64
+
+
+def tanh_saturation() -> float:
+    """The smallest float64 ``a`` with ``tanh(a) == 1.0``: scores above it tie."""
+    low, high = 1.0, 40.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        if np.tanh(mid) == 1.0:
+            high = mid
+        else:
+            low = mid
+    return high
+
+
+def pack_bits(signs: np.ndarray, pad: int) -> np.ndarray:
+    """Rows of a (rows, n) array of +-1 to (rows, ceil(n / 64)) uint64 words, bit i of word k
+    set for +1 at column 64k + i; the padding bits are set to ``pad`` (0 or 1)."""
+    rows, n = signs.shape
+    words = -(-n // WORD)
+    bits = np.full((rows, words * WORD), bool(pad))
+    bits[:, :n] = signs > 0
+    packed = np.packbits(bits.reshape(rows, words, WORD), axis=2, bitorder="little")
+    return packed.view(np.uint64).reshape(rows, words)
+
+
+def unpack_bits(words: np.ndarray, n: int) -> np.ndarray:
+    """The inverse of :func:`pack_bits`: (rows, n) int8 of +-1."""
+    rows = len(words)
+    bits = np.unpackbits(words.view(np.uint8).reshape(rows, -1), axis=1, bitorder="little")
+    return bits[:, :n].astype(np.int8) * 2 - 1
+
+
+@dataclass
+class PackedLayer:
+    """One layer of a :class:`PackedModel`.
+
+    ``kind``: ``"pixels"`` (the first layer, integer pixels times +-1 weights), ``"binary"``
+    (+-1 inputs and weights, XNOR-popcount) or ``"float"``. ``output``: ``"bits"`` (a threshold
+    layer: ``threshold``, ``direction``), ``"float"`` (``scale``, ``shift``, then
+    ``activation``) or ``"scores"`` (the output layer: ``scale``, ``shift`` map the integer
+    accumulator to the float64 network's pre-activation).
+    """
+
+    kind: str
+    n_in: int
+    n_out: int
+    output: str
+    weights: np.ndarray  # uint64 (n_out, words) packed, or float32 (n_in, n_out)
+    threshold: np.ndarray | None = None  # int32 (n_out,)
+    direction: np.ndarray | None = None  # int8 (n_out,)
+    scale: np.ndarray | None = None  # float64 (n_out,)
+    shift: np.ndarray | None = None  # float64 (n_out,)
+    activation: str = "sign"
+
+    @property
+    def packed(self) -> bool:
+        return self.kind in ("pixels", "binary")
+
+    def describe(self) -> str:
+        how = {
+            "pixels": "packed: integer pixels x +-1",
+            "binary": "packed: XNOR-popcount",
+            "float": "float32",
+        }[self.kind]
+        out = {"bits": "threshold -> bits", "float": self.activation, "scores": "scores"}
+        return f"{self.n_in}->{self.n_out} {how}, {out[self.output]}"
+
+
+@dataclass
+class PackedModel:
+    """Layers, how pixels scale (``x = p / input_divisor - 1``) and how scores decide."""
+
+    layers: list[PackedLayer]
+    input_divisor: float
+    last_activation: str
+    source: dict = field(default_factory=dict)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_classes(self) -> int:
+        return self.layers[-1].n_out
+
+    @property
+    def fully_binary(self) -> bool:
+        """Every layer packed: integers only after the pixels."""
+        return all(layer.packed for layer in self.layers)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for k, layer in enumerate(self.layers):
+            for name in ("weights", "threshold", "direction", "scale", "shift"):
+                value = getattr(layer, name)
+                if value is not None:
+                    out[f"layer.{k}.{name}"] = value
+        return out
+
+    def header(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "input_divisor": self.input_divisor,
+            "last_activation": self.last_activation,
+            "layers": [
+                {
+                    "kind": layer.kind,
+                    "n_in": layer.n_in,
+                    "n_out": layer.n_out,
+                    "output": layer.output,
+                    "activation": layer.activation,
+                }
+                for layer in self.layers
+            ],
+            "source": self.source,
+        }
+
+    def nbytes(self) -> int:
+        """Bytes of the arrays the model holds."""
+        return sum(a.nbytes for a in self.arrays().values())
+
+    def save(self, path: str | Path) -> None:
+        """One ``.npz``: plain arrays and the header as JSON text, written atomically."""
+        buffer = io.BytesIO()
+        arrays: dict = {"header": np.array(json.dumps(self.header())), **self.arrays()}
+        np.savez(buffer, **arrays)
+        write_bytes_atomic(Path(path), buffer.getvalue())
+
+
+def load_packed(path: str | Path) -> PackedModel:
+    """Read a model :meth:`PackedModel.save` wrote; anything else is one sentence."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"model file {path} does not exist; export one first")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        header = json.loads(str(arrays.pop("header")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+        raise ConfigError(
+            f"{path} is not a readable packed model (a corrupt or truncated file? {exc}); "
+            "export it again"
+        ) from None
+    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+        raise ConfigError(
+            f"{path} is not a packed model of format {FORMAT} version {FORMAT_VERSION}"
+        )
+    try:
+        layers = []
+        for k, spec in enumerate(header["layers"]):
+            layer = PackedLayer(
+                spec["kind"], spec["n_in"], spec["n_out"], spec["output"],
+                arrays[f"layer.{k}.weights"], activation=spec["activation"],
+            )  # fmt: skip
+            for name in ("threshold", "direction", "scale", "shift"):
+                setattr(layer, name, arrays.get(f"layer.{k}.{name}"))
+            _check_layer(layer, k)
+            layers.append(layer)
+        return PackedModel(
+            layers, float(header["input_divisor"]), header["last_activation"], header["source"]
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{path} is an inconsistent packed model ({exc}); export it again"
+        ) from None
+
+
+def _check_layer(layer: PackedLayer, k: int) -> None:
+    words = -(-layer.n_in // WORD)
+    expected = (layer.n_out, words) if layer.packed else (layer.n_in, layer.n_out)
+    if layer.weights.shape != expected:
+        raise ValueError(f"layer {k} weights have shape {layer.weights.shape}, not {expected}")
+    needed = {"bits": ("threshold", "direction")}.get(layer.output, ("scale", "shift"))
+    for name in needed:
+        value = getattr(layer, name)
+        if value is None or value.shape != (layer.n_out,):
+            raise ValueError(f"layer {k} lacks a {name} of {layer.n_out} values")
+
+
+def _fold(block: Block, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """The block's pre-activation as ``a * scale + shift`` of its weight layer's output ``a``
+    (scaler and evaluation-mode batch norm folded), in float64."""
+    n = block.output_size
+    scale, shift = np.ones(n), np.zeros(n)
+    for layer in block.layers:
+        if isinstance(layer, Scaler):
+            scale /= fan_in
+        elif isinstance(layer, BatchNorm):
+            bn_scale = layer.gamma.value.astype(np.float64) / np.sqrt(
+                layer.running_var.astype(np.float64) + layer.eps
+            )
+            bn_shift = layer.beta.value.astype(np.float64) - layer.running_mean * bn_scale
+            scale, shift = scale * bn_scale, shift * bn_scale + bn_shift
+    return scale, shift
+
+
+def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int):
+    """``acc * scale + shift > 0`` as ``acc > T`` (direction +1) or ``acc < T`` (-1)."""
+    threshold = np.zeros(len(scale), np.int32)
+    direction = np.ones(len(scale), np.int8)
+    for j, (a, b) in enumerate(zip(scale, shift, strict=True)):
+        if a > 0:
+            threshold[j] = math.floor(-b / a) if math.isfinite(-b / a) else bound
+        elif a < 0:
+            direction[j] = -1
+            threshold[j] = math.ceil(-b / a) if math.isfinite(-b / a) else -bound
+        else:  # no dependence on the input: always +1 when the shift is positive
+            threshold[j] = -bound if b > 0 else bound
+    return np.clip(threshold, -bound, bound), direction
+
+
+def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
+    """The :class:`PackedModel` of ``network`` (batch norm's running statistics used)."""
+    layers: list[PackedLayer] = []
+    binary_input = False
+    for k, block in enumerate(network.blocks):
+        weights = block.weights
+        n_in, n_out = math.prod(block.input_shape), block.output_size
+        w = np.asarray(weights.effective_weight(), dtype=np.float64).reshape(n_in, n_out)
+        is_output = k == len(network.blocks) - 1
+        sign_out = isinstance(block.activation.activation, Sign) and not is_output
+        binary_w = weights.quantizer.binary
+        scale, shift = _fold(block, weights.fan_in)
+        if binary_w and (k == 0 or binary_input):
+            kind = "pixels" if k == 0 else "binary"
+            packed = pack_bits(w.T, pad=0 if k == 0 else 1)
+            if k == 0:  # a = (p @ w) / divisor - sum(w)
+                acc_scale = np.full(n_out, 1 / input_divisor)
+                acc_shift = -w.sum(axis=0)
+            else:  # a = 2 popcount(xnor) - n
+                acc_scale, acc_shift = np.full(n_out, 2.0), np.full(n_out, -float(n_in))
+            if sign_out:
+                bound = 255 * n_in + 1 if k == 0 else n_in + 1
+                t, d = _thresholds(acc_scale * scale, acc_shift * scale + shift, bound)
+                layer = PackedLayer(kind, n_in, n_out, "bits", packed, t, d)
+            else:  # a float pre-activation from the integer accumulator
+                output = "scores" if is_output else "float"
+                layer = PackedLayer(
+                    kind, n_in, n_out, output, packed, scale=acc_scale * scale,
+                    shift=acc_shift * scale + shift, activation=block.activation.activation.name,
+                )  # fmt: skip
+        else:  # float32 weights (sign(W) where binarized) on a float input
+            layer = PackedLayer(
+                "float", n_in, n_out, "scores" if is_output else "float", w.astype(np.float32),
+                scale=scale, shift=shift, activation=block.activation.activation.name,
+            )  # fmt: skip
+        layers.append(layer)
+        binary_input = sign_out
+    last = network.output_block.activation.activation.name
+    return PackedModel(layers, float(input_divisor), last)

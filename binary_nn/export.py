@@ -1,0 +1,71 @@
+"""``python -m binary_nn.export CHECKPOINT.npz --out DIR [--format npz|c]``: a trained
+network, bit-packed for inference.
+
+``npz`` writes ``DIR/model.npz`` (plain arrays, the architecture and a format version), which
+``python -m binary_nn.predict`` and :mod:`binary_nn.inference` run; ``c`` writes ``DIR/model.h``
+and ``DIR/model.c`` for a microcontroller (see :mod:`binary_nn.deploy.c_code`). Prints which
+layers run packed and the sizes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .cli import ArgumentParser, run_cli
+from .deploy.c_code import c_model
+from .deploy.packed import pack_network
+from .errors import ConfigError
+from .files import write_text_atomic
+from .run.loop import network_from_checkpoint
+
+PROG = "binary_nn.export"
+#: the integer pixel scale of each built-in dataset: x = p / divisor - 1
+DIVISORS = {"digits": 8.0}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser.add_argument("checkpoint", help="a checkpoint .npz written by train --save")
+    parser.add_argument("--out", required=True, help="directory for the exported model")
+    parser.add_argument("--format", default="npz", choices=("npz", "c"))
+
+    def job() -> int:
+        args = parser.parse_args(argv)
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file; give a directory")
+        network, config = network_from_checkpoint(args.checkpoint)
+        model = pack_network(network, DIVISORS.get(str(config.dataset).lower(), 127.5))
+        model.source = {"checkpoint": str(args.checkpoint), "architecture": network.describe()}
+        float32_bytes = 4 * sum(math.prod(b.weights.weight.value.shape) for b in network.blocks)
+        out.mkdir(parents=True, exist_ok=True)
+        for k, layer in enumerate(model.layers):
+            print(f"layer {k}: {layer.describe()}")
+        if args.format == "npz":
+            path = out / "model.npz"
+            model.save(path)
+            size = path.stat().st_size
+            print(
+                f"wrote {path}: {size:,} bytes, 1/{float32_bytes / size:.1f} of the float32 "
+                f"weights ({float32_bytes:,} bytes)"
+            )
+        else:
+            code = c_model(model)
+            write_text_atomic(out / "model.h", code.header)
+            write_text_atomic(out / "model.c", code.source)
+            kind = "integers only" if code.integer_only else "float output sums"
+            print(
+                f"wrote {out / 'model.h'} and {out / 'model.c'} ({kind}): flash (constant "
+                f"data) {code.flash_bytes:,} bytes, RAM (activation buffers) {code.ram_bytes:,} "
+                "bytes"
+            )
+        return 0
+
+    return run_cli(PROG, job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
