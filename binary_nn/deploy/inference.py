@@ -38,19 +38,50 @@ if kernels.numba is not None:
 
         return types.uint64(types.uint64), codegen
 
+    @kernels.numba.njit(cache=True, nogil=True, inline="always")
+    def _row_counts(x, n, w_t, counts):
+        # counts[m] = sum_k popcount(~(x[n, k] ^ w_t[k, m])); the inner loop runs over
+        # neurons, contiguous in w_t, so that it vectorises
+        counts[:] = 0
+        for k in range(x.shape[1]):
+            xk = ~x[n, k]  # xnor(x, w) = ~x ^ w
+            for m in range(w_t.shape[1]):
+                counts[m] += np.int64(_popcount(xk ^ w_t[k, m]))
+
+    @kernels.numba.njit(cache=True, nogil=True, inline="always")
+    def _set_bits(acc, threshold, direction, flags, out, n):
+        # bit m of row n: (acc - T) * direction > 0, i.e. acc > T or acc < T (exact: acc and T
+        # are integers below 2^24): first one flag byte per neuron (a loop that vectorises),
+        # then 8 flag bytes to 8 bits at a time by one multiplication
+        for m in range(len(threshold)):
+            flags[m] = (acc[m] - threshold[m]) * direction[m] > 0
+        eights = flags.view(np.uint64)
+        for w in range(out.shape[1]):
+            word = np.uint64(0)
+            for b in range(8):
+                byte = (eights[w * 8 + b] * np.uint64(0x0102040810204080)) >> np.uint64(56)
+                word |= byte << np.uint64(8 * b)
+            out[n, w] = word
+
     @kernels.numba.njit(cache=True, nogil=True)
     def _xnor_counts(x, w_t, counts):
-        # counts[n, m] = sum_k popcount(~(x[n, k] ^ w_t[k, m])); the inner loop runs over
-        # neurons, contiguous in w_t, so that it vectorises
-        n_rows, n_words = x.shape
-        n_out = w_t.shape[1]
-        for n in range(n_rows):
-            for m in range(n_out):
-                counts[n, m] = 0
-            for k in range(n_words):
-                xk = x[n, k]
-                for m in range(n_out):
-                    counts[n, m] += _popcount(~(xk ^ w_t[k, m]))
+        for n in range(x.shape[0]):
+            _row_counts(x, n, w_t, counts[n])
+
+    @kernels.numba.njit(cache=True, nogil=True)
+    def _xnor_threshold(x, w_t, threshold, direction, out):
+        # one binary layer: counts, thresholds and the output bits in one pass per example
+        counts = np.empty(w_t.shape[1], np.int64)
+        flags = np.zeros(out.shape[1] * 64, np.uint8)  # the padding flags stay 0
+        for n in range(x.shape[0]):
+            _row_counts(x, n, w_t, counts)
+            _set_bits(counts, threshold, direction, flags, out, n)
+
+    @kernels.numba.njit(cache=True, nogil=True)
+    def _threshold_bits(acc, threshold, direction, out):
+        flags = np.zeros(out.shape[1] * 64, np.uint8)
+        for n in range(acc.shape[0]):
+            _set_bits(acc[n], threshold, direction, flags, out, n)
 
     @kernels.numba.njit(cache=True, nogil=True)
     def _pixel_sums(pixels, w, sums):
@@ -72,7 +103,12 @@ def _use_numba() -> bool:
 
 
 class Engine:
-    """A packed model made ready to run: weights laid out for the kernels once, at load."""
+    """A packed model made ready to run: weights laid out for the kernels once, at load.
+
+    The numba kernels run in one thread: split between the two vCPUs of the development
+    machine they ran slower (207 against 312 G binary MAC/s), the cores sharing their
+    AVX-512 units; the float32 products use the BLAS's threads.
+    """
 
     def __init__(self, model: PackedModel) -> None:
         self.model = model
@@ -80,12 +116,17 @@ class Engine:
 
     @staticmethod
     def _prepare(layer: PackedLayer) -> dict:
+        prepared: dict = {"float": layer.weights}
         if layer.kind == "pixels":
             signs = unpack_bits(layer.weights, layer.n_in).T  # (n_in, n_out) of +-1
-            return {"int8": np.ascontiguousarray(signs), "float": signs.astype(np.float32)}
-        if layer.kind == "binary":
-            return {"words": layer.weights, "words_t": np.ascontiguousarray(layer.weights.T)}
-        return {"float": layer.weights}
+            prepared = {"int8": np.ascontiguousarray(signs), "float": signs.astype(np.float32)}
+        elif layer.kind == "binary":
+            prepared = {"words": layer.weights, "words_t": np.ascontiguousarray(layer.weights.T)}
+        if layer.output == "bits":  # float32 holds these integers (below 2^24) exactly
+            assert layer.threshold is not None and layer.direction is not None
+            prepared["threshold"] = layer.threshold.astype(np.float32)
+            prepared["direction"] = layer.direction.astype(np.float32)
+        return prepared
 
     def predict(self, pixels: np.ndarray) -> np.ndarray:
         """Classes of integer pixels ``(N, n_inputs)`` (any trailing shape is flattened)."""
@@ -95,27 +136,48 @@ class Engine:
                 f"the model takes {self.model.n_inputs} pixels per example, got {x.shape[1]}"
             )
         bits = False  # whether x holds packed bits (else integer pixels or floats)
-        for k, (layer, prepared) in enumerate(zip(self.model.layers, self._prepared, strict=True)):
-            acc = self._accumulate(layer, prepared, x, bits, first=k == 0)
+        layers = self.model.layers
+        for k, (layer, prepared) in enumerate(zip(layers, self._prepared, strict=True)):
+            to_bits = k + 1 < len(layers) and layers[k + 1].kind == "binary"
             if layer.output == "bits":
-                assert layer.threshold is not None and layer.direction is not None
-                on = np.where(layer.direction > 0, acc > layer.threshold, acc < layer.threshold)
-                next_packed = (
-                    k + 1 < len(self.model.layers) and self.model.layers[k + 1].kind == "binary"
-                )
-                if next_packed:
-                    x, bits = pack_bits(np.where(on, 1, -1), pad=0), True
-                else:
-                    x, bits = np.where(on, np.float32(1), np.float32(-1)), False
-            else:
-                assert layer.scale is not None and layer.shift is not None
-                a = acc * layer.scale + layer.shift
-                if layer.output == "scores":
-                    return self._decide(a)
-                x, bits = self._activate(a, layer.activation), False
-                if k + 1 < len(self.model.layers) and self.model.layers[k + 1].kind == "binary":
-                    x, bits = pack_bits(x, pad=0), True  # sign outputs feed a binary layer
+                x, bits = self._threshold_layer(layer, prepared, x, bits, k == 0, to_bits)
+                continue
+            acc = self._accumulate(layer, prepared, x, bits, first=k == 0)
+            assert layer.scale is not None and layer.shift is not None
+            a = acc * layer.scale + layer.shift
+            if layer.output == "scores":
+                return self._decide(a)
+            x, bits = self._activate(a, layer.activation), False
+            if to_bits:
+                x, bits = pack_bits(x, pad=0), True  # sign outputs feed a binary layer
         raise AssertionError("a packed model ends in a scores layer")
+
+    def _threshold_layer(
+        self,
+        layer: PackedLayer,
+        prepared: dict,
+        x: np.ndarray,
+        bits: bool,
+        first: bool,
+        to_bits: bool,
+    ) -> tuple[np.ndarray, bool]:
+        """A threshold layer's output: packed words for a binary layer next, else +-1."""
+        assert layer.threshold is not None and layer.direction is not None
+        words = -(-layer.n_out // 64)
+        if _use_numba() and to_bits:
+            out = np.empty((len(x), words), np.uint64)
+            threshold, direction = prepared["threshold"], prepared["direction"]
+            if layer.kind == "binary":
+                _xnor_threshold(x, prepared["words_t"], threshold, direction, out)
+            else:
+                acc = self._accumulate(layer, prepared, x, bits, first)
+                _threshold_bits(acc, threshold, direction, out)
+            return out, True
+        acc = self._accumulate(layer, prepared, x, bits, first)
+        on = np.where(layer.direction > 0, acc > layer.threshold, acc < layer.threshold)
+        if to_bits:
+            return pack_bits(np.where(on, 1, -1), pad=0), True
+        return np.where(on, np.float32(1), np.float32(-1)), False
 
     def _accumulate(
         self, layer: PackedLayer, prepared: dict, x: np.ndarray, bits: bool, first: bool
@@ -129,9 +191,9 @@ class Engine:
         if layer.kind == "binary":
             assert bits, "a binary layer takes packed bits"
             if _use_numba():
-                counts = np.empty((len(x), layer.n_out), np.uint64)
+                counts = np.empty((len(x), layer.n_out), np.int64)
                 _xnor_counts(x, prepared["words_t"], counts)
-                return counts.astype(np.int64)
+                return counts
             return np.concatenate(
                 [
                     np.bitwise_count(~(chunk[:, None, :] ^ prepared["words"][None])).sum(
