@@ -3,7 +3,8 @@ network, bit-packed for inference.
 
 ``npz`` writes ``DIR/model.npz`` (plain arrays, the architecture and a format version), which
 ``python -m binary_nn.predict`` and :mod:`binary_nn.inference` run; ``c`` writes ``DIR/model.h``
-and ``DIR/model.c`` for a microcontroller (see :mod:`binary_nn.deploy.c_code`). Prints which
+and ``DIR/model.c`` for a microcontroller (see :mod:`binary_nn.deploy.c_code`), and
+``DIR/example.c``, a host program that reads raw pixels from stdin. Prints which
 layers run packed and the sizes.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .cli import ArgumentParser, run_cli
-from .deploy.c_code import c_model
+from .deploy.c_code import EXAMPLE, c_model
 from .deploy.packed import pack_network
 from .errors import ConfigError
 from .files import write_text_atomic
@@ -56,9 +57,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = c_model(model)
             write_text_atomic(out / "model.h", code.header)
             write_text_atomic(out / "model.c", code.source)
+            write_text_atomic(out / "example.c", EXAMPLE)
             kind = "integers only" if code.integer_only else "float output sums"
             print(
-                f"wrote {out / 'model.h'} and {out / 'model.c'} ({kind}): flash (constant "
+                f"wrote {out / 'model.h'}, {out / 'model.c'} ({kind}) and an example host "
+                f"program {out / 'example.c'}: flash (constant "
                 f"data) {code.flash_bytes:,} bytes, RAM (activation buffers) {code.ram_bytes:,} "
                 "bytes"
             )

@@ -20,6 +20,20 @@ from ..errors import ConfigError
 from .packed import WORD, PackedModel, tanh_saturation
 
 
+EXAMPLE = """/* An example host program: images as raw pixels on stdin, one class per line out. */
+#include <stdio.h>
+#include "model.h"
+
+int main(void) {
+    static uint8_t image[BNN_INPUTS];
+    while (fread(image, 1, BNN_INPUTS, stdin) == BNN_INPUTS) {
+        printf("%d\\n", bnn_predict(image));
+    }
+    return 0;
+}
+"""
+
+
 @dataclass
 class CModel:
     header: str
