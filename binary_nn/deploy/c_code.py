@@ -19,7 +19,6 @@ import numpy as np
 from ..errors import ConfigError
 from .packed import WORD, PackedModel, tanh_saturation
 
-
 EXAMPLE = """/* An example host program: images as raw pixels on stdin, one class per line out. */
 #include <stdio.h>
 #include "model.h"
