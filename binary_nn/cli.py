@@ -26,3 +26,8 @@ def run_cli(prog: str, main: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; everything logged so far is kept", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (| head): not an error
+        from .run.tracking import silence_stdout
+
+        silence_stdout()
+        return 0

@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>-<name>)")
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run that --out already holds (refused otherwise)",
+    )
+    p.add_argument(
         "--save",
         default=None,
         metavar="PATH",

@@ -78,14 +78,32 @@ def test_missing_wandb_is_one_sentence_and_the_run_directory_is_written(
     assert json.loads((out / "summary.json").read_text())["status"] == "completed"
 
 
-def test_failed_wandb_login_is_one_sentence_and_training_goes_on(tmp_path, monkeypatch, capsys):
+def test_failed_wandb_start_is_one_sentence_and_training_goes_on(tmp_path, monkeypatch, capsys):
     def refuse(**kwargs):
+        assert kwargs["settings"]["init_timeout"] <= 30  # a bounded start-up
         raise RuntimeError("api_key not configured (no-tty)")
 
-    fake = types.SimpleNamespace(init=refuse)
+    fake = types.SimpleNamespace(init=refuse, Settings=dict)
     monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     out = tmp_path / "run"
     assert main(["-e", "1", "--hidden", "8", "--wandb", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     assert "W&B could not start (api_key not configured (no-tty))" in err
     assert Path(out / "summary.json").is_file()
+
+
+def test_wandb_without_a_login_never_prompts(tmp_path, monkeypatch, capsys):
+    def prompt(**kwargs):
+        raise AssertionError("wandb.init would ask for an account in a terminal")
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=prompt, Settings=dict))
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    out = tmp_path / "run"
+    assert main(["-e", "1", "--hidden", "8", "--wandb", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and "found no W&B login" in err
+    assert (out / "summary.json").is_file()

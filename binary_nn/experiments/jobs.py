@@ -13,17 +13,18 @@ import os
 import signal
 import traceback
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..run.config import TrainConfig
-from ..run.tracking import SUMMARY_FILE, write_json_atomic
+from ..run.tracking import CONFIG_FILE, finished_summary, write_json_atomic
 
-FINISHED = ("completed", "diverged")
 ERROR_FILE = "error.json"
+#: configuration keys that do not change what a run computes
+IRRELEVANT = {"argv", "out", "overwrite", "verbose", "data_dir", "wandb", "run_name", "save"}
 
 
 @dataclass
@@ -48,29 +49,27 @@ class JobResult:
     error: str | None = None
 
 
-def finished_summary(run_dir: Path) -> dict | None:
-    """The run's summary if it finished, else None (never started, killed, or failed)."""
-    try:
-        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status") in FINISHED else None
-
-
 def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | None]:
     """Worker: one training run, errors caught and written beside the run."""
     from threadpoolctl import threadpool_limits
 
     from ..errors import BinaryNNError, DivergenceError
     from ..run.loop import run
+    from ..run.tracking import RunBusy, RunFinished
 
     assert config.out is not None, "a job's config names its run directory"
     run_dir = Path(config.out)
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
     try:
         with threadpool_limits(blas_threads):
-            summary = run(config)
+            # an unfinished run of the campaign is replaced; a finished one, or one that
+            # another campaign writes right now, is skipped
+            summary = run(replace(config, overwrite=True), skip_finished=True)
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)
         return summary["status"], summary, None
+    except RunFinished:
+        return "skipped", finished_summary(run_dir) or {}, None
+    except RunBusy as exc:
+        return "skipped", {}, str(exc)
     except DivergenceError as exc:
         return "diverged", finished_summary(run_dir) or {}, str(exc)
     except BinaryNNError as exc:
@@ -167,6 +166,8 @@ def run_jobs(
     """
     if processes < 1:
         raise ConfigError(f"--processes must be >= 1, got {processes}")
+    for job in jobs:
+        check_same_configuration(job)
     results: dict[int, JobResult] = {}
     todo: dict[int, TrainConfig] = {}
     for index, job in enumerate(jobs):
@@ -201,6 +202,28 @@ def run_jobs(
     finally:
         bar.close()
     return [results[i] for i in sorted(results)]
+
+
+def check_same_configuration(job: Job) -> None:
+    """Refuse a job whose directory holds a run made with another configuration (a rerun
+    with other flags into the same --out would skip it and report the old results)."""
+    path = job.run_dir / CONFIG_FILE
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    wanted = job.config.resolved().to_dict()
+    differ = [
+        key
+        for key, value in wanted.items()
+        if key not in IRRELEVANT and key in stored and stored[key] != value
+    ]
+    if differ:
+        shown = "; ".join(f"{k}: {stored[k]!r} there, {wanted[k]!r} here" for k in differ[:4])
+        raise ConfigError(
+            f"{job.run_dir} holds a run made with another configuration ({shown}); use "
+            "another --out, or remove that directory"
+        )
 
 
 def parse_seeds(text: str) -> list[int]:

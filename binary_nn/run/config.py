@@ -59,6 +59,7 @@ class TrainConfig:
     data_dir: str | None = None
     run_name: str | None = None
     out: str | None = None
+    overwrite: bool = False
     save: str | None = None
     load: str | None = None
     wandb: bool = False

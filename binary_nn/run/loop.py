@@ -221,7 +221,10 @@ def train_epoch(
 
 
 def run(
-    config: TrainConfig, dataset: Dataset | None = None, trackers: list[Tracker] | None = None
+    config: TrainConfig,
+    dataset: Dataset | None = None,
+    trackers: list[Tracker] | None = None,
+    skip_finished: bool = False,
 ) -> dict:
     """Train as ``config`` says and return the summary (also written to the run directory).
 
@@ -233,11 +236,21 @@ def run(
         Use this instead of loading ``config.dataset``.
     trackers : list of Tracker, optional
         Extra destinations; the run directory, and W&B with ``config.wandb``, are added here.
+    skip_finished : bool
+        Raise :class:`~binary_nn.run.tracking.RunFinished` instead of training when the run
+        directory already holds a finished run (campaigns resume this way).
     """
     config = config.resolved()
-    exp = build(config, dataset)
     out = Path(config.out) if config.out else default_run_dir(config)
-    directory = RunDirectory(out)
+    # claimed before any work: a directory that holds a run, or that another run is writing,
+    # is refused (or skipped) before the data are even loaded
+    directory = RunDirectory(out, config.overwrite, skip_finished)
+    try:
+        exp = build(config, dataset)
+    except BaseException:
+        directory.abandon()
+        raise
+    directory.open()
     trackers = [directory, *(trackers or [])]
     if config.wandb:
         wandb = wandb_tracker(f"{config.dataset} custom", config.name, out)
@@ -281,9 +294,9 @@ def run(
     finally:
         summary["status"] = status
         summary["time/total"] = time.perf_counter() - started
-        if status != "running":
-            for tracker in trackers:
+        for tracker in trackers:
+            if status != "running":
                 tracker.finish(summary)
-        else:
-            directory.close()
+            else:  # interrupted: no summary.json, the run is incomplete
+                tracker.abort(summary)
     return summary

@@ -7,6 +7,7 @@ by line, JSON documents are replaced atomically), so a killed run keeps every lo
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
 import os
@@ -16,11 +17,17 @@ from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
+from ..errors import BinaryNNError, ConfigError
 from ..files import write_text_atomic
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
+FINISHED = ("completed", "diverged")
+#: seconds W&B may take to start a run before the run goes on without it
+INIT_TIMEOUT_S = 15
 
 
 def _jsonable(value: Any) -> Any:
@@ -59,20 +66,98 @@ class Tracker:
     def finish(self, summary: dict) -> None:
         pass
 
+    def abort(self, summary: dict) -> None:
+        """The run stopped before it finished (Ctrl-C, an error): no summary is written."""
+
+
+class RunBusy(ConfigError):
+    """Another process is writing the run directory."""
+
+
+class RunFinished(BinaryNNError):
+    """The run directory already holds a finished run (a campaign skips it)."""
+
+
+def finished_summary(run_dir: Path) -> dict | None:
+    """The run's summary if it finished, else None (never started, killed, or failed)."""
+    try:
+        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") in FINISHED else None
+
 
 class RunDirectory(Tracker):
-    """``config.json``, ``metrics.jsonl`` (one object per logged step) and ``summary.json``."""
+    """``config.json``, ``metrics.jsonl`` (one object per logged step) and ``summary.json``.
 
-    def __init__(self, path: str | Path) -> None:
+    The directory is claimed before anything is written: an exclusive lock on its ``.lock``
+    file for as long as the run writes (released by the system even if the process is
+    killed), so that two writers never share it; a directory that already holds a run is
+    refused unless ``overwrite`` (a finished one raises :class:`RunFinished` when
+    ``skip_finished``, which campaigns use to resume).
+    """
+
+    def __init__(
+        self, path: str | Path, overwrite: bool = False, skip_finished: bool = False
+    ) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file; give a directory for the run")
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock: TextIO | None = open(self.path / LOCK_FILE, "a")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the run directory {self.path} ({exc.strerror}); choose a "
+                "writable --out"
+            ) from None
+        self._created = created
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._release()
+            raise RunBusy(
+                f"{self.path} is being written by another run; wait for it or choose another --out"
+            ) from None
+        held = [name for name in RUN_FILES if (self.path / name).exists()]
+        if held and skip_finished and finished_summary(self.path) is not None:
+            self._release()
+            raise RunFinished(f"{self.path} holds a finished run")
+        if held and not overwrite:
+            self._release()
+            raise ConfigError(
+                f"--out {self.path} already holds a run ({', '.join(held)}); choose another "
+                "directory, or pass --overwrite to replace it"
+            )
+        self._metrics: TextIO | None = None
+
+    def open(self) -> None:
+        """Start writing: the old summary goes, ``metrics.jsonl`` starts afresh."""
         (self.path / SUMMARY_FILE).unlink(missing_ok=True)
-        self._metrics: TextIO = open(self.path / METRICS_FILE, "w")
+        self._metrics = open(self.path / METRICS_FILE, "w")
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops the lock
+            self._lock = None
+
+    def abandon(self) -> None:
+        """Give the directory back unused (the run failed before it started): a directory
+        this run created is removed again."""
+        self._release()
+        if self._created:
+            (self.path / LOCK_FILE).unlink(missing_ok=True)
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
 
     def start(self, config: dict, info: dict) -> None:
         write_json_atomic(self.path / CONFIG_FILE, {**config, **info})
 
     def _append(self, record: dict) -> None:
+        assert self._metrics is not None, "open() the run directory first"
         self._metrics.write(json.dumps(_jsonable(record)) + "\n")
         self._metrics.flush()
 
@@ -81,15 +166,25 @@ class RunDirectory(Tracker):
 
     def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
         self._append({"epoch": epoch, "iteration": iteration, **metrics})
+        assert self._metrics is not None
         os.fsync(self._metrics.fileno())
 
     def finish(self, summary: dict) -> None:
-        self._metrics.close()
+        self._close_metrics()
         write_json_atomic(self.path / SUMMARY_FILE, summary)
+        self._release()
+
+    def _close_metrics(self) -> None:
+        if self._metrics is not None and not self._metrics.closed:
+            self._metrics.close()
 
     def close(self) -> None:
-        if not self._metrics.closed:
-            self._metrics.close()
+        """Stop writing without a summary (an interrupted run) and give the directory up."""
+        self._close_metrics()
+        self._release()
+
+    def abort(self, summary: dict) -> None:
+        self.close()
 
 
 def _short(value: Any) -> str:
@@ -105,13 +200,23 @@ class Console(Tracker):
 
     def __init__(self, verbose: int = 0, stream: TextIO | None = None) -> None:
         self.verbose = verbose
-        self.stream = stream if stream is not None else sys.stdout
+        self.stream: TextIO | None = stream if stream is not None else sys.stdout
         self._bar: tqdm | None = None
+        self._run_dir = ""
 
     def _print(self, text: str) -> None:
-        (self._bar.write if self._bar is not None else print)(text, file=self.stream)
+        if self.stream is None:  # the reader went away (| head): training goes on silently
+            return
+        try:
+            (self._bar.write if self._bar is not None else print)(text, file=self.stream)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.stream = None
+            silence_stdout()
 
     def start(self, config: dict, info: dict) -> None:
+        self._run_dir = str(info.get("run_dir", ""))
+        self._print(f"run directory: {self._run_dir}")
         if self.verbose >= 1:
             self._print("configuration:")
             for key, value in {**config, **info}.items():
@@ -153,9 +258,33 @@ class Console(Tracker):
                     self._print("  " + " ".join(f"{k}={_short(v)}" for k, v in values.items()))
 
     def finish(self, summary: dict) -> None:
+        self._close_bar()
+        self._print(f"{summary.get('status', 'finished')}: run directory {self._run_dir}")
+
+    def abort(self, summary: dict) -> None:
+        self._close_bar()
+        if self._run_dir:
+            self._print(
+                f"stopped after {summary.get('epochs_completed', 0)} epochs: run directory "
+                f"{self._run_dir} keeps everything logged so far"
+            )
+
+    def _close_bar(self) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (``| head``), so that nothing
+    written later, nor Python's flush at exit, raises ``BrokenPipeError``."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)
 
 
 class WandbTracker(Tracker):
@@ -178,7 +307,12 @@ class WandbTracker(Tracker):
         directory = None if os.environ.get("WANDB_DIR") else str(self.directory)
         try:
             self.run = self.wandb.init(
-                project=self.project, name=self.name, config={**config, **info}, dir=directory
+                project=self.project,
+                name=self.name,
+                config={**config, **info},
+                dir=directory,
+                # never wait long for an unreachable server: warn and go on (see below)
+                settings=self.wandb.Settings(init_timeout=INIT_TIMEOUT_S),
             )
         except Exception as exc:  # no login, no network, a bad setting: keep training
             message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -230,4 +364,28 @@ def wandb_tracker(project: str, name: str | None, directory: Path) -> WandbTrack
             file=sys.stderr,
         )
         return None
+    if not wandb_can_log():
+        print(
+            "warning: --wandb found no W&B login (run `wandb login`, set WANDB_API_KEY, or "
+            "WANDB_MODE=offline); this run is logged to its run directory only",
+            file=sys.stderr,
+        )
+        return None
     return WandbTracker(wandb, project, name, directory)
+
+
+def wandb_can_log() -> bool:
+    """Whether W&B can start without asking anything: offline or disabled mode, an API key
+    in the environment, or a key stored by ``wandb login`` (in ~/.netrc)."""
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return True
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or ""
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
