@@ -177,9 +177,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     def job() -> int:
         config = config_from_args(argv)
         summary = run(config, trackers=[Console(config.verbose)])
+        epochs = summary["epochs_completed"]
+        accuracy = summary.get("test/accuracy")
+        scores = "no test set" if accuracy is None else f"test accuracy {accuracy:.4f}"
         print(
-            f"done: test accuracy {summary.get('test/accuracy', float('nan')):.4f} after "
-            f"{summary['epochs_completed']} epochs (seed {summary['seed']})"
+            f"done: {scores} after {epochs} epoch{'s' if epochs != 1 else ''} "
+            f"(seed {summary['seed']})"
         )
         return 0
 

@@ -3,9 +3,15 @@ a closed stdout does not stop training."""
 
 import fcntl
 import json
+import os
+import shlex
+import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
 
 from binary_nn.experiments.jobs import Job, run_jobs
 from binary_nn.run.config import TrainConfig
@@ -85,3 +91,120 @@ def test_a_closed_stdout_does_not_stop_training(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr
     assert json.loads(Path(out / "summary.json").read_text())["status"] == "completed"
+
+
+def dataset(tmp_path, name, **arrays):
+    base = dict(
+        x_train=np.zeros((10, 4)), y_train=np.arange(10) % 2,
+        x_test=np.zeros((2, 4)), y_test=np.array([0, 1]),
+    )  # fmt: skip
+    base.update(arrays)
+    path = tmp_path / f"{name}.npz"
+    np.savez(path, **base)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"y_train": np.array([0, 1] * 4 + [10**9, 0])}, "labels must be 0 .. C-1"),
+        ({"x_train": np.full((10, 4), np.nan)}, "NaN or infinite values (first in row 0)"),
+        ({"x_test": np.array([[0, 0, np.inf, 0]] * 2)}, "x_test holds NaN or infinite"),
+        ({"x_train": np.zeros((10, 0)), "x_test": np.zeros((2, 0))}, "examples with no values"),
+        ({"y_test": np.array([0, 5])}, "y_test holds label(s) 5 that y_train never has"),
+    ],
+)
+def test_bad_data_is_one_sentence_before_any_work(tmp_path, capsys, arrays, message):
+    path = dataset(tmp_path, "bad", **arrays)
+    out = tmp_path / "run"
+    assert main([*FAST, "-b", "2", "-d", str(path), "--out", str(out)]) == 2
+    assert message in one_sentence(capsys)
+    assert not out.exists()
+
+
+def test_an_empty_test_split_trains_and_says_so(tmp_path, capsys):
+    path = dataset(tmp_path, "empty", x_test=np.zeros((0,)), y_test=np.zeros(0, int))
+    assert main([*FAST, "-b", "2", "-d", str(path), "--out", str(tmp_path / "r")]) == 0
+    assert "done: no test set after 1 epoch " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--init", "inf"], "--init must be a finite number > 0"),
+        (["--lr", "inf"], "--lr must be a finite number > 0"),
+        (["--hidden", "100000,100000"], "choose a smaller --hidden"),
+    ],
+)
+def test_impossible_sizes_are_refused_before_allocating(tmp_path, capsys, flags, message):
+    assert main(["-e", "1", *flags, "--out", str(tmp_path / "r")]) == 2
+    assert message in one_sentence(capsys)
+
+
+def test_a_nan_checkpoint_is_refused(tmp_path, capsys):
+    ckpt = tmp_path / "model.npz"
+    assert main([*FAST, "--out", str(tmp_path / "a"), "--save", str(ckpt)]) == 0
+    with np.load(ckpt) as f:
+        arrays = {k: f[k] for k in f.files}
+    arrays["linear.0.weight"][0, 0] = np.nan
+    np.savez(ckpt, **arrays)
+    assert main([*FAST, "--load", str(ckpt), "--out", str(tmp_path / "b")]) == 2
+    assert "NaN or infinite values in linear.0.weight" in one_sentence(capsys)
+
+
+def test_save_to_an_unwritable_place_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = tmp_path / "run"
+    assert main([*FAST, "--out", str(out), "--save", str(blocker / "model.npz")]) == 2
+    assert "--save: cannot write" in one_sentence(capsys)
+    assert not out.exists()  # refused before the run started
+    assert main([*FAST, "--out", str(out), "--save", str(tmp_path)]) == 2
+    assert "is a directory" in one_sentence(capsys)
+
+
+def test_output_files_respect_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        assert main([*FAST, "--out", str(tmp_path / "r"), "--save", str(tmp_path / "m.npz")]) == 0
+    finally:
+        os.umask(old)
+    for name in ("r/config.json", "r/summary.json", "m.npz"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+def test_report_checks_its_outputs_before_writing_any(tmp_path, capsys):
+    from binary_nn.report import main as report_main
+
+    assert main([*FAST, "--out", str(tmp_path / "runs" / "a")]) == 0
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert report_main([str(tmp_path / "runs"), "--out", str(a_file)]) == 2
+    assert "is a file" in one_sentence(capsys)
+    out = tmp_path / "report"
+    args = [str(tmp_path / "runs"), "--out", str(out), "--compare-to", "missing.md"]
+    assert report_main(args) == 2
+    assert "neither a file nor a bundled table" in one_sentence(capsys)
+    assert not out.exists()
+
+
+def test_bundled_published_tables_and_cifar_settings():
+    from binary_nn.experiments.repeat import bundled_settings, read_settings
+    from binary_nn.experiments.report import parse_published, published_table
+
+    rows = parse_published(published_table("cifar10"))
+    assert rows[("CIFAR10", True, "GD", "tanh", True)]["test/accuracy"] == "0.5107"
+    assert len(parse_published(published_table("MNIST"))) == 24
+    assert {"cifar10", "cifar10_bn"} <= set(bundled_settings())
+    assert len(read_settings("cifar10_bn")["settings"]) == 12
+
+
+def test_dry_run_prints_command_lines_that_run(tmp_path, capsys):
+    from binary_nn.repeat import main as repeat_main
+
+    assert repeat_main(["digits", "--seeds", "1", "--dry-run"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("python -m binary_nn.train --lr 0.0003 --hidden 128,64")
+    words = shlex.split(first)[3:]
+    out = tmp_path / "r"
+    assert main([*words, "--epochs", "1", "--out", str(out), "--overwrite"]) == 0

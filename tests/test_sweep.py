@@ -191,7 +191,7 @@ def test_a_failed_point_is_recorded_and_the_others_go_on(tmp_path, capsys):
             lambda d: d["parameters"].update(lr={"min": 0.1, "max": 1}),
             "parameter 'lr' needs 'value' or a 'values' list",
         ),
-        (lambda d: d["parameters"].update(lr={"values": [-1]}), "--lr must be a number > 0"),
+        (lambda d: d["parameters"].update(lr={"values": [-1]}), "--lr must be a finite number > 0"),
         (
             lambda d: d.update(command=["python", "train.py", "${args}"]),
             "'command' must run '-m binary_nn.train'",

@@ -18,6 +18,9 @@ import numpy as np
 
 from ..errors import DataError
 
+#: more classes than this is taken for a mistake in the labels
+MAX_CLASSES = 100_000
+
 
 def scale_pixels(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """uint8 pixels to ``x / 127.5 - 1``, exactly as float64 computes it rounded to ``dtype``.
@@ -52,6 +55,8 @@ class Dataset:
     n_classes: int = 0
 
     def __post_init__(self) -> None:
+        if len(self.x_test) == 0 and self.x_test.ndim < 2:  # an empty test split, any shape
+            self.x_test = self.x_test.reshape(0, *self.x_train.shape[1:])
         for split in ("train", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim < 2:
@@ -67,6 +72,14 @@ class Dataset:
                 raise DataError(f"{self.name}: y_{split} must hold integer labels, got {y.dtype}")
             if len(y) and y.min() < 0:
                 raise DataError(f"{self.name}: y_{split} holds negative labels")
+            if x.ndim >= 2 and math.prod(x.shape[1:]) == 0:
+                raise DataError(f"{self.name}: x_{split} holds examples with no values")
+            if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+                row = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0, 0])
+                raise DataError(
+                    f"{self.name}: x_{split} holds NaN or infinite values (first in row {row}); "
+                    "clean or drop those examples"
+                )
         if self.x_train.shape[1:] != self.x_test.shape[1:]:
             raise DataError(
                 f"{self.name}: x_train holds examples of shape {self.x_train.shape[1:]} but "
@@ -74,7 +87,20 @@ class Dataset:
             )
         if len(self.y_train) == 0:
             raise DataError(f"{self.name}: the training set is empty")
-        largest = max(int(self.y_train.max()), int(self.y_test.max()) if len(self.y_test) else 0)
+        classes = np.unique(self.y_train)
+        largest = int(classes[-1])
+        if largest >= MAX_CLASSES or largest >= 2 * len(classes) + 100:
+            raise DataError(
+                f"{self.name}: labels must be 0 .. C-1, but y_train holds {largest} among only "
+                f"{len(classes)} distinct labels; renumber them"
+            )
+        unseen = np.setdiff1d(np.unique(self.y_test), classes)
+        if len(unseen):
+            shown = ", ".join(map(str, unseen[:5]))
+            raise DataError(
+                f"{self.name}: y_test holds label(s) {shown} that y_train never has; a classifier "
+                "cannot learn them"
+            )
         self.n_classes = max(self.n_classes, largest + 1)
         self.y_train = self.y_train.astype(np.intp, copy=False)
         self.y_test = self.y_test.astype(np.intp, copy=False)

@@ -74,6 +74,10 @@ def _dataset_from_npz(name: str, path: Path) -> Dataset:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(path):
+        raise DataError(
+            f"dataset file {path} is not an .npz archive; save the arrays with numpy.savez"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in NPZ_KEYS if key not in archive.files]

@@ -111,11 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         jobs = build_jobs(data, seeds, out, overrides)
         if args.dry_run:
             for j in jobs:
-                print(f"{j.name}: {' '.join(j.config.argv) or j.config.to_dict()}")
+                print(j.config.command_line())
             return 0
         results = run_jobs(
             jobs, args.processes, progress=not args.no_progress, desc=data.get("name", "runs")
         )
+        skipped = sum(r.status == "skipped" for r in results)
+        if skipped:
+            print(f"skipped {skipped} of {len(results)} runs: finished before, or being run")
         print_table(results)
         return 1 if any(r.status == "failed" for r in results) else 0
 

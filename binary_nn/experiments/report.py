@@ -15,7 +15,8 @@ from Weights & Biases with the same column names, and writes to ``--out``:
 - ``alignment_<dataset>.png`` and ``alignment.md`` (runs that measured it): per rule x weight
   type, the angle between each hidden layer's update and the true gradient against epochs
   (mean over seeds), and the final angles in a table;
-- ``comparison.md`` with ``--compare-to PUBLISHED.md``: measured beside published, per cell.
+- ``comparison.md`` with ``--compare-to mnist|cifar10|TABLE.md``: measured beside published,
+  per cell (the published MNIST and CIFAR-10 grid-search tables ship with binary_nn).
 
 Needs the ``report`` extra: ``pip install 'binary-nn[report]'`` (pandas, matplotlib, scipy).
 """
@@ -467,6 +468,26 @@ def cost_markdown(frame) -> str | None:
     return "\n".join(parts)
 
 
+PUBLISHED = {"mnist": "mnist_grid_search.md", "cifar10": "cifar10_grid_search.md"}
+
+
+def published_table(name: str) -> Path:
+    """A bundled published table by name (``mnist``, ``cifar10``), or a markdown file."""
+    if name.lower() in PUBLISHED:
+        from importlib import resources
+
+        return Path(
+            str(resources.files("binary_nn.experiments.reference") / PUBLISHED[name.lower()])
+        )
+    path = Path(name)
+    if not path.is_file():
+        raise ConfigError(
+            f"--compare-to {name} is neither a file nor a bundled table; give a markdown "
+            f"table or one of: {', '.join(PUBLISHED)}"
+        )
+    return path
+
+
 def parse_published(path: Path) -> dict[tuple, dict]:
     """Rows of a published table in the layout of ``mnist_grid_search.md``, keyed by
     (dataset, bn, method, activation, binarize)."""
@@ -547,6 +568,10 @@ def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None
     """Write every output into ``out``; return what was written and the markdown table."""
     from ..run.tracking import write_text_atomic
 
+    # everything the outputs need is checked before any of them is written
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; give a directory for the report")
+    published = parse_published(published_table(compare_to)) if compare_to else None
     frame, unfinished = load(sources)
     out.mkdir(parents=True, exist_ok=True)
     best = best_settings(frame)
@@ -569,8 +594,8 @@ def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None
     if alignment is not None:
         write_text_atomic(out / "alignment.md", alignment)
         written["alignment"] = [out / "alignment.md", *plot_alignment(runs, out)]
-    if compare_to:
-        comparison = comparison_markdown(best, parse_published(Path(compare_to)))
+    if published is not None:
+        comparison = comparison_markdown(best, published)
         write_text_atomic(out / "comparison.md", comparison)
         written["comparison"] = out / "comparison.md"
     return {"written": written, "table": table, "runs": len(frame), "unfinished": unfinished}
@@ -580,7 +605,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", help="run directories and/or W&B CSV exports")
     parser.add_argument("--out", required=True, help="directory for the tables and figures")
-    parser.add_argument("--compare-to", help="a published table (markdown) to set beside ours")
+    parser.add_argument(
+        "--compare-to",
+        metavar="TABLE",
+        help=f"a published table to set beside ours: {', '.join(PUBLISHED)} (bundled) or a "
+        "markdown file in their layout",
+    )
 
     def job() -> int:
         args = parser.parse_args(argv)

@@ -296,8 +296,13 @@ def mlp(
     last_act = ACTIVATIONS.get(last_activation)
 
     def linear(fan_in: int, fan_out: int, quantizer: WeightQuantizer) -> Linear:
-        # drawn in float64 then cast, so both dtypes start from the same weights
-        w = rng.uniform(-init, init, size=(fan_in, fan_out)).astype(dtype)
+        # drawn in float64 then cast, so both dtypes start from the same weights; a few rows
+        # at a time (the same numbers as one draw), so no float64 copy of it all is ever made
+        w = np.empty((fan_in, fan_out), dtype)
+        rows = max(1, (1 << 20) // max(fan_out, 1))
+        for start in range(0, fan_in, rows):
+            stop = min(start + rows, fan_in)
+            w[start:stop] = rng.uniform(-init, init, size=(stop - start, fan_out))
         return Linear(w, quantizer)
 
     blocks = []

@@ -8,15 +8,15 @@ The keys are the state names the network and the rule give (:meth:`Network.named
 
 from __future__ import annotations
 
+import io
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError
+from ..files import write_bytes_atomic
 from ..learning.rules import LearningRule
 from ..nn.network import Network
 
@@ -32,15 +32,10 @@ def save_checkpoint(
     """Write the checkpoint atomically (a temporary file renamed into place)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    os.close(fd)
-    try:
-        arrays: dict = {"config": np.array(json.dumps(config)), **_arrays(model, rule)}
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    arrays: dict = {"config": np.array(json.dumps(config)), **_arrays(model, rule)}
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None) -> dict:
@@ -50,6 +45,8 @@ def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None)
     the checkpoint may hold no other arrays; otherwise a :class:`ConfigError` names the key.
     """
     path = Path(path)
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise ConfigError(f"--load: {path} is not a checkpoint .npz (write one with train --save)")
     try:
         with np.load(path, allow_pickle=False) as archive:
             stored = {key: archive[key] for key in archive.files}
@@ -75,6 +72,12 @@ def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None)
         raise ConfigError(
             f"--load: checkpoint {path} holds {', '.join(extra)}, which the model built from the "
             f"flags does not have (check --hidden, --bn and --method)"
+        )
+    bad = [key for key in wanted if not np.isfinite(stored[key]).all()]
+    if bad:
+        raise ConfigError(
+            f"--load: {path} holds NaN or infinite values in {', '.join(bad[:3])}: it was "
+            "saved from a run that diverged; load an earlier checkpoint"
         )
     model.load_named_state({key: stored[key] for key in model.named_state()})
     if rule is not None:

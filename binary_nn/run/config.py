@@ -74,8 +74,8 @@ class TrainConfig:
         """A validated copy with canonical names and a concrete seed."""
         _check(self.epochs, "-e/--epochs", "an integer >= 1", lambda v: v >= 1, int)
         _check(self.batchsize, "-b/--batchsize", "an integer >= 1", lambda v: v >= 1, int)
-        _check(self.lr, "--lr", "a number > 0", lambda v: v > 0, float)
-        _check(self.init, "--init", "a number > 0", lambda v: v > 0, float)
+        _check(self.lr, "--lr", "a finite number > 0", lambda v: 0 < v < np.inf, float)
+        _check(self.init, "--init", "a finite number > 0", lambda v: 0 < v < np.inf, float)
         _check(self.weight_clipping, "--weight-clipping", "a number", np.isfinite, float)
         _check(self.log_every, "--log-every", "an integer >= 1", lambda v: v >= 1, int)
         if self.alignment_every is not None:
@@ -122,6 +122,28 @@ class TrainConfig:
     def name(self) -> str | None:
         """The run name: ``--run-name``, with ``auto`` expanded; None when not given."""
         return self.auto_name if self.run_name == "auto" else self.run_name
+
+    def command_line(self) -> str:
+        """The ``python -m binary_nn.train`` command that runs this configuration (flags that
+        differ from the defaults)."""
+        import shlex
+
+        default = TrainConfig()
+        words = ["python", "-m", "binary_nn.train"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("argv", "verbose") or value == getattr(default, f.name):
+                continue
+            flag = (
+                "--binarize_last" if f.name == "binarize_last" else "--" + f.name.replace("_", "-")
+            )
+            if isinstance(value, bool):
+                words.append(flag)
+            elif isinstance(value, (list, tuple)):
+                words += [flag, ",".join(map(str, value))]
+            else:
+                words += [flag, str(value)]
+        return shlex.join(words)
 
     def to_dict(self) -> dict:
         data = asdict(self)

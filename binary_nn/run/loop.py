@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import os
 import time
 import zipfile
 from dataclasses import dataclass, field, replace
@@ -15,6 +17,7 @@ import numpy as np
 from .. import __version__
 from ..data import DATASETS, Dataset, load_dataset
 from ..errors import ConfigError, DivergenceError
+from ..files import check_writable
 from ..learning.cost import cost_summary
 from ..learning.loss import LOSSES, MSELoss
 from ..learning.optim import SGD
@@ -84,6 +87,24 @@ def build_network(
     )
 
 
+def check_fits_in_memory(config: TrainConfig, n_inputs: int, n_classes: int) -> None:
+    """Refuse, before allocating anything, a model this machine cannot hold: weights,
+    gradients, the optimizer's scratch and the binarized copies (4 arrays of each)."""
+    sizes = [n_inputs, *config.hidden, n_classes]
+    n_weights = sum(a * b for a, b in itertools.pairwise(sizes))
+    needed = 4 * n_weights * np.dtype(config.dtype).itemsize
+    try:
+        available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no estimate
+        return
+    if needed > available:
+        raise ConfigError(
+            f"the model needs about {needed / 1e9:.1f} GB ({n_weights:,} weights, with their "
+            f"gradients and the optimizer's scratch) but this machine has "
+            f"{available / 1e9:.1f} GB; choose a smaller --hidden"
+        )
+
+
 def network_from_checkpoint(
     path: str | Path, dtype: str = "float64"
 ) -> tuple[Network, TrainConfig]:
@@ -125,6 +146,7 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
             f"-b/--batchsize {config.batchsize} is larger than the training set "
             f"({n_train} examples); choose at most {n_train}"
         )
+    check_fits_in_memory(config, dataset.n_features, dataset.n_classes)
     weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
     model = build_network(
         config, dataset.input_shape, dataset.n_classes, np.random.default_rng(weights_seq)
@@ -246,6 +268,8 @@ def run(
     # is refused (or skipped) before the data are even loaded
     directory = RunDirectory(out, config.overwrite, skip_finished)
     try:
+        if config.save:
+            check_writable(config.save, "--save")
         exp = build(config, dataset)
     except BaseException:
         directory.abandon()

@@ -245,12 +245,14 @@ class Console(Tracker):
             self._bar.close()
             self._bar = None
         if "train/accuracy" in metrics:
-            self._print(
-                f"epoch {epoch}: loss {metrics['train/loss']:.5f}  "
-                f"train acc {metrics['train/accuracy']:.4f} f1 {metrics['train/f1']:.4f}  "
-                f"test acc {metrics['test/accuracy']:.4f} f1 {metrics['test/f1']:.4f}  "
-                f"({metrics['time/epoch']:.2f} s)"
-            )
+            parts = [f"epoch {epoch}: loss {metrics['train/loss']:.5f}"]
+            for split in ("train", "test"):  # an empty test split has no test scores
+                if f"{split}/accuracy" in metrics:
+                    parts.append(
+                        f"{split} acc {metrics[f'{split}/accuracy']:.4f} "
+                        f"f1 {metrics[f'{split}/f1']:.4f}"
+                    )
+            self._print("  ".join(parts) + f"  ({metrics['time/epoch']:.2f} s)")
         if self.verbose >= 1:
             for prefix in ("hsic/", "align/", "flip/"):
                 values = {k: v for k, v in metrics.items() if k.startswith(prefix)}
