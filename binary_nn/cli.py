@@ -9,8 +9,36 @@ from collections.abc import Callable
 from .errors import BinaryNNError, ConfigError
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows a flag's default once: where its help does not say it already, and there is one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" not in text
+            and action.default not in (None, False, argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def describe(doc: str | None) -> str:
+    """A command's description from its module docstring: the first line without the
+    ``python -m ...`` usage in front and without reST markup."""
+    first = (doc or "").strip().splitlines()[0]
+    if first.startswith("``") and "``: " in first:
+        first = first.split("``: ", 1)[1]
+    return first.replace("``", "")
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose errors are a :class:`ConfigError` (one sentence, exit code 2)."""
+    """An argparse parser whose errors are a :class:`ConfigError` (one sentence, exit code 2)
+    and whose help shows each default once."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise ConfigError(f"{message} (see --help)")

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .cli import ArgumentParser, run_cli
+from .cli import ArgumentParser, describe, run_cli
 from .deploy.c_code import EXAMPLE, c_model
 from .deploy.packed import pack_network
 from .errors import ConfigError
@@ -28,7 +28,7 @@ DIVISORS = {"digits": 8.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument("checkpoint", help="a checkpoint .npz written by train --save")
     parser.add_argument("--out", required=True, help="directory for the exported model")
     parser.add_argument("--format", default="npz", choices=("npz", "c"))

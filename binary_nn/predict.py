@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import ArgumentParser, run_cli
+from .cli import ArgumentParser, describe, run_cli
 from .data import load_dataset
 from .deploy.inference import Engine
 from .deploy.packed import PackedModel, load_packed
@@ -39,7 +39,7 @@ def integer_pixels(x: np.ndarray, model: PackedModel) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0].split(": ", 1)[1])
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument("model", help="a model.npz written by python -m binary_nn.export")
     parser.add_argument("-d", "--dataset", default="digits", help="dataset name or PATH.npz")
     parser.add_argument("--data-dir", default=None, help="where dataset files are looked for")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cli import run_cli
+from .cli import describe, run_cli
 from .data import DATASETS, load_dataset
 from .learning.cost import cost_summary, render
 from .run.config import TrainConfig
@@ -39,7 +39,7 @@ def _shape(config: TrainConfig) -> tuple[tuple[int, ...], int]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     parser.prog = PROG
-    parser.description = __doc__.splitlines()[0].split(": ", 1)[1]
+    parser.description = describe(__doc__)
     parser.add_argument("--json", metavar="FILE", help="also write both tables as JSON")
 
     def job() -> int:

@@ -29,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog=PROG,
         description="Train a (binary) MLP with backpropagation (GD/BP), DFA or DRTP.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "-m",

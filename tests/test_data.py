@@ -120,7 +120,7 @@ def test_an_interrupted_transfer_never_lands_under_the_final_name(
 ):
     with FileServer(mnist_files) as server:
         use_test_mnist(monkeypatch, mnist_files, [server.url("truncated")])
-        with pytest.raises(DataError, match="not downloadable here"):
+        with pytest.raises(DataError, match="no mirror gave"):
             load_dataset("MNIST", tmp_path)
         assert no_temporaries(tmp_path / "mnist") == []
         # the same files from a mirror that completes the transfer
@@ -154,10 +154,25 @@ def test_a_corrupt_local_file_is_never_used(tmp_path, monkeypatch, mnist_files):
     for name, body in mnist_files.items():
         (tmp_path / "mnist" / name).write_bytes(body)
     (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"garbage")
-    with pytest.raises(DataError, match="corrupt: expected sha256"):
+    with pytest.raises(DataError, match=r"checksum mismatch: .* expected [0-9a-f]{64}"):
         ensure_files(fs, tmp_path, allow_download=False)
-    with pytest.raises(DataError, match=r"t10k-labels-idx1-ubyte\.gz"):
+    # training says "checksum mismatch" too (not "not found"), even where it may download
+    with pytest.raises(DataError, match=r"^checksum mismatch: .*t10k-labels-idx1-ubyte\.gz"):
         load_dataset("MNIST", tmp_path)
+
+
+def test_a_missing_dataset_without_network_is_one_line_and_leaves_no_folders(
+    tmp_path, monkeypatch, mnist_files, capsys
+):
+    use_test_mnist(monkeypatch, mnist_files, [closed_port_url(), closed_port_url()])
+    root = tmp_path / "data"
+    with pytest.raises(DataError) as info:
+        load_dataset("MNIST", root)
+    message = str(info.value)
+    assert "no mirror gave train-images-idx3-ubyte.gz (2 mirrors, ConnectionError)" in message
+    assert "\n" not in message and len(message) < 500
+    assert not root.exists()  # no empty folders behind
+    assert "Downloading data from" not in capsys.readouterr().err
 
 
 def test_fetch_and_verify_commands(tmp_path, monkeypatch, mnist_files, capsys):
@@ -279,3 +294,22 @@ def test_pixel_scaling_is_the_float64_formula_rounded_to_the_dtype(dtype):
     assert scaled.dtype == dtype
     np.testing.assert_array_equal(scaled, expected)
     assert scaled.min() == -1 and scaled.max() == 1
+
+
+def test_data_list_shows_whether_files_are_present_and_verified(
+    tmp_path, monkeypatch, mnist_files, capsys
+):
+    use_test_mnist(monkeypatch, mnist_files, [closed_port_url()])
+    (tmp_path / "mnist").mkdir()
+    for name, body in list(mnist_files.items())[:2]:
+        (tmp_path / "mnist" / name).write_bytes(body)
+    assert data_cli.main(["list", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "partial (2 of 4)" in out and "embedded" in out
+    for name, body in mnist_files.items():
+        (tmp_path / "mnist" / name).write_bytes(body)
+    assert data_cli.main(["list", "--data-dir", str(tmp_path)]) == 0
+    assert "present, verified" in capsys.readouterr().out
+    (tmp_path / "mnist" / name).write_bytes(b"bad")
+    assert data_cli.main(["list", "--data-dir", str(tmp_path)]) == 0
+    assert "checksum mismatch" in capsys.readouterr().out

@@ -208,3 +208,18 @@ def test_dry_run_prints_command_lines_that_run(tmp_path, capsys):
     words = shlex.split(first)[3:]
     out = tmp_path / "r"
     assert main([*words, "--epochs", "1", "--out", str(out), "--overwrite"]) == 0
+
+
+@pytest.mark.parametrize(
+    "module", ["train", "repeat", "sweep", "report", "summary", "export", "predict", "data"]
+)
+def test_help_shows_each_default_once_and_no_markup(module):
+    result = subprocess.run(
+        [sys.executable, "-m", f"binary_nn.{module}", "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert "``" not in text
+    if module in ("repeat", "sweep"):
+        assert "no progress bar" in text  # every flag says what it does

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from ..cli import ArgumentParser, run_cli
+from ..cli import ArgumentParser, describe, run_cli
 from ..errors import DataError
 from .remote import check_local, data_home, ensure_files
-from .sources import DATASETS
+from .sources import DATASETS, DatasetSource
 
 PROG = "binary_nn.data"
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="list the known datasets and where their files would be")
     for name, text in (
@@ -36,6 +37,19 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def file_state(source: DatasetSource, root: Path) -> str:
+    """Whether a dataset's files are here and verify: what ``list`` shows."""
+    if source.files is None:
+        return "embedded"
+    statuses = check_local(source.files, root)
+    ok = sum(s.ok for s in statuses)
+    if any(s.bad is not None and not s.ok for s in statuses):
+        return "checksum mismatch"
+    if ok == len(statuses):
+        return "present, verified"
+    return "missing" if ok == 0 else f"partial ({ok} of {len(statuses)})"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     def job() -> int:
         args = build_parser().parse_args(argv)
@@ -45,14 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name in DATASETS:
                 source = DATASETS.get(name)
                 where = f"{root / source.files.folder}" if source.files else "embedded"
-                print(f"  {name:<14} {source.description:<42} {where}")
+                print(
+                    f"  {name:<14} {source.description:<42} {file_state(source, root):<24} {where}"
+                )
             return 0
         source = DATASETS.get(args.name)
         if source.files is None:
             print(f"{source.name} is embedded: nothing to {args.command}")
             return 0
         if args.command == "fetch":
-            paths = ensure_files(source.files, root, allow_download=True)
+            paths = ensure_files(source.files, root, allow_download=True, replace_corrupt=True)
             for path in paths.values():
                 print(f"ok        {path}")
         else:

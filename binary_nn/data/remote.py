@@ -117,6 +117,7 @@ def download(fileset: FileSet, remote: RemoteFile, root: Path, progress: bool = 
     import pooch
     import requests
 
+    pooch.get_logger().setLevel("WARNING")  # one line per mirror tried is noise
     target = root / fileset.folder
     failures = []
     for mirror in fileset.mirrors:
@@ -133,27 +134,32 @@ def download(fileset: FileSet, remote: RemoteFile, root: Path, progress: bool = 
         except ValueError as exc:
             failures.append(_mismatch_sentence(remote, url, str(exc)))
         except (requests.RequestException, OSError) as exc:
-            failures.append(f"{url}: {type(exc).__name__}")
-    raise DataError(
-        f"could not download {remote.name} into {target} from any mirror ({'; '.join(failures)})"
-    )
+            failures.append(type(exc).__name__)
+    mismatches = [f for f in failures if f.startswith("checksum")]
+    reason = mismatches[0] if mismatches else f"{len(failures)} mirrors, {failures[0]}"
+    raise DataError(f"no mirror gave {remote.name} ({reason})")
 
 
 def ensure_files(
-    fileset: FileSet, root: Path, allow_download: bool = True, progress: bool = True
+    fileset: FileSet,
+    root: Path,
+    allow_download: bool = True,
+    progress: bool = True,
+    replace_corrupt: bool = False,
 ) -> dict[str, Path]:
     """Verified paths of every file of ``fileset``, downloading the missing ones.
 
-    A local file with a wrong hash is never used: it is an error unless a download may
-    replace it (``fetch``), and the message names the file and both hashes.
+    A local file with a wrong hash is never used: it is a "checksum mismatch" error naming
+    the file and both hashes, unless ``replace_corrupt`` (``fetch``) downloads it again.
     """
     statuses = check_local(fileset, root)
     bad = [s for s in statuses if not s.ok and s.bad is not None]
-    if bad and not allow_download:
+    if bad and not replace_corrupt:
         s = bad[0]
         raise DataError(
-            f"{s.bad} is corrupt: expected sha256 {s.file.sha256}, got {s.actual_sha256}; "
-            f"delete it or run `{fetch_command(fileset, root)}`"
+            f"checksum mismatch: {s.bad} has sha256 {s.actual_sha256}, expected "
+            f"{s.file.sha256}; delete it, or run `{fetch_command(fileset, root)}` to download "
+            "it again"
         )
     missing = [s for s in statuses if not s.ok]
     if missing and not allow_download:
@@ -163,14 +169,20 @@ def ensure_files(
             f"run `{fetch_command(fileset, root)}` where there is internet, "
             f"or point --data-dir at a directory holding them"
         )
+    created = [p for p in (root, root / fileset.folder) if not p.exists()]
     for status in missing:
         try:
             status.path = download(fileset, status.file, root, progress)
         except DataError as exc:
+            for folder in reversed(created):  # leave no empty folders behind
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
             names = ", ".join(s.file.name for s in missing if not s.ok)
             raise DataError(
-                f"{fileset.dataset} needs {names}, not found in {root / fileset.folder} and "
-                f"not downloadable here ({exc}); run `{fetch_command(fileset, root)}` where "
-                f"there is internet, or point --data-dir at a directory holding them"
+                f"{fileset.dataset}: {names} not found in {root / fileset.folder}, and {exc}; "
+                f"run `{fetch_command(fileset, root)}` where there is internet, or point "
+                "--data-dir at a directory holding them"
             ) from None
     return {s.file.name: s.path for s in statuses if s.path is not None}

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from ..cli import ArgumentParser, run_cli
+from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
 from ..run.config import TrainConfig
 from .jobs import Job, parse_seeds, run_jobs
@@ -88,7 +88,7 @@ def build_jobs(data: dict, seeds: list[int], out: Path, overrides: dict) -> list
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument(
         "settings", help="YAML settings file or a bundled name: " + ", ".join(bundled_settings())
     )
@@ -98,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="campaign directory (default: runs/repeat-<settings>)")
     parser.add_argument("--data-dir", help="dataset directory passed to every run")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (for logs and CI)"
+    )
 
     def job() -> int:
         args = parser.parse_args(argv)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..cli import ArgumentParser, run_cli
+from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
 from ..run.tracking import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
@@ -602,7 +602,7 @@ def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument("sources", nargs="+", help="run directories and/or W&B CSV exports")
     parser.add_argument("--out", required=True, help="directory for the tables and figures")
     parser.add_argument(

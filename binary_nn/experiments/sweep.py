@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from ..cli import ArgumentParser, run_cli
+from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
 from ..run.tracking import write_json_atomic
 from .jobs import Job, run_jobs
@@ -232,7 +232,7 @@ def run_wandb(sweep: Sweep, project: str | None, entity: str | None, count: int 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = ArgumentParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument("file", help="a W&B sweep YAML file (method: grid for local and ray)")
     parser.add_argument("--executor", choices=("local", "ray", "wandb"), default="local")
     parser.add_argument(
@@ -251,7 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--entity", help="wandb executor: W&B entity")
     parser.add_argument("--count", type=int, help="wandb executor: runs this agent does")
     parser.add_argument("--dry-run", action="store_true", help="list the points and stop")
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (for logs and CI)"
+    )
 
     def job() -> int:
         args = parser.parse_args(argv)
