@@ -25,3 +25,9 @@ class DivergenceError(BinaryNNError):
     """The loss became NaN or infinite during training."""
 
     exit_code = 3
+
+
+class DiskFullError(BinaryNNError):
+    """The disk (or quota) ran out while a run or campaign wrote its results."""
+
+    exit_code = 4

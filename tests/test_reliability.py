@@ -1,6 +1,7 @@
 """Nothing lost, nothing hangs: run directories are claimed, never silently overwritten, and
 a closed stdout does not stop training."""
 
+import errno
 import fcntl
 import json
 import os
@@ -223,3 +224,52 @@ def test_help_shows_each_default_once_and_no_markup(module):
     assert "``" not in text
     if module in ("repeat", "sweep"):
         assert "no progress bar" in text  # every flag says what it does
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_is_one_sentence_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
+    from binary_nn.run.tracking import RunDirectory
+
+    out = tmp_path / "run"
+    original = RunDirectory.log_epoch
+    calls = []
+
+    def log_epoch(self, metrics, epoch, iteration):
+        calls.append(epoch)
+        if epoch == 2:  # the disk fills up during the second epoch's write
+            disk_full()
+        original(self, metrics, epoch, iteration)
+
+    monkeypatch.setattr(RunDirectory, "log_epoch", log_epoch)
+    assert main(["-e", "3", "--hidden", "8", "--seed", "1", "--out", str(out)]) == 4
+    err = one_sentence(capsys)
+    assert "is full (No space left on device) after 1 epochs" in err
+    assert [
+        json.loads(x)["epoch"]
+        for x in (out / "metrics.jsonl").read_text().splitlines()
+        if "train/loss" in x
+    ] == [1]
+
+
+def test_a_full_disk_stops_a_campaign_cleanly(tmp_path, capsys, monkeypatch):
+    from binary_nn.repeat import main as repeat_main
+    from binary_nn.run.tracking import RunDirectory
+
+    monkeypatch.setattr(RunDirectory, "log_epoch", disk_full)
+    out = tmp_path / "c"
+    assert repeat_main(["digits", "--seeds", "1,2", "--epochs", "1", "--out", str(out)]) == 4
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "the campaign stopped" in err and "Traceback" not in err
+    errors = list(out.rglob("error.json"))
+    assert len(errors) == 1 and "is full" in json.loads(errors[0].read_text())["error"]
+
+
+def test_chance_level_with_saturated_outputs_gets_a_hint(tmp_path, capsys):
+    assert main(["-e", "3", "--seed", "1", "--out", str(tmp_path / "r")]) == 0  # lr 0.001
+    out = capsys.readouterr().out
+    assert out.count("hint: training is stuck at chance level") == 1 and "--lr 1e-4" in out
+    assert main(["-e", "3", "--seed", "1", "--lr", "1e-4", "--out", str(tmp_path / "s")]) == 0
+    assert "hint:" not in capsys.readouterr().out

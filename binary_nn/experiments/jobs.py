@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DiskFullError
 from ..run.config import TrainConfig
 from ..run.tracking import CONFIG_FILE, finished_summary, write_json_atomic
 
@@ -53,7 +53,7 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | N
     """Worker: one training run, errors caught and written beside the run."""
     from threadpoolctl import threadpool_limits
 
-    from ..errors import BinaryNNError, DivergenceError
+    from ..errors import BinaryNNError, DiskFullError, DivergenceError
     from ..run.loop import run
     from ..run.tracking import RunBusy, RunFinished
 
@@ -72,13 +72,24 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | N
         return "skipped", {}, str(exc)
     except DivergenceError as exc:
         return "diverged", finished_summary(run_dir) or {}, str(exc)
+    except DiskFullError as exc:
+        _write_error(run_dir, str(exc), config)
+        return "disk full", {}, str(exc)
     except BinaryNNError as exc:
         message = str(exc)
     except Exception:  # a bug: keep the traceback for the report, let the other runs go on
         message = traceback.format_exc()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / ERROR_FILE, {"error": message, "config": config.to_dict()})
+    _write_error(run_dir, message, config)
     return "failed", {}, message
+
+
+def _write_error(run_dir: Path, message: str, config: TrainConfig) -> None:
+    """``error.json`` beside the run, where the disk still allows it."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / ERROR_FILE, {"error": message, "config": config.to_dict()})
+    except OSError:
+        pass
 
 
 Outcome = tuple[str, dict, "str | None"]
@@ -192,6 +203,8 @@ def run_jobs(
     )
     try:
         for index, (status, summary, error) in outcomes:
+            if status == "disk full":  # every later run would fail too: stop cleanly
+                raise DiskFullError(f"{jobs[index].name}: {error}; the campaign stopped")
             results[index] = JobResult(
                 jobs[index].name, jobs[index].run_dir, status, summary, error
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import math
@@ -16,7 +17,7 @@ import numpy as np
 
 from .. import __version__
 from ..data import DATASETS, Dataset, load_dataset
-from ..errors import ConfigError, DivergenceError
+from ..errors import ConfigError, DiskFullError, DivergenceError
 from ..files import check_writable
 from ..learning.cost import cost_summary
 from ..learning.loss import LOSSES, MSELoss
@@ -315,6 +316,14 @@ def run(
         status = "diverged"
         summary["error"] = str(exc)
         raise
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise DiskFullError(
+            f"the disk holding {out} is full ({exc.strerror}) after "
+            f"{summary['epochs_completed']} epochs; free some space and run again: what was "
+            "logged before stays in the run directory"
+        ) from None
     finally:
         summary["status"] = status
         summary["time/total"] = time.perf_counter() - started

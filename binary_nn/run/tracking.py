@@ -176,7 +176,10 @@ class RunDirectory(Tracker):
 
     def _close_metrics(self) -> None:
         if self._metrics is not None and not self._metrics.closed:
-            self._metrics.close()
+            try:
+                self._metrics.close()
+            except OSError:  # a full disk: what could be written is written
+                pass
 
     def close(self) -> None:
         """Stop writing without a summary (an interrupted run) and give the directory up."""
@@ -203,6 +206,9 @@ class Console(Tracker):
         self.stream: TextIO | None = stream if stream is not None else sys.stdout
         self._bar: tqdm | None = None
         self._run_dir = ""
+        self._n_classes = 0
+        self._hinted = False
+        self._last_loss: float | None = None
 
     def _print(self, text: str) -> None:
         if self.stream is None:  # the reader went away (| head): training goes on silently
@@ -216,6 +222,9 @@ class Console(Tracker):
 
     def start(self, config: dict, info: dict) -> None:
         self._run_dir = str(info.get("run_dir", ""))
+        self._n_classes = int(info.get("n_classes", 0))
+        self._hinted = False
+        self._last_loss = None
         self._print(f"run directory: {self._run_dir}")
         if self.verbose >= 1:
             self._print("configuration:")
@@ -253,6 +262,7 @@ class Console(Tracker):
                         f"f1 {metrics[f'{split}/f1']:.4f}"
                     )
             self._print("  ".join(parts) + f"  ({metrics['time/epoch']:.2f} s)")
+            self._hint_if_stuck(metrics)
         if self.verbose >= 1:
             for prefix in ("hsic/", "align/", "flip/"):
                 values = {k: v for k, v in metrics.items() if k.startswith(prefix)}
@@ -269,6 +279,24 @@ class Console(Tracker):
             self._print(
                 f"stopped after {summary.get('epochs_completed', 0)} epochs: run directory "
                 f"{self._run_dir} keeps everything logged so far"
+            )
+
+    def _hint_if_stuck(self, metrics: dict) -> None:
+        """One line when training is stuck at chance level with saturated outputs: accuracy
+        near chance, a loss no better than every output at -1 (4 / classes) and flat since
+        the previous epoch (the published --lr 0.001 does that to small nets)."""
+        n, loss = self._n_classes, metrics["train/loss"]
+        previous, self._last_loss = self._last_loss, loss
+        if self._hinted or n < 2 or previous is None:
+            return
+        chance = metrics["train/accuracy"] < 2.5 / n
+        flat = abs(previous - loss) < 0.01 * previous
+        if chance and flat and loss >= 0.9 * 4 / n:
+            self._hinted = True
+            self._print(
+                f"hint: training is stuck at chance level with saturated outputs (loss "
+                f"{loss:.4f}); the gradients are sums over the batch, so the published runs "
+                "use --lr 1e-6 .. 1e-4: try --lr 1e-4"
             )
 
     def _close_bar(self) -> None:
