@@ -273,3 +273,24 @@ def test_chance_level_with_saturated_outputs_gets_a_hint(tmp_path, capsys):
     assert out.count("hint: training is stuck at chance level") == 1 and "--lr 1e-4" in out
     assert main(["-e", "3", "--seed", "1", "--lr", "1e-4", "--out", str(tmp_path / "s")]) == 0
     assert "hint:" not in capsys.readouterr().out
+
+
+def test_runs_lists_past_runs_with_their_status(tmp_path, capsys):
+    from binary_nn.runs import main as runs_main
+
+    root = tmp_path / "runs"
+    assert main([*FAST, "--out", str(root / "done")]) == 0
+    (root / "killed").mkdir()
+    (root / "killed" / "config.json").write_text(
+        json.dumps({"method": "DFA", "dataset": "digits", "epochs": 5})
+    )
+    capsys.readouterr()
+    assert runs_main([str(root), "--json", str(tmp_path / "runs.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| completed | digits | GD | continuous | tanh | 64-8(tanh)-10(tanh) | 1/1 |" in out
+    assert "| incomplete | digits | DFA |" in out and "2 runs under" in out
+    rows = json.loads((tmp_path / "runs.json").read_text())
+    assert [r["status"] for r in rows] == ["completed", "incomplete"] or [
+        r["status"] for r in rows
+    ] == ["incomplete", "completed"]
+    assert runs_main([str(tmp_path / "nothing")]) == 2
