@@ -45,6 +45,10 @@ def check_writable(path: str | Path, flag: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path.parent):
             pass
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(
+            f"{flag}: cannot write {path}: part of its directory is a file; choose a writable path"
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"{flag}: cannot write {path} ({exc.strerror}); choose a writable path"

@@ -178,6 +178,10 @@ def load_packed(path: str | Path) -> PackedModel:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"model file {path} does not exist; export one first")
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(
+            f"{path} is not a readable packed model (not an .npz archive); export it again"
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
