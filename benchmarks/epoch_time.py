@@ -5,7 +5,7 @@ with ``--data-dir``; compares with the same network in PyTorch on the CPU when t
 installed (``pip install torch==2.13.0``)::
 
     python benchmarks/epoch_time.py --repeats 3
-    python benchmarks/epoch_time.py --data-dir ../shared/data --memory
+    python benchmarks/epoch_time.py --data-dir ~/data --memory
 
 Not part of the test suite.
 """

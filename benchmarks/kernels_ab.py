@@ -4,7 +4,7 @@ Two copies of the same run (same seed) train side by side, one with each impleme
 :mod:`binary_nn.nn.kernels`; they take turns every few batches, so that the drifts of a shared
 machine hit both alike. Prints one markdown table of seconds per epoch and their ratio::
 
-    python benchmarks/kernels_ab.py --data-dir ../shared/data
+    python benchmarks/kernels_ab.py --data-dir ~/data
 
 Runs on synthetic data of MNIST's shape without ``--data-dir``. Not part of the test suite.
 """
