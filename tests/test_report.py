@@ -81,7 +81,12 @@ def test_report_figures_and_summary_statistics(campaign, tmp_path):
     assert len(rows) == 4
     dfa = next(r for r in rows if r["method"] == "DFA" and r["binarize"] == "False")
     assert int(dfa["n"]) == 3
-    assert float(dfa["ci95_low"]) <= float(dfa["mean"]) <= float(dfa["ci95_high"])
+    assert dfa["metric"] == "best/test/accuracy"  # the column names say what they average
+    low, high = (
+        float(dfa["best_test_accuracy_ci95_low"]),
+        float(dfa["best_test_accuracy_ci95_high"]),
+    )
+    assert low <= float(dfa["best_test_accuracy_mean"]) <= high
     assert 0 <= float(dfa["vs_gd_p"]) <= 1
     gd = next(r for r in rows if r["method"] == "GD" and r["binarize"] == "False")
     assert gd["vs_gd_p"] == ""
@@ -175,3 +180,24 @@ def test_learning_curve_reads_the_epoch_lines_of_a_killed_run(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(text)
     assert learning_curve(str(tmp_path)) == {1: 0.75, 2: 0.8}
     assert learning_curve(str(tmp_path / "missing")) == {}
+
+
+def test_report_separates_architectures_and_epochs_and_counts_duplicated_seeds(tmp_path):
+    from binary_nn.train import main as train_main
+
+    runs = tmp_path / "runs"
+    for name, flags in {
+        "a": ["--hidden", "16", "-e", "1", "--seed", "1"],
+        "b": ["--hidden", "16", "-e", "1", "--seed", "1"],  # the same seed again
+        "c": ["--hidden", "32", "-e", "1", "--seed", "1"],
+        "d": ["--hidden", "16", "-e", "2", "--seed", "1"],
+    }.items():
+        assert train_main([*flags, "--lr", "3e-4", "--out", str(runs / name)]) == 0
+    result = make_report([str(runs)], tmp_path / "report")
+    table = result["table"]
+    assert table.count("## digits without Batch Normalization") == 3
+    for heading in ("Hidden layers 16, 1 epochs.", "Hidden layers 32, 1 epochs.",
+                    "Hidden layers 16, 2 epochs."):  # fmt: skip
+        assert heading in table
+    assert "| 2 (1 duplicated seeds) |" in table
+    assert len(result["written"]["curves"]) == 3  # one figure per section, none overwritten

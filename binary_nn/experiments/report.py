@@ -34,7 +34,8 @@ from ..run.tracking import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 PROG = "binary_nn.report"
 TRIPLE = ["method", "hidden_act", "binarize"]
-GROUP = ["dataset", "bn"]
+#: a section of the report: runs that differ only in (rule, activation, weights, init, lr, seed)
+GROUP = ["dataset", "bn", "hidden", "config_epochs"]
 SCORES = [
     "train/accuracy",
     "train/precision",
@@ -87,6 +88,8 @@ def read_run_dirs(root: Path) -> tuple[list[dict], list[dict]]:
         row.update({k: summary.get(k) for k in (*SCORES, BEST_TEST)})
         row["status"] = summary.get("status")
         row["epochs"] = summary.get("epochs_completed")
+        row["config_epochs"] = config.get("epochs")
+        row["hidden"] = ",".join(map(str, config.get("hidden") or [])) or "-"
         n_train, batch = config.get("n_train"), config.get("batchsize")
         row["iterations_per_epoch"] = n_train // batch if n_train and batch else None
         row["architecture"] = config.get("architecture")
@@ -117,7 +120,9 @@ def read_csv(path: Path):
         ("status", "completed"),
         ("run_dir", ""),
         ("iterations_per_epoch", None),
-        ("architecture", None),
+        ("architecture", "-"),
+        ("hidden", "-"),
+        ("config_epochs", "-"),
         ("cost", None),
     ):
         if column not in frame.columns:
@@ -155,6 +160,8 @@ def load(sources: Sequence[str]):
             f"no finished runs found in {', '.join(sources)}"
             + (f" ({len(unfinished)} unfinished)" if unfinished else "")
         )
+    for column in ("architecture", "hidden", "config_epochs"):  # old runs or exports lack them
+        frame[column] = frame[column].fillna("-").astype(str) if column in frame else "-"
     frame["bn"] = frame["bn"].astype(bool)
     frame["binarize"] = frame["binarize"].astype(bool)
     frame["method"] = frame["method"].astype(str).str.upper().replace({"BP": "GD"})
@@ -165,7 +172,11 @@ def best_settings(frame):
     """Per (dataset, bn, triple): the (init, lr) with the best mean ``train/accuracy``."""
     means = (
         frame.groupby([*GROUP, *TRIPLE, "init", "lr"], dropna=False)
-        .agg(**{c: (c, "mean") for c in (*SCORES, BEST_TEST)}, runs=("seed", "size"))
+        .agg(
+            **{c: (c, "mean") for c in (*SCORES, BEST_TEST)},
+            runs=("seed", "size"),
+            seeds=("seed", "nunique"),
+        )
         .reset_index()
     )
     means = means.sort_values(SELECT_ON, ascending=False, na_position="last", kind="stable")
@@ -180,6 +191,12 @@ def section_title(dataset: str, bn: bool) -> str:
     return f"{dataset} {'with' if bn else 'without'} Batch Normalization"
 
 
+def section_heading(key: tuple) -> list[str]:
+    """A section's heading (the published one) and the line naming its net and epochs."""
+    dataset, bn, hidden, epochs = key
+    return [f"## {section_title(dataset, bn)}", "", f"Hidden layers {hidden}, {epochs} epochs.", ""]
+
+
 def _lr(value: float) -> str:
     mantissa, exponent = f"{value:.1E}".split("E")
     return f"{mantissa}E{int(exponent)}"
@@ -192,13 +209,16 @@ def grid_search_markdown(best, unfinished: list[dict]) -> str:
         + " | ".join(SCORES)
         + " | runs |"
     )
-    for (dataset, bn), group in best.groupby(GROUP, sort=True):
-        lines += [f"## {section_title(dataset, bn)}", "", header, "|" + "---|" * (len(SCORES) + 6)]
+    for key, group in best.groupby(GROUP, sort=True):
+        lines += [*section_heading(key), header, "|" + "---|" * (len(SCORES) + 6)]
         for _, row in group.iterrows():
             scores = " | ".join("-" if row[c] != row[c] else f"{row[c]:.4f}" for c in SCORES)
+            runs = str(row["runs"])
+            if row["runs"] > row["seeds"]:  # the same seed run twice is not two samples
+                runs += f" ({row['runs'] - row['seeds']} duplicated seeds)"
             lines.append(
                 f"| {row['method'].lower()} | {row['hidden_act']} | {row['binarize']} "
-                f"| {row['init']:g} | {_lr(row['lr'])} | {scores} | {row['runs']} |"
+                f"| {row['init']:g} | {_lr(row['lr'])} | {scores} | {runs} |"
             )
         lines.append("")
     if unfinished:
@@ -221,8 +241,10 @@ def summary_table(runs):
 
     pd = _pandas()
     gd_values = {
-        (*key[:2], *key[3:]): group[BEST_TEST].dropna().to_numpy(float)
-        for key, group in runs[runs["method"] == "GD"].groupby([*GROUP, *TRIPLE])
+        (*section, act, binarize): group[BEST_TEST].dropna().to_numpy(float)
+        for (*section, _, act, binarize), group in runs[runs["method"] == "GD"].groupby(
+            [*GROUP, *TRIPLE]
+        )
     }
     records = []
     for key, group in runs.groupby([*GROUP, *TRIPLE, "init", "lr"], sort=True):
@@ -232,8 +254,16 @@ def summary_table(runs):
         mean = float(values.mean()) if n else float("nan")
         std = float(values.std(ddof=1)) if n > 1 else float("nan")
         half = float(stats.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("nan")
-        record.update(n=n, mean=mean, std=std, ci95_low=mean - half, ci95_high=mean + half)
-        gd = gd_values.get((*key[:2], *key[3:5]), np.empty(0))
+        record.update(
+            metric=BEST_TEST,
+            n=n,
+            best_test_accuracy_mean=mean,
+            best_test_accuracy_std=std,
+            best_test_accuracy_ci95_low=mean - half,
+            best_test_accuracy_ci95_high=mean + half,
+        )
+        section = tuple(record[k] for k in GROUP)
+        gd = gd_values.get((*section, record["hidden_act"], record["binarize"]), np.empty(0))
         if record["method"] != "GD" and n and len(gd):
             test = stats.mannwhitneyu(values, gd, alternative="two-sided")
             record.update(vs_gd_u=float(test.statistic), vs_gd_p=float(test.pvalue))
@@ -255,11 +285,16 @@ def _per_section_figures(runs, out: Path, prefix: str, draw) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    for (dataset, bn), group in runs.groupby(GROUP, sort=True):
+    names: dict[str, int] = {}
+    for (dataset, bn, hidden, epochs), group in runs.groupby(GROUP, sort=True):
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        if draw(ax, plt, group, section_title(dataset, bn)):
+        title = f"{section_title(dataset, bn)}: hidden {hidden}, {epochs} epochs"
+        if draw(ax, plt, group, title):
             fig.tight_layout()
-            path = out / f"{prefix}_{dataset}_{'bn' if bn else 'nobn'}.png"
+            stem = f"{prefix}_{dataset}_{'bn' if bn else 'nobn'}"
+            names[stem] = names.get(stem, 0) + 1  # several nets or epochs: numbered files
+            suffix = f"_{names[stem]}" if names[stem] > 1 else ""
+            path = out / f"{stem}{suffix}.png"
             fig.savefig(path, dpi=100)
             written.append(path)
         plt.close(fig)
@@ -278,9 +313,17 @@ def plot_boxes(runs, out: Path) -> list[Path]:
             *((label, sub[BEST_TEST].dropna().to_numpy(float)) for label, sub in _triples(group)),
             strict=True,
         )
-        ax.boxplot(data, tick_labels=labels)
-        ax.set_ylabel("best test accuracy")
-        ax.set_title(f"{title}: best test accuracy over seeds")
+        positions = range(1, len(data) + 1)
+        # a box only where there are seeds to summarise; every run as a point
+        boxed = [(p, d) for p, d in zip(positions, data, strict=True) if len(d) > 1]
+        if boxed:
+            ax.boxplot([d for _, d in boxed], positions=[p for p, _ in boxed], widths=0.5)
+        for p, d in zip(positions, data, strict=True):
+            ax.plot([p] * len(d), d, "o", color="black", markersize=3, alpha=0.7)
+        ax.set_xticks(list(positions), labels)
+        ax.set_xlim(0.5, len(data) + 0.5)
+        ax.set_ylabel("best test accuracy over seeds")
+        ax.set_title(title, fontsize=8)
         ax.tick_params(axis="x", rotation=60)
         return True
 
@@ -314,22 +357,44 @@ def learning_curve(run_dir: str) -> dict[int, float]:
 
 
 def plot_curves(runs, out: Path) -> list[Path]:
+    from matplotlib.ticker import MaxNLocator
+
     pd = _pandas()
 
     def draw(ax, plt, group, title) -> bool:
-        ax.set_prop_cycle(color=plt.cm.tab20.colors)  # 12 triples: no colour twice
-        drawn = 0
-        for label, sub in _triples(group):
-            curves = [c for c in (pd.Series(learning_curve(d)) for d in sub["run_dir"]) if len(c)]
-            if curves:
-                mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
-                ax.plot(mean.index, mean.to_numpy(), label=label)
-                drawn += 1
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (mean over seeds)")
-        ax.set_title(title)
-        if drawn:
-            ax.legend(fontsize=7, ncol=2)
+        triples = list(_triples(group))
+        methods = sorted(set(group["method"]), key=lambda m: ALGORITHM_ORDER.get(m, 9))
+        if len(triples) > 6 and len(methods) > 1:  # crowded: one panel per rule
+            fig = ax.figure
+            fig.clear()
+            fig.set_size_inches(4 * len(methods), 4.5)
+            axes = fig.subplots(1, len(methods), sharey=True)
+        else:
+            axes = [ax]
+        drawn, last_epoch = 0, 1
+        for k, panel in enumerate(axes):
+            panel.set_prop_cycle(color=plt.cm.tab20.colors)  # 12 triples: no colour twice
+            for label, sub in triples:
+                if len(axes) > 1 and label.split()[0] != methods[k]:
+                    continue
+                curves = [c for c in map(pd.Series, map(learning_curve, sub["run_dir"])) if len(c)]
+                if curves:
+                    mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
+                    # markers: a one-epoch run is a visible point, not an invisible line
+                    panel.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, label=label)
+                    drawn += 1
+                    last_epoch = max(last_epoch, int(mean.index.max()))
+        for k, panel in enumerate(axes):
+            panel.set_xlim(0.5, last_epoch + 0.5)
+            if last_epoch <= 20:  # whole epochs only
+                panel.set_xticks(range(1, last_epoch + 1))
+            else:
+                panel.xaxis.set_major_locator(MaxNLocator(integer=True))
+            panel.set_xlabel("epoch")
+            panel.set_title(title if len(axes) == 1 else f"{methods[k]}: {title}", fontsize=7)
+            if panel.has_data():
+                panel.legend(fontsize=7, ncol=1 if len(axes) > 1 else 2)
+        axes[0].set_ylabel("test accuracy (mean over seeds)")
         return drawn > 0
 
     return _per_section_figures(runs, out, "curves", draw)
@@ -531,7 +596,7 @@ def comparison_markdown(best, published: dict[tuple, dict]) -> str:
         "",
         "Each cell: measured / published (measured - published).",
     ]
-    for (dataset, bn), group in best.groupby(GROUP, sort=True):
+    for (dataset, bn, hidden, epochs), group in best.groupby(GROUP, sort=True):
         keys = [
             (row, (dataset, bn, row["method"], row["hidden_act"], row["binarize"]))
             for _, row in group.iterrows()
@@ -542,8 +607,7 @@ def comparison_markdown(best, published: dict[tuple, dict]) -> str:
         metrics = [c for c in matched[0][1] if c in SCORES]
         lines += [
             "",
-            f"## {section_title(dataset, bn)}",
-            "",
+            *section_heading((dataset, bn, hidden, epochs)),
             "| algorithm | activation | binary weights | initial value | learning rate | "
             + " | ".join(metrics)
             + " |",
