@@ -294,3 +294,43 @@ def test_runs_lists_past_runs_with_their_status(tmp_path, capsys):
         r["status"] for r in rows
     ] == ["incomplete", "completed"]
     assert runs_main([str(tmp_path / "nothing")]) == 2
+
+
+def test_help_and_flag_errors_import_no_heavy_module():
+    # --help and flag errors must be quick: scikit-learn, pandas, matplotlib, wandb, ray and
+    # the downloaders are imported where they are used, not at start-up (numba, when
+    # installed, brings scipy itself)
+    code = (
+        "import sys; from binary_nn.train import build_parser; build_parser(); "
+        "heavy = [m for m in ('sklearn', 'pandas', 'matplotlib', 'wandb', 'ray', "
+        "'pooch', 'requests') if m in sys.modules]; print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_the_run_directory_is_printed_at_start_end_and_interruption(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    assert main([*FAST, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (
+        printed.startswith(f"run directory: {out}") and f"completed: run directory {out}" in printed
+    )
+
+    from binary_nn.run.tracking import RunDirectory
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RunDirectory, "log_batch", interrupt)
+    assert main([*FAST, "--out", str(tmp_path / "s")]) == 130
+    captured = capsys.readouterr()
+    assert f"stopped after 0 epochs: run directory {tmp_path / 's'} keeps" in captured.out
+    assert not (tmp_path / "s" / "summary.json").exists()
+
+
+def test_binarize_last_has_both_spellings(tmp_path):
+    for flag in ("--binarize_last", "--binarize-last"):
+        out = tmp_path / flag
+        assert main([*FAST, flag, "--out", str(out)]) == 0
+        assert json.loads((out / "config.json").read_text())["binarize_last"] is True

@@ -27,7 +27,7 @@ LOCK_FILE = ".lock"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
 FINISHED = ("completed", "diverged")
 #: seconds W&B may take to start a run before the run goes on without it
-INIT_TIMEOUT_S = 15
+INIT_TIMEOUT_S = 10
 
 
 def _jsonable(value: Any) -> Any:
