@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden", default=",".join(map(str, d.hidden)), help="comma-separated hidden layer sizes"
     )
     p.add_argument(
+        "--conv",
+        default=d.conv,
+        metavar="SPEC",
+        help="convolutional layers before --hidden, e.g. 32c5,mp2,64c5,mp2: {C}c{K} is a KxK "
+        "convolution with C channels (stride 1, zero padding K//2), mp{P} a PxP max-pool",
+    )
+    p.add_argument(
         "--init", type=float, default=d.init, help="weights are drawn from U(-init, init)"
     )
     p.add_argument("--bn", action="store_true", help="batch normalisation in every hidden layer")

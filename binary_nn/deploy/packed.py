@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..nn.activations import Sign
-from ..nn.layers import BatchNorm, Scaler
+from ..nn.layers import BatchNorm, Linear, Scaler
 from ..nn.network import Block, Network
 
 FORMAT = "binary_nn.packed"
@@ -265,6 +265,11 @@ def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
     binary_input = False
     for k, block in enumerate(network.blocks):
         weights = block.weights
+        if not isinstance(weights, Linear):
+            raise ConfigError(
+                f"export packs dense networks; block {k} is a {weights.kind} layer, which the "
+                "packed engine does not run yet"
+            )
         n_in, n_out = math.prod(block.input_shape), block.output_size
         w = np.asarray(weights.effective_weight(), dtype=np.float64).reshape(n_in, n_out)
         is_output = k == len(network.blocks) - 1

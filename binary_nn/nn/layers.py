@@ -236,7 +236,8 @@ class Scaler(Layer):
 
 
 class BatchNorm(Layer):
-    """Per-feature batch normalisation with trainable ``gamma`` and ``beta``.
+    """Per-feature batch normalisation with trainable ``gamma`` and ``beta``; the features are
+    the last axis (a convolution's channels: statistics over examples and positions).
 
     Training uses the batch's mean and (biased) variance; evaluation the running ones, updated
     as ``running = momentum * running + (1 - momentum) * batch`` after the first batch set them.
@@ -262,14 +263,16 @@ class BatchNorm(Layer):
         self._inv_std: np.ndarray | None = None
 
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])  # (examples x positions, channels): a view
         if not train:  # one affine map per feature: x * scale + shift
             scale = self.gamma.value / np.sqrt(self.running_var + self.eps)
-            return scale_shift(x, scale, self.beta.value - self.running_mean * scale)
+            return scale_shift(x, scale, self.beta.value - self.running_mean * scale).reshape(shape)
         out, self._x_hat, mean, var, self._inv_std = batchnorm_train(
             x, self.gamma.value, self.beta.value, self.eps
         )
         self._update_running(mean, var)
-        return out
+        return out.reshape(shape)
 
     def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
         if not self.running_initialised:
@@ -287,9 +290,10 @@ class BatchNorm(Layer):
         self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
     ) -> np.ndarray | None:
         assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
+        shape = grad.shape
         # exact gradient through the batch mean and variance
-        return batchnorm_backward(
-            grad,
+        result = batchnorm_backward(
+            grad.reshape(-1, shape[-1]),
             self._x_hat,
             self.gamma.value,
             self._inv_std,
@@ -298,6 +302,7 @@ class BatchNorm(Layer):
             need_input_grad,
             in_place=overwrite,
         )
+        return None if result is None else result.reshape(shape)
 
     def named_parameters(self) -> dict[str, Parameter]:
         return {"gamma": self.gamma, "beta": self.beta}
@@ -317,6 +322,153 @@ class BatchNorm(Layer):
 
     def release(self) -> None:
         self._x_hat = self._inv_std = None
+
+
+class Conv2d(WeightLayer):
+    """Bias-free 2-D convolution of channels-last images, stride 1, zero padding ``K // 2``.
+
+    Latent weights ``W`` of shape (K, K, C_in, C_out); the forward is an im2col product,
+    ``patches (N*H*W, K*K*C_in) @ q(W)`` reshaped to (N, H, W, C_out), which keeps the
+    patches for the weight gradient; the quantizer works as in :class:`Linear`.
+    """
+
+    kind = "conv"
+
+    def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
+        if weight.ndim != 4 or weight.shape[0] != weight.shape[1] or weight.shape[0] % 2 == 0:
+            raise ConfigError(
+                f"Conv2d takes (K, K, C_in, C_out) weights, odd K; got {weight.shape}"
+            )
+        self.weight = Parameter(weight, "weight")
+        self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
+        self._cols: np.ndarray | None = None
+        self._w: np.ndarray | None = None
+        self._shape: tuple[int, ...] = ()
+
+    @property
+    def k(self) -> int:
+        return int(self.weight.value.shape[0])
+
+    @property
+    def fan_in(self) -> int:
+        k, _, c_in, _ = self.weight.value.shape
+        return int(k * k * c_in)
+
+    def _patches(self, x: np.ndarray) -> np.ndarray:
+        n, h, w, _ = x.shape
+        pad = self.k // 2
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        windows = np.lib.stride_tricks.sliding_window_view(padded, (self.k, self.k), axis=(1, 2))
+        # (N, H, W, C, K, K) -> (N, H, W, K, K, C): the weights' order, one row per position
+        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * h * w, self.fan_in)
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        w = self.effective_weight().reshape(self.fan_in, -1)
+        cols = self._patches(x)
+        if train:
+            self._cols, self._w, self._shape = cols, w, x.shape
+        return (cols @ w).reshape(*x.shape[:3], w.shape[1])
+
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
+        assert self._cols is not None and self._w is not None, "backward before forward"
+        rows = grad.reshape(-1, grad.shape[-1])
+        np.matmul(self._cols.T, rows, out=self.weight.grad.reshape(self.fan_in, -1))
+        self.quantizer.backward(self.weight.grad, self.weight.value)
+        if not need_input_grad:
+            return None
+        n, h, w, c = self._shape
+        k, pad = self.k, self.k // 2
+        cols = (rows @ self._w.T).reshape(n, h, w, k, k, c)
+        padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), grad.dtype)
+        for i in range(k):  # col2im: each kernel offset adds its share back
+            for j in range(k):
+                padded[:, i : i + h, j : j + w, :] += cols[:, :, :, i, j, :]
+        return padded[:, pad : pad + h, pad : pad + w, :]
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        _, _, c_in, c_out = self.weight.value.shape
+        if len(input_shape) != 3 or input_shape[2] != c_in:
+            raise ConfigError(f"Conv2d with {c_in} input channels cannot take {input_shape}")
+        return (input_shape[0], input_shape[1], int(c_out))
+
+    def forward_macs(self, input_shape: Shape) -> int:
+        h, w, _ = input_shape
+        return int(h * w * self.fan_in * self.weight.value.shape[3])
+
+    def extra_values(self, input_shape: Shape) -> int:
+        h, w, _ = input_shape
+        return int(h * w * self.fan_in)  # the patches kept for the weight gradient
+
+    def release(self) -> None:
+        self._cols = self._w = None
+
+    def describe(self) -> str | None:
+        tag = f"c{self.k}"
+        return f"{tag},bin" if self.quantizer.binary else tag
+
+
+class MaxPool2d(Layer):
+    """``P x P`` max pooling, stride ``P``, of channels-last images (rows and columns past the
+    last whole window are dropped); the gradient goes to each window's (first) maximum."""
+
+    kind = "maxpool"
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ConfigError(f"a max-pool needs a size >= 1, got {size}")
+        self.size = size
+        self._index: np.ndarray | None = None
+        self._shape: tuple[int, ...] = ()
+
+    def _windows(self, x: np.ndarray) -> np.ndarray:
+        n, h, w, c = x.shape
+        p = self.size
+        ho, wo = h // p, w // p
+        x = x[:, : ho * p, : wo * p, :].reshape(n, ho, p, wo, p, c)
+        return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, c, p * p)
+
+    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        windows = self._windows(x)
+        index = windows.argmax(axis=-1)
+        if train:
+            self._index, self._shape = index, x.shape
+        return np.take_along_axis(windows, index[..., None], axis=-1)[..., 0]
+
+    def backward(
+        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+    ) -> np.ndarray | None:
+        assert self._index is not None, "backward before forward"
+        if not need_input_grad:
+            return None
+        n, h, w, c = self._shape
+        p = self.size
+        ho, wo = h // p, w // p
+        windows = np.zeros((n, ho, wo, c, p * p), grad.dtype)
+        np.put_along_axis(windows, self._index[..., None], grad[..., None], axis=-1)
+        out = np.zeros(self._shape, grad.dtype)
+        out[:, : ho * p, : wo * p, :] = (
+            windows.reshape(n, ho, wo, c, p, p)
+            .transpose(0, 1, 4, 2, 5, 3)
+            .reshape(n, ho * p, wo * p, c)
+        )
+        return out
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3 or input_shape[0] < self.size or input_shape[1] < self.size:
+            raise ConfigError(f"a {self.size}x{self.size} max-pool cannot take {input_shape}")
+        h, w, c = input_shape
+        return (h // self.size, w // self.size, c)
+
+    def extra_values(self, input_shape: Shape) -> int:
+        return math.prod(self.output_shape(input_shape))  # each window's argmax
+
+    def release(self) -> None:
+        self._index = None
+
+    def describe(self) -> str | None:
+        return f"mp{self.size}"
 
 
 class ActivationLayer(Layer):

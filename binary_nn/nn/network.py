@@ -13,6 +13,7 @@ are ``{kind}.{block}.{name}`` (``linear.0.weight``, ``batchnorm.1.running_var``,
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,9 +23,11 @@ from .activations import ACTIVATIONS
 from .layers import (
     ActivationLayer,
     BatchNorm,
+    Conv2d,
     Flatten,
     Layer,
     Linear,
+    MaxPool2d,
     Parameter,
     Scaler,
     Shape,
@@ -237,11 +240,41 @@ class Network:
         return stored, packed
 
 
+ConvSpec = list[tuple[str, int, int]]
+
+
+def parse_conv(spec: str | Sequence[str]) -> ConvSpec:
+    """``"32c5,mp2,64c5,mp2"`` -> ``[("conv", 32, 5), ("pool", 2, 2), ...]``.
+
+    ``{C}c{K}`` is a convolution with C output channels and a K x K kernel (K odd: stride 1,
+    zero padding K // 2 keep the image size), ``mp{P}`` a P x P max-pool with stride P.
+    """
+    tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec)]
+    tokens = [t for t in tokens if t]
+    layers: ConvSpec = []
+    for token in tokens:
+        conv = re.fullmatch(r"([0-9]+)c([0-9]+)", token)
+        pool = re.fullmatch(r"mp([0-9]+)", token)
+        if conv and int(conv.group(1)) >= 1 and int(conv.group(2)) % 2 == 1:
+            layers.append(("conv", int(conv.group(1)), int(conv.group(2))))
+        elif pool and int(pool.group(1)) >= 1 and layers:
+            layers.append(("pool", int(pool.group(1)), int(pool.group(1))))
+        else:
+            why = (
+                "a max-pool needs a convolution before it"
+                if pool
+                else ("use {C}c{K} with an odd K (e.g. 32c5) or mp{P} (e.g. mp2)")
+            )
+            raise ConfigError(f"--conv: bad token {token!r} in {spec!r}; {why}")
+    return layers
+
+
 def mlp(
     input_shape: int | Sequence[int],
     hidden: Sequence[int],
     n_classes: int,
     *,
+    conv: str | Sequence[str] = "",
     hidden_activation: str = "tanh",
     last_activation: str = "tanh",
     batch_norm: bool = False,
@@ -253,15 +286,23 @@ def mlp(
     dtype: type | np.dtype = np.float32,
     rng: np.random.Generator | None = None,
 ) -> Network:
-    """The bias-free multilayer perceptron of the published study.
+    """The bias-free multilayer perceptron of the published study, after optional
+    convolutional blocks.
 
-    A hidden block is ``Linear -> [Scaler] -> [BatchNorm] -> activation`` (a :class:`Flatten`
-    first when examples are not vectors); the output block ``Linear -> last activation``.
+    A convolutional block (``conv``, see :func:`parse_conv`) is ``Conv2d -> [Scaler] ->
+    [MaxPool2d] -> [BatchNorm] -> activation``: a max-pool that the spec puts after a
+    convolution belongs to its block and comes before batch norm and the activation, since
+    the max of signs loses what the max of pre-activations keeps (the usual order of binary
+    convnets; max-pooling commutes with the positive scaler). A hidden dense block is
+    ``Linear -> [Scaler] -> [BatchNorm] -> activation`` (a :class:`Flatten` first when
+    examples are not vectors); the output block ``Linear -> last activation``.
 
     Parameters
     ----------
     input_shape : int or tuple of int
-        The shape of one example (an int: vectors of that size).
+        The shape of one example (an int: vectors of that size; images are (H, W, C)).
+    conv : str or sequence of str
+        Convolutional layers before the dense ones, e.g. ``"32c5,mp2,64c5,mp2"``.
     hidden : sequence of int
         Hidden layer sizes, e.g. ``(700, 500, 300, 200)``.
     n_classes : int
@@ -285,6 +326,7 @@ def mlp(
     rng : numpy.random.Generator
         Source of the initial weights.
     """
+    conv_layers = parse_conv(conv)
     if not hidden or any(int(h) < 1 for h in hidden):
         raise ConfigError(f"hidden sizes must be positive integers, got {list(hidden)}")
     if not init > 0:
@@ -295,17 +337,42 @@ def mlp(
     hidden_act = ACTIVATIONS.get(hidden_activation)
     last_act = ACTIVATIONS.get(last_activation)
 
-    def linear(fan_in: int, fan_out: int, quantizer: WeightQuantizer) -> Linear:
+    def draw(shape: tuple[int, ...]) -> np.ndarray:
         # drawn in float64 then cast, so both dtypes start from the same weights; a few rows
         # at a time (the same numbers as one draw), so no float64 copy of it all is ever made
-        w = np.empty((fan_in, fan_out), dtype)
-        rows = max(1, (1 << 20) // max(fan_out, 1))
-        for start in range(0, fan_in, rows):
-            stop = min(start + rows, fan_in)
-            w[start:stop] = rng.uniform(-init, init, size=(stop - start, fan_out))
-        return Linear(w, quantizer)
+        w = np.empty(shape, dtype)
+        flat = w.reshape(-1, shape[-1])
+        rows = max(1, (1 << 20) // max(shape[-1], 1))
+        for start in range(0, len(flat), rows):
+            stop = min(start + rows, len(flat))
+            flat[start:stop] = rng.uniform(-init, init, size=(stop - start, shape[-1]))
+        return w
 
-    blocks = []
+    def linear(fan_in: int, fan_out: int, quantizer: WeightQuantizer) -> Linear:
+        return Linear(draw((fan_in, fan_out)), quantizer)
+
+    blocks: list[Block] = []
+    for kind, channels, k in conv_layers:
+        if kind == "pool":  # joins the block of the convolution before it
+            block = blocks[-1]
+            parts = list(block.layers)
+            at = next(i for i, layer in enumerate(parts) if isinstance(layer, Conv2d))
+            position = at + 1 + sum(isinstance(layer, (Scaler, MaxPool2d)) for layer in parts)
+            parts.insert(position, MaxPool2d(channels))
+            blocks[-1] = Block(parts, block.input_shape)
+            shape = blocks[-1].output_shape
+            continue
+        if len(shape) != 3:
+            raise ConfigError(f"--conv needs images (H, W, C), but examples have shape {shape}")
+        weights = Conv2d(draw((k, k, shape[2], channels)), weight_quantizer(binarize, weight_ste))
+        conv_block: list[Layer] = [weights]
+        if scale:
+            conv_block.append(Scaler(weights.fan_in))
+        if batch_norm:
+            conv_block.append(BatchNorm(channels, dtype))
+        conv_block.append(ActivationLayer(hidden_act))
+        blocks.append(Block(conv_block, shape))
+        shape = blocks[-1].output_shape
     for size in [int(h) for h in hidden]:
         layers: list[Layer] = [Flatten()] if len(shape) > 1 else []
         fan_in = math.prod(shape)

@@ -29,6 +29,7 @@ import numpy as np
 
 from ..learning.loss import MSELoss, one_hot
 from ..learning.rules import DFA, GD, LearningRule
+from ..nn.layers import Linear
 from ..nn.network import Network
 from ..nn.quantizers import sign
 from .probes import Probe
@@ -161,7 +162,9 @@ class Alignment(Probe):
             valid = angles[np.isfinite(angles)]
             metrics[f"align/signal/{k}"] = float(valid.mean()) if len(valid) else None
             metrics[f"align/signal_std/{k}"] = float(valid.std()) if len(valid) else None
-            if isinstance(rule, DFA):
+            if isinstance(rule, DFA) and all(
+                isinstance(b.weights, Linear) for b in network.blocks[k + 1 :]
+            ):  # a product of weight matrices is the path only through dense layers
                 metrics[f"align/weight/{k}"] = angle_degrees(
                     rule.feedback[k], forward_path(network, k).T
                 )

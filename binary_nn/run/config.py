@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..learning.rules import RULES
 from ..nn.activations import ACTIVATIONS
+from ..nn.network import parse_conv
 from ..nn.quantizers import WEIGHT_STES
 
 DTYPES = ("float32", "float64")
@@ -45,6 +46,7 @@ class TrainConfig:
     batchsize: int = 128
     lr: float = 0.001
     hidden: tuple[int, ...] = (700, 500)
+    conv: str = ""
     init: float = 0.1
     bn: bool = False
     sn: bool = False
@@ -93,6 +95,7 @@ class TrainConfig:
             _check(self.seed, "--seed", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32, int)
         if self.dtype not in DTYPES:
             raise ConfigError(f"unknown --dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
+        parse_conv(self.conv)  # a malformed spec is refused before any work
         method = RULES.canonical(self.method)
         if self.streaming and not RULES.get(method).supports_streaming:
             raise ConfigError(

@@ -75,6 +75,7 @@ def build_network(
         input_shape,
         config.hidden,
         n_classes,
+        conv=config.conv,
         hidden_activation=config.hidden_act,
         last_activation=config.last_act,
         batch_norm=config.bn,
@@ -90,7 +91,10 @@ def build_network(
 
 def check_fits_in_memory(config: TrainConfig, n_inputs: int, n_classes: int) -> None:
     """Refuse, before allocating anything, a model this machine cannot hold: weights,
-    gradients, the optimizer's scratch and the binarized copies (4 arrays of each)."""
+    gradients, the optimizer's scratch and the binarized copies (4 arrays of each; the dense
+    layers, whose weights dominate)."""
+    if config.conv:
+        return  # a convolution's weights are small; its dense layers take a smaller input
     sizes = [n_inputs, *config.hidden, n_classes]
     n_weights = sum(a * b for a, b in itertools.pairwise(sizes))
     needed = 4 * n_weights * np.dtype(config.dtype).itemsize
