@@ -23,6 +23,23 @@ def numeric_grad(f, array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     return grad
 
 
+def check_layer(layer, x, rng, params=()):
+    """Backward of ``sum(layer(x) * r)`` against finite differences for x and each param."""
+    r = rng.normal(size=layer.forward(x.copy(), train=True).shape)
+
+    def loss():
+        return float(np.sum(layer.forward(x, train=True) * r))
+
+    layer.forward(x, train=True)
+    grad_x = layer.backward(r, need_input_grad=True)
+    np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
+    for p in params:
+        layer.forward(x, train=True)
+        layer.backward(r, need_input_grad=True)
+        analytic = p.grad.copy()
+        np.testing.assert_allclose(analytic, numeric_grad(loss, p.value), rtol=1e-6, atol=1e-8)
+
+
 KERNEL_BACKENDS = ["numpy", "numba"]
 
 

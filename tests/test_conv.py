@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import numeric_grad
+from conftest import check_layer
 
 from binary_nn import DFA, DRTP, GD, SGD, MSELoss, mlp, train_step
 from binary_nn.data import Dataset
@@ -18,21 +18,6 @@ from binary_nn.run.loop import build, run
 from binary_nn.train import main
 
 pytestmark = pytest.mark.usefixtures("kernel_backend")
-
-
-def check_layer(layer, x, rng, params=()):
-    r = rng.normal(size=layer.forward(x.copy(), train=True).shape)
-
-    def loss():
-        return float(np.sum(layer.forward(x, train=True) * r))
-
-    layer.forward(x, train=True)
-    grad_x = layer.backward(r, need_input_grad=True)
-    np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
-    for p in params:
-        layer.forward(x, train=True)
-        layer.backward(r, need_input_grad=True)
-        np.testing.assert_allclose(p.grad, numeric_grad(loss, p.value), rtol=1e-6, atol=1e-8)
 
 
 def test_conv_backward_matches_finite_differences(rng):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import numeric_grad
+from conftest import check_layer
 
 from binary_nn.nn.activations import ACTIVATIONS
 from binary_nn.nn.layers import ActivationLayer, BatchNorm, Flatten, Linear, Scaler
@@ -11,23 +11,6 @@ from binary_nn.nn.quantizers import SignQuantizer, WeightQuantizer, sign
 
 # every layer test runs with the numpy and the numba kernels
 pytestmark = pytest.mark.usefixtures("kernel_backend")
-
-
-def check_layer(layer, x, rng, params=()):
-    """Backward of ``sum(layer(x) * r)`` against finite differences for x and each param."""
-    r = rng.normal(size=layer.forward(x.copy(), train=True).shape)
-
-    def loss():
-        return float(np.sum(layer.forward(x, train=True) * r))
-
-    layer.forward(x, train=True)
-    grad_x = layer.backward(r, need_input_grad=True)
-    np.testing.assert_allclose(grad_x, numeric_grad(loss, x), rtol=1e-6, atol=1e-8)
-    for p in params:
-        layer.forward(x, train=True)
-        layer.backward(r, need_input_grad=True)
-        analytic = p.grad.copy()
-        np.testing.assert_allclose(analytic, numeric_grad(loss, p.value), rtol=1e-6, atol=1e-8)
 
 
 def test_linear_backward_matches_finite_differences(rng):
