@@ -10,7 +10,7 @@
     settings:
       - {method: DFA, hidden_act: signsat, binarize: false, init: 0.1, lr: 1.0e-4}
 
-Keys are :class:`~binary_nn.config.TrainConfig` fields. Each run goes into
+Keys are :class:`~binary_nn.run.config.TrainConfig` fields. Each run goes into
 ``OUT/<method>-<activation>-<real|binary>/seed-<k>``; finished runs are skipped, so running the
 same command again resumes an interrupted campaign.
 """
