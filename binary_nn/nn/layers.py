@@ -17,6 +17,7 @@ A layer names its state: :meth:`Layer.named_parameters` (trained) and
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
@@ -380,7 +381,8 @@ class Conv2d(WeightLayer):
             return None
         n, h, w, c = self._shape
         k, pad = self.k, self.k // 2
-        cols = (rows @ self._w.T).reshape(n, h, w, k, k, c)
+        # a contiguous transpose: OpenBLAS multiplies by it 3-4x faster than by the view here
+        cols = (rows @ np.ascontiguousarray(self._w.T)).reshape(n, h, w, k, k, c)
         padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), grad.dtype)
         for i in range(k):  # col2im: each kernel offset adds its share back
             for j in range(k):
@@ -422,19 +424,31 @@ class MaxPool2d(Layer):
         self._index: np.ndarray | None = None
         self._shape: tuple[int, ...] = ()
 
-    def _windows(self, x: np.ndarray) -> np.ndarray:
-        n, h, w, c = x.shape
+    def _offsets(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """Each of the P*P positions of a window, row by row, as a strided view of ``x``."""
+        _, h, w, _ = x.shape
         p = self.size
         ho, wo = h // p, w // p
-        x = x[:, : ho * p, : wo * p, :].reshape(n, ho, p, wo, p, c)
-        return x.transpose(0, 1, 3, 5, 2, 4).reshape(n, ho, wo, c, p * p)
+        for r in range(p):
+            for s in range(p):
+                yield r * p + s, x[:, r : ho * p : p, s : wo * p : p, :]
 
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
-        windows = self._windows(x)
-        index = windows.argmax(axis=-1)
+        # P*P passes over strided views (no copy of the windows): the first maximum wins
+        best: np.ndarray | None = None
+        index: np.ndarray | None = None
+        for k, view in self._offsets(x):
+            if best is None:
+                best, index = view.copy(), np.zeros(view.shape, np.int8)
+                continue
+            assert index is not None
+            better = view > best
+            np.copyto(best, view, where=better)
+            index[better] = k
+        assert best is not None
         if train:
             self._index, self._shape = index, x.shape
-        return np.take_along_axis(windows, index[..., None], axis=-1)[..., 0]
+        return best
 
     def backward(
         self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
@@ -442,17 +456,9 @@ class MaxPool2d(Layer):
         assert self._index is not None, "backward before forward"
         if not need_input_grad:
             return None
-        n, h, w, c = self._shape
-        p = self.size
-        ho, wo = h // p, w // p
-        windows = np.zeros((n, ho, wo, c, p * p), grad.dtype)
-        np.put_along_axis(windows, self._index[..., None], grad[..., None], axis=-1)
         out = np.zeros(self._shape, grad.dtype)
-        out[:, : ho * p, : wo * p, :] = (
-            windows.reshape(n, ho, wo, c, p, p)
-            .transpose(0, 1, 4, 2, 5, 3)
-            .reshape(n, ho * p, wo * p, c)
-        )
+        for k, view in self._offsets(out):
+            np.copyto(view, grad, where=self._index == k)
         return out
 
     def output_shape(self, input_shape: Shape) -> Shape:

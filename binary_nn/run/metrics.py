@@ -95,8 +95,8 @@ class BatchStatistics:
     ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
 
     ``summaries`` may bring the gradients' summaries from
-    :meth:`binary_nn.learning.optim.SGD.step` (``summarize_grads=True``), which takes them in the same
-    pass as the update; the gradients are summarised here otherwise.
+    :meth:`binary_nn.learning.optim.SGD.step` (``summarize_grads=True``), which takes them in
+    the same pass as the update; the gradients are summarised here otherwise.
     """
 
     def __call__(
