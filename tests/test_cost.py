@@ -76,7 +76,12 @@ def read(path):
 
 
 @pytest.mark.parametrize(
-    "options", [[], ["--bn", "--binarize", "--hidden-act", "signsat", "--log-every", "3"]]
+    "options",
+    [
+        [],
+        ["--bn", "--binarize", "--hidden-act", "signsat", "--log-every", "3"],
+        ["--conv", "4c3,mp2", "--bn", "--binarize", "--hidden-act", "signsat"],
+    ],
 )
 def test_streaming_drtp_equals_standard_drtp_bit_for_bit(tmp_path, options):
     args = ["-m", "DRTP", "-e", "2", "--hidden", "32,16", "--lr", "3e-4", "--seed", "5",
