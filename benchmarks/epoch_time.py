@@ -149,52 +149,53 @@ class TorchWorker:
 
 
 def torch_worker(variant: dict, dataset: Dataset, threads: int) -> None:
-    """Serve ``epoch`` requests on stdin: one PyTorch epoch each, its seconds on stdout."""
+    """Serve ``epoch`` requests on stdin: one PyTorch epoch each, its seconds on stdout.
+
+    The net as a PyTorch user writes it: ``nn.Linear(bias=False)`` layers with ``nn.Tanh``
+    (or a straight-through sign), ``F.mse_loss(reduction="sum")``, ``torch.optim.SGD``,
+    ``zero_grad(set_to_none=True)``, batches gathered from a float32 tensor scaled once.
+    """
     import torch
+    import torch.nn.functional as F
 
     torch.set_num_threads(threads)
     binary = variant.get("binarize", False)
     signsat = variant.get("hidden_act") == "signsat"
 
-    class Layer(torch.nn.Module):
-        def __init__(self, n_in: int, n_out: int, hidden: bool) -> None:
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.empty(n_in, n_out).uniform_(-0.1, 0.1))
-            self.bn = (
-                torch.nn.BatchNorm1d(n_out, eps=1e-3) if hidden and variant.get("bn") else None
-            )
-            self.hidden = hidden
+    class SignSat(torch.nn.Module):
+        def forward(self, a):
+            passed = a * (a.abs() < 1)
+            return passed + (torch.where(a > 0, 1.0, -1.0) - passed).detach()
 
+    class BinaryLinear(torch.nn.Linear):
         def forward(self, x):
-            w = self.w
-            if binary and self.hidden:
-                w = w + (torch.where(w > 0, 1.0, -1.0) - w).detach()
-            a = x @ w
-            if self.bn is not None:
-                a = self.bn(a)
-            if self.hidden and signsat:
-                passed = a * (a.abs() < 1)
-                return passed + (torch.where(a > 0, 1.0, -1.0) - passed).detach()
-            return torch.tanh(a)
+            w = self.weight
+            return F.linear(x, w + (torch.where(w > 0, 1.0, -1.0) - w).detach())
 
     sizes = [dataset.n_features, *HIDDEN, dataset.n_classes]
-    net = torch.nn.Sequential(
-        *[Layer(i, o, k < len(HIDDEN)) for k, (i, o) in enumerate(itertools.pairwise(sizes))]
-    )
+    layers: list = []
+    for k, (i, o) in enumerate(itertools.pairwise(sizes)):
+        hidden = k < len(HIDDEN)
+        linear = (BinaryLinear if binary and hidden else torch.nn.Linear)(i, o, bias=False)
+        torch.nn.init.uniform_(linear.weight, -0.1, 0.1)
+        layers.append(linear)
+        if hidden and variant.get("bn"):
+            layers.append(torch.nn.BatchNorm1d(o, eps=1e-3))
+        layers.append(SignSat() if hidden and signsat else torch.nn.Tanh())
+    net = torch.nn.Sequential(*layers)
     opt = torch.optim.SGD(net.parameters(), lr=1e-5)
-    # flattened (a copy: IDX arrays are read-only views)
-    x_all = torch.from_numpy(dataset.x_train.reshape(len(dataset.x_train), -1).copy())
-    y_all = torch.from_numpy(dataset.y_train.astype(np.int64))
+    flat = dataset.x_train.reshape(len(dataset.x_train), -1)
+    x_all = torch.from_numpy(flat.astype(np.float32) / 127.5 - 1)  # scaled once, float32
+    targets = F.one_hot(torch.from_numpy(dataset.y_train.astype(np.int64)), dataset.n_classes)
+    t_all = targets.float() * 2 - 1
     print("ready", flush=True)
     for _ in sys.stdin:
         t0 = time.perf_counter()
-        order = torch.randperm(len(y_all))
-        for b in range(len(y_all) // 128):
+        order = torch.randperm(len(t_all))
+        for b in range(len(t_all) // 128):
             idx = order[b * 128 : (b + 1) * 128]
-            x = x_all[idx].float() / 127.5 - 1
-            target = torch.nn.functional.one_hot(y_all[idx], dataset.n_classes).float() * 2 - 1
-            loss = ((net(x) - target) ** 2).sum()
-            opt.zero_grad(set_to_none=False)
+            loss = F.mse_loss(net(x_all[idx]), t_all[idx], reduction="sum")
+            opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         print(time.perf_counter() - t0, flush=True)
