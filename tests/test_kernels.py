@@ -226,3 +226,15 @@ def test_in_place_kernels_give_the_same_numbers_in_the_given_memory(kernel_backe
         result = kernel(given, True)
         assert result is given, name
         np.testing.assert_array_equal(result, expected, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_col2im_adds_every_patch_back(kernel_backend, dtype):
+    rng = np.random.default_rng(5)
+    cols = rng.normal(size=(2, 3, 4, 3, 3, 2)).astype(dtype)
+    expected = np.zeros((2, 5, 6, 2))
+    for n in range(2):
+        for i in range(3):
+            for j in range(4):
+                expected[n, i : i + 3, j : j + 3, :] += cols[n, i, j]
+    np.testing.assert_allclose(kernels.col2im(cols), expected, rtol=1e-5, atol=1e-5)

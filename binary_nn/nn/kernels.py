@@ -396,3 +396,33 @@ def batchnorm_backward(
     out -= x_hat * gamma_grad
     out *= scale
     return out
+
+
+# --- convolution: patches added back into an image ----------------------------------------------
+
+
+@_compile
+def _col2im_loop(cols, out):
+    n_, h, w, k, _, c = cols.shape
+    for n in range(n_):
+        for i in range(h):
+            for j in range(w):
+                for di in range(k):
+                    for dj in range(k):
+                        for ch in range(c):
+                            out[n, i + di, j + dj, ch] += cols[n, i, j, di, dj, ch]
+
+
+def col2im(cols: np.ndarray) -> np.ndarray:
+    """Each patch (N, H, W, K, K, C) added back into a zero-padded (N, H + K - 1, W + K - 1,
+    C) batch: a convolution's input gradient from its patches' gradients (one pass in numba,
+    K*K strided additions in numpy)."""
+    n, h, w, k, _, c = cols.shape
+    out = np.zeros((n, h + k - 1, w + k - 1, c), cols.dtype)
+    if _use_numba(cols):
+        _col2im_loop(cols, out)
+        return out
+    for i in range(k):
+        for j in range(k):
+            out[:, i : i + h, j : j + w, :] += cols[:, :, :, i, j, :]
+    return out

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .activations import Activation
-from .kernels import batchnorm_backward, batchnorm_train, scale_shift
+from .kernels import batchnorm_backward, batchnorm_train, col2im, scale_shift
 from .quantizers import WeightQuantizer
 
 Shape = tuple[int, ...]
@@ -383,11 +383,7 @@ class Conv2d(WeightLayer):
         k, pad = self.k, self.k // 2
         # a contiguous transpose: OpenBLAS multiplies by it 3-4x faster than by the view here
         cols = (rows @ np.ascontiguousarray(self._w.T)).reshape(n, h, w, k, k, c)
-        padded = np.zeros((n, h + 2 * pad, w + 2 * pad, c), grad.dtype)
-        for i in range(k):  # col2im: each kernel offset adds its share back
-            for j in range(k):
-                padded[:, i : i + h, j : j + w, :] += cols[:, :, :, i, j, :]
-        return padded[:, pad : pad + h, pad : pad + w, :]
+        return col2im(cols)[:, pad : pad + h, pad : pad + w, :]
 
     def output_shape(self, input_shape: Shape) -> Shape:
         _, _, c_in, c_out = self.weight.value.shape
