@@ -238,3 +238,13 @@ def test_col2im_adds_every_patch_back(kernel_backend, dtype):
             for j in range(4):
                 expected[n, i : i + 3, j : j + 3, :] += cols[n, i, j]
     np.testing.assert_allclose(kernels.col2im(cols), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_takes_the_first_maximum_and_unpool_routes_back(kernel_backend, dtype):
+    x = np.array([[[[1], [3], [0]], [[3], [2], [0]], [[9], [9], [9]]]], dtype=dtype)  # 3x3
+    out, index = kernels.maxpool(x, 2)
+    assert out.shape == (1, 1, 1, 1) and out[0, 0, 0, 0] == 3
+    assert index[0, 0, 0, 0] == 1  # (0, 1) is the first of the two 3s; the last row drops
+    back = kernels.unpool(np.full((1, 1, 1, 1), 5.0, dtype), index, 2, x.shape)
+    assert back[0, 0, 1, 0] == 5 and back.sum() == 5

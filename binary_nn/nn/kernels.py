@@ -426,3 +426,73 @@ def col2im(cols: np.ndarray) -> np.ndarray:
         for j in range(k):
             out[:, i : i + h, j : j + w, :] += cols[:, :, :, i, j, :]
     return out
+
+
+# --- max pooling ---------------------------------------------------------------------------------
+
+
+@_compile
+def _maxpool_loop(x, p, out, index):
+    n_, ho, wo, c = out.shape
+    for n in range(n_):
+        for i in range(ho):
+            for j in range(wo):
+                for ch in range(c):
+                    best = x[n, i * p, j * p, ch]
+                    at = 0
+                    for r in range(p):
+                        for s in range(p):
+                            v = x[n, i * p + r, j * p + s, ch]
+                            if v > best:  # strictly: the first maximum wins
+                                best = v
+                                at = r * p + s
+                    out[n, i, j, ch] = best
+                    index[n, i, j, ch] = at
+
+
+def maxpool(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """``p x p`` max pooling (stride ``p``) of a channels-last batch: the maxima, and the
+    row-major offset of each window's first maximum (int8)."""
+    n, h, w, c = x.shape
+    ho, wo = h // p, w // p
+    if _use_numba(x):
+        out = np.empty((n, ho, wo, c), x.dtype)
+        index = np.empty((n, ho, wo, c), np.int8)
+        _maxpool_loop(x, p, out, index)
+        return out, index
+    best, index = None, np.zeros((n, ho, wo, c), np.int8)
+    for r in range(p):  # p*p passes over strided views, no copy of the windows
+        for s in range(p):
+            view = x[:, r : ho * p : p, s : wo * p : p, :]
+            if best is None:
+                best = view.copy()
+                continue
+            better = view > best
+            np.copyto(best, view, where=better)
+            index[better] = r * p + s
+    assert best is not None
+    return best, index
+
+
+@_compile
+def _unpool_loop(grad, index, p, out):
+    n_, ho, wo, c = grad.shape
+    for n in range(n_):
+        for i in range(ho):
+            for j in range(wo):
+                for ch in range(c):
+                    at = index[n, i, j, ch]
+                    out[n, i * p + at // p, j * p + at % p, ch] = grad[n, i, j, ch]
+
+
+def unpool(grad: np.ndarray, index: np.ndarray, p: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The gradient of :func:`maxpool`: each window's gradient to its first maximum."""
+    out = np.zeros(shape, grad.dtype)
+    if _use_numba(grad, index):
+        _unpool_loop(grad, index, p, out)
+        return out
+    ho, wo = grad.shape[1], grad.shape[2]
+    for r in range(p):
+        for s in range(p):
+            np.copyto(out[:, r : ho * p : p, s : wo * p : p, :], grad, where=index == r * p + s)
+    return out

@@ -17,14 +17,20 @@ A layer names its state: :meth:`Layer.named_parameters` (trained) and
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
 
 from ..errors import ConfigError
 from .activations import Activation
-from .kernels import batchnorm_backward, batchnorm_train, col2im, scale_shift
+from .kernels import (
+    batchnorm_backward,
+    batchnorm_train,
+    col2im,
+    maxpool,
+    scale_shift,
+    unpool,
+)
 from .quantizers import WeightQuantizer
 
 Shape = tuple[int, ...]
@@ -420,31 +426,11 @@ class MaxPool2d(Layer):
         self._index: np.ndarray | None = None
         self._shape: tuple[int, ...] = ()
 
-    def _offsets(self, x: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """Each of the P*P positions of a window, row by row, as a strided view of ``x``."""
-        _, h, w, _ = x.shape
-        p = self.size
-        ho, wo = h // p, w // p
-        for r in range(p):
-            for s in range(p):
-                yield r * p + s, x[:, r : ho * p : p, s : wo * p : p, :]
-
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
-        # P*P passes over strided views (no copy of the windows): the first maximum wins
-        best: np.ndarray | None = None
-        index: np.ndarray | None = None
-        for k, view in self._offsets(x):
-            if best is None:
-                best, index = view.copy(), np.zeros(view.shape, np.int8)
-                continue
-            assert index is not None
-            better = view > best
-            np.copyto(best, view, where=better)
-            index[better] = k
-        assert best is not None
+        out, index = maxpool(x, self.size)
         if train:
             self._index, self._shape = index, x.shape
-        return best
+        return out
 
     def backward(
         self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
@@ -452,10 +438,7 @@ class MaxPool2d(Layer):
         assert self._index is not None, "backward before forward"
         if not need_input_grad:
             return None
-        out = np.zeros(self._shape, grad.dtype)
-        for k, view in self._offsets(out):
-            np.copyto(view, grad, where=self._index == k)
-        return out
+        return unpool(np.ascontiguousarray(grad), self._index, self.size, self._shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3 or input_shape[0] < self.size or input_shape[1] < self.size:
