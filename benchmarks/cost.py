@@ -69,9 +69,9 @@ class HeldProbe:
         else:
             backward = rule.backward
 
-            def wrapped_backward(*args):
+            def wrapped_backward(*args, **kwargs):
                 self.sample(sum(copies))
-                return backward(*args)
+                return backward(*args, **kwargs)
 
             rule.backward = wrapped_backward
 

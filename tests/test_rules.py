@@ -84,6 +84,25 @@ def test_direct_feedback_step_matches_spec_formula(rule_class, binarize, act, rn
         np.testing.assert_allclose(lin.weight.value, w, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("rule_class", [GD, DFA, DRTP])
+def test_keeping_the_signals_changes_no_gradient_and_keeps_them_intact(rule_class, rng):
+    # the training step lets the blocks compute in the signals' memory; alignment keeps them
+    model = make_model(rng, batch_norm=True, hidden_activation="signsat")
+    rule = rule_class(model, np.random.default_rng(3))
+    x, _, t, t01 = batch(rng)
+    error = 2 * (model.forward(x, train=True) - t)
+    kept = rule.backward(error.copy(), t01, keep_signals=True)
+    grads = [p.grad.copy() for p in model.parameters()]
+    if rule_class is not GD:
+        signal = error if rule_class is DFA else t01
+        for k, received in enumerate(kept):
+            np.testing.assert_array_equal(received, signal @ rule.feedback[k])
+    model.forward(x, train=True)
+    rule.backward(error.copy(), t01, keep_signals=False)
+    for p, grad in zip(model.parameters(), grads, strict=True):
+        np.testing.assert_array_equal(p.grad, grad)
+
+
 def test_drtp_ignores_the_error_of_hidden_layers(rng):
     model = make_model(rng)
     rule = DRTP(model, np.random.default_rng(0))

@@ -40,7 +40,9 @@ class LearningRule:
         self.streaming = streaming
         self.feedback: list[np.ndarray] = []
 
-    def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
+    def backward(
+        self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True
+    ) -> list[np.ndarray]:
         """Fill every parameter's gradient; return the signal each hidden block received.
 
         Parameters
@@ -49,6 +51,9 @@ class LearningRule:
             ``dLoss/dy_pred`` at the output, ``2 * (y_pred - y)`` summed over the batch.
         target01 : ndarray (batch, n_classes)
             The one-hot target in {0, 1}.
+        keep_signals : bool
+            False lets the blocks compute in the signals' memory (the training step's case):
+            the returned arrays are then not the signals any more.
 
         Returns
         -------
@@ -92,7 +97,9 @@ class GD(LearningRule):
         macs = [block.forward_macs() for block in network.blocks]
         return {"weight_grads": sum(macs), "input_grads": sum(macs[1:]), "projections": 0}
 
-    def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
+    def backward(
+        self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True
+    ) -> list[np.ndarray]:
         blocks = self.network.blocks
         signals: list[np.ndarray] = [error]
         for index in range(len(blocks) - 1, -1, -1):
@@ -147,13 +154,15 @@ class DirectFeedbackRule(LearningRule):
             projected = signal @ self.feedback[k]
         return projected.reshape(len(signal), *block.output_shape)
 
-    def backward(self, error: np.ndarray, target01: np.ndarray) -> list[np.ndarray]:
+    def backward(
+        self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True
+    ) -> list[np.ndarray]:
         self.network.output_block.backward(error, need_input_grad=False)
         signal = self.signal(error, target01)
         signals = []
         for k, block in enumerate(self.network.hidden_blocks):
-            projected = self.project(signal, k)
-            block.backward(projected, need_input_grad=False)
+            projected = self.project(signal, k)  # the rule's own array
+            block.backward(projected, need_input_grad=False, overwrite=not keep_signals)
             signals.append(projected)
         return signals
 

@@ -59,7 +59,7 @@ def train_step(
         return StepResult(value, None)
     target += 1  # {-1, 1} -> {0, 2}
     target *= 0.5  # -> y01 in {0, 1}
-    rule.backward(error, target)
+    rule.backward(error, target, keep_signals=False)
     # the step summarises the gradients in the same pass (nothing it changes is summarised)
     summaries = optimizer.step(summarize_grads=statistics is not None)
     stats = None if statistics is None else statistics(network, summaries)
