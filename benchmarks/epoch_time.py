@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -29,7 +30,7 @@ from binary_nn.data import Dataset, load_dataset
 from binary_nn.nn import kernels
 from binary_nn.run.config import TrainConfig
 from binary_nn.run.loop import build, train_epoch
-from binary_nn.run.probes import Evaluation
+from binary_nn.run.probes import EVAL_CHUNK, Evaluation
 
 evaluate = Evaluation()
 
@@ -38,6 +39,8 @@ VARIANTS = {
     "tanh, real": {},
     "signsat, binary, bn": {"bn": True, "binarize": True, "hidden_act": "signsat"},
 }
+#: the variant the CLI's epoch is measured for (BP, as its defaults run it)
+CLI_VARIANT = "tanh, real"
 
 
 def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
@@ -138,10 +141,16 @@ class TorchWorker:
             raise RuntimeError("the PyTorch worker exited; run it alone to see why")
         return line.strip()
 
-    def epoch(self) -> float:
-        self._process.stdin.write("epoch\n")
+    def _request(self, what: str) -> float:
+        self._process.stdin.write(f"{what}\n")
         self._process.stdin.flush()
         return float(self._read())
+
+    def epoch(self) -> float:
+        return self._request("epoch")
+
+    def evaluate(self) -> float:
+        return self._request("eval")
 
     def close(self) -> None:
         self._process.stdin.close()
@@ -149,7 +158,9 @@ class TorchWorker:
 
 
 def torch_worker(variant: dict, dataset: Dataset, threads: int) -> None:
-    """Serve ``epoch`` requests on stdin: one PyTorch epoch each, its seconds on stdout.
+    """Serve requests on stdin, seconds on stdout: ``epoch`` (one PyTorch training epoch) and
+    ``eval`` (a ``no_grad`` forward of the training and test examples, in evaluation mode, in
+    chunks of our evaluation's size).
 
     The net as a PyTorch user writes it: ``nn.Linear(bias=False)`` layers with ``nn.Tanh``
     (or a straight-through sign), ``F.mse_loss(reduction="sum")``, ``torch.optim.SGD``,
@@ -184,13 +195,25 @@ def torch_worker(variant: dict, dataset: Dataset, threads: int) -> None:
         layers.append(SignSat() if hidden and signsat else torch.nn.Tanh())
     net = torch.nn.Sequential(*layers)
     opt = torch.optim.SGD(net.parameters(), lr=1e-5)
-    flat = dataset.x_train.reshape(len(dataset.x_train), -1)
-    x_all = torch.from_numpy(flat.astype(np.float32) / 127.5 - 1)  # scaled once, float32
+
+    def scaled(x: np.ndarray):  # once, float32
+        return torch.from_numpy(x.reshape(len(x), -1).astype(np.float32) / 127.5 - 1)
+
+    x_all, x_test = scaled(dataset.x_train), scaled(dataset.x_test)
     targets = F.one_hot(torch.from_numpy(dataset.y_train.astype(np.int64)), dataset.n_classes)
     t_all = targets.float() * 2 - 1
     print("ready", flush=True)
-    for _ in sys.stdin:
+    for request in sys.stdin:
         t0 = time.perf_counter()
+        if request.strip() == "eval":
+            net.eval()
+            with torch.no_grad():
+                for x in (x_all, x_test):
+                    for chunk in x.split(EVAL_CHUNK):
+                        net(chunk).argmax(dim=1)
+            net.train()
+            print(time.perf_counter() - t0, flush=True)
+            continue
         order = torch.randperm(len(t_all))
         for b in range(len(t_all) // 128):
             idx = order[b * 128 : (b + 1) * 128]
@@ -228,10 +251,16 @@ def summarising_step_seconds(run, n_batches: int, pairs: int = 20) -> float:
 
 
 def measure(
-    dataset: Dataset, rules: list[str], variant: dict, repeats: int, torch: TorchWorker | None
+    dataset: Dataset,
+    rules: list[str],
+    variant: dict,
+    repeats: int,
+    torch: TorchWorker | None,
+    cli: CliRun | None = None,
 ) -> dict:
-    """Per repeat: a PyTorch epoch, then per rule a training epoch (with the per-iteration
-    statistics, timed inside it) and the end-of-epoch evaluation.
+    """Per repeat: a PyTorch epoch and evaluation, a CLI epoch (``cli``), then per rule a
+    training epoch (with the per-iteration statistics, timed inside it) and the end-of-epoch
+    evaluation.
 
     Everything takes turns within each repeat, so that the drifts of a shared machine hit
     all alike, and every ratio is formed within a repeat (paired) before its median is taken;
@@ -251,12 +280,15 @@ def measure(
         warm_up = build(config(rule).resolved(), small)
         train_epoch(warm_up, 1, 0, [])
         evaluate(warm_up)
-    times: dict[str, list[float]] = {"torch": []}
+    times: dict[str, list[float]] = {"torch": [], "torch/eval": [], "cli": []}
     for rule in rules:
         times |= {f"{rule}/{k}": [] for k in ("epoch", "stats", "eval", "rate", "products")}
     for _ in range(repeats):
         if torch is not None:
             times["torch"].append(torch.epoch())
+            times["torch/eval"].append(torch.evaluate())
+        if cli is not None:
+            times["cli"].append(cli.epoch())
         for rule in rules:
             run = runs[rule]
             # the machine's rate now, for a bound paired with this very epoch
@@ -276,37 +308,47 @@ def paired(numerator: list[float], denominator: list[float]) -> list[float]:
     return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
+def cli_data(shape: str, data_dir: str | None, tmp: Path) -> list[str]:
+    """The CLI's dataset arguments: real MNIST from ``data_dir``, else synthetic data saved
+    in ``tmp``."""
+    if shape == "mnist" and data_dir:
+        return ["-d", "MNIST", "--data-dir", data_dir]
+    path = tmp / f"{shape}.npz"
+    ds = synthetic(shape)
+    np.savez(path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test)
+    return ["-d", str(path)]
+
+
+def cli_command(data: list[str], out: Path, *options: str) -> list[str]:
+    """A one-epoch ``python -m binary_nn.train`` of the published MLP."""
+    model = ["--hidden", ",".join(map(str, HIDDEN)), "--lr", "1e-5", "--init", "0.1"]
+    run = ["-e", "1", "--seed", "1", "--out", str(out)]
+    return [sys.executable, "-m", "binary_nn.train", *data, *model, *run, *options]
+
+
+class CliRun:
+    """BP, tanh, real weights through ``python -m binary_nn.train`` as a user runs it (the
+    per-iteration statistics on, written to the run directory): a fresh one-epoch run per
+    request, and the ``time/train`` it logs."""
+
+    def __init__(self, data: list[str], tmp: Path, threads: int) -> None:
+        self._data, self._tmp, self._runs = data, tmp, 0
+        self._env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads))
+
+    def epoch(self) -> float:
+        self._runs += 1
+        out = self._tmp / f"cli-{self._runs}"
+        command = cli_command(self._data, out, "-m", "GD")
+        subprocess.run(command, check=True, capture_output=True, env=self._env)
+        with open(out / "metrics.jsonl") as lines:
+            return next(r["time/train"] for r in map(json.loads, lines) if "time/train" in r)
+
+
 def peak_memory_mb(shape: str, data_dir: str | None) -> float:
     """Peak RSS of a whole one-epoch CLI run (DFA, binary, bn) in a fresh process."""
     with tempfile.TemporaryDirectory() as tmp:
-        if shape == "mnist" and data_dir:
-            data = ["-d", "MNIST", "--data-dir", data_dir]
-        else:
-            path = Path(tmp) / f"{shape}.npz"
-            ds = synthetic(shape)
-            np.savez(
-                path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test
-            )
-            del ds
-            data = ["-d", str(path)]
-        run = [
-            sys.executable,
-            "-m",
-            "binary_nn.train",
-            *data,
-            "-m",
-            "DFA",
-            "--bn",
-            "--binarize",
-            "--hidden",
-            ",".join(map(str, HIDDEN)),
-            "-e",
-            "1",
-            "--lr",
-            "1e-5",
-            "--out",
-            str(Path(tmp) / "run"),
-        ]
+        data = cli_data(shape, data_dir, Path(tmp))
+        run = cli_command(data, Path(tmp) / "run", "-m", "DFA", "--bn", "--binarize")
         probe = (
             "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, "
             "capture_output=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
@@ -347,13 +389,19 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
     rules = args.rules.split(",")
     rate_before = gemm_rate()
     rows = []
-    for variant_name, variant in VARIANTS.items():
-        worker = TorchWorker(variant_name, args) if has_torch else None
-        try:
-            rows.append((variant_name, measure(dataset, rules, variant, args.repeats, worker)))
-        finally:
-            if worker is not None:
-                worker.close()
+    with tempfile.TemporaryDirectory() as tmp:
+        cli = None
+        if not args.no_cli and "GD" in rules:
+            cli = CliRun(cli_data("mnist", args.data_dir, Path(tmp)), Path(tmp), args.threads)
+        for variant_name, variant in VARIANTS.items():
+            worker = TorchWorker(variant_name, args) if has_torch else None
+            with_cli = cli if variant_name == CLI_VARIANT else None
+            try:
+                times = measure(dataset, rules, variant, args.repeats, worker, with_cli)
+                rows.append((variant_name, times))
+            finally:
+                if worker is not None:
+                    worker.close()
     rate = max(rate_before, gemm_rate())
     n_train = len(dataset.y_train) // 128 * 128
     n_eval = len(dataset.y_train) + len(dataset.y_test)
@@ -399,6 +447,48 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
                 f"| {spread(stats, 3)} | {spread(paired(stats, epoch), 3)} |",
                 flush=True,
             )
+    for variant_name, t in rows:
+        if t["torch/eval"]:
+            print(f"\nPyTorch eval ({variant_name}): {spread(t['torch/eval'])} s", end="")
+        if t["cli"]:
+            print(f"; CLI BP epoch (time/train): {spread(t['cli'])} s", end="")
+    print()
+    targets_table(rows)
+
+
+#: (what, variant, numerator, denominator, at most): the targets of the speed issue
+TARGETS = [
+    ("BP epoch / PyTorch's", "tanh, real", "GD/epoch", "torch", 0.9),
+    ("BP epoch through the CLI (time/train) / PyTorch's", "tanh, real", "cli", "torch", 0.9),
+    ("BP epoch / PyTorch's straight-through", "signsat, binary, bn", "GD/epoch", "torch", 0.6),
+    *[
+        (f"{rule} epoch / BP's", variant, f"{rule}/epoch", "GD/epoch", 0.85)
+        for variant in VARIANTS
+        for rule in ("DFA", "DRTP")
+    ],
+    *[
+        ("evaluation of 70,000 / PyTorch's no_grad forward", variant, "GD/eval", "torch/eval", 0.9)
+        for variant in VARIANTS
+    ],
+]
+
+
+def targets_table(rows: list[tuple[str, dict]]) -> None:
+    """Each target of the speed issue: the paired ratio's median (min-max) over the repeats."""
+    times = dict(rows)
+    print("\n| target | variant | ratio: median (min-max) | at most | met (median) |")
+    print("|---|---|---|---|---|")
+    for what, variant, numerator, denominator, limit in TARGETS:
+        t = times.get(variant, {})
+        if not t.get(numerator) or not t.get(denominator):
+            continue  # not measured in this run (no torch, --no-cli, a rule left out)
+        ratios = paired(t[numerator], t[denominator])
+        met = "yes" if statistics.median(ratios) <= limit else "**no**"
+        print(f"| {what} | {variant} | {spread(ratios)} | {limit} | {met} |")
+    print(
+        "| float64 exact to SPEC.md | all | tests/test_spec_step.py, tests/test_rules.py "
+        "| - | tested |"
+    )
 
 
 def main() -> None:
@@ -408,6 +498,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rules", default="GD,DFA,DRTP")
     parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-cli", action="store_true", help="no one-epoch CLI runs")
     parser.add_argument("--memory", action="store_true", help="also peak RSS of whole runs")
     parser.add_argument(
         "--kernels",
