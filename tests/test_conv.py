@@ -20,9 +20,12 @@ from binary_nn.train import main
 pytestmark = pytest.mark.usefixtures("kernel_backend")
 
 
-def test_conv_backward_matches_finite_differences(rng):
+@pytest.mark.parametrize("chunk_bytes", [2 << 20, 1])  # the batch at once; one example a chunk
+def test_conv_backward_matches_finite_differences(chunk_bytes, rng):
     layer = Conv2d(rng.normal(size=(3, 3, 2, 4)))
-    check_layer(layer, rng.normal(size=(2, 5, 6, 2)), rng, [layer.weight])
+    layer.chunk_bytes = chunk_bytes
+    assert len(layer._chunks(np.zeros((3, 7, 8, 2)))) == (3 if chunk_bytes == 1 else 1)
+    check_layer(layer, rng.normal(size=(3, 5, 6, 2)), rng, [layer.weight])
 
 
 def test_binary_conv_uses_sign_forward_and_the_latent_gradient(rng):

@@ -241,6 +241,24 @@ def test_col2im_adds_every_patch_back(kernel_backend, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_im2col_lists_each_patch_in_the_weights_order(kernel_backend, dtype):
+    rng = np.random.default_rng(6)
+    padded = rng.normal(size=(2, 5, 6, 3)).astype(dtype)  # 3x4 positions of 3x3 patches
+    expected = [padded[n, i : i + 3, j : j + 3, :].reshape(-1)
+                for n in range(2) for i in range(3) for j in range(4)]  # fmt: skip
+    np.testing.assert_array_equal(kernels.im2col(padded, 3), np.array(expected))
+    out = np.empty((24, 27), dtype)
+    assert kernels.im2col(padded, 3, out) is out
+
+
+def test_col2im_adds_into_the_given_memory(kernel_backend):
+    cols = np.ones((1, 2, 2, 3, 3, 1))
+    out = np.full((1, 4, 4, 1), 10.0)
+    assert kernels.col2im(cols, out) is out
+    assert out[0, 0, 0, 0] == 11 and out[0, 1, 1, 0] == 14
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_maxpool_takes_the_first_maximum_and_unpool_routes_back(kernel_backend, dtype):
     x = np.array([[[[1], [3], [0]], [[3], [2], [0]], [[9], [9], [9]]]], dtype=dtype)  # 3x3
     out, index = kernels.maxpool(x, 2)

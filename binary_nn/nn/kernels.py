@@ -446,7 +446,38 @@ def batchnorm_backward(
     return out
 
 
-# --- convolution: patches added back into an image ----------------------------------------------
+# --- convolution: images to patches and back ---------------------------------------------------
+
+
+@_compile
+def _im2col_loop(padded, k, out):
+    n_, hp, wp, c = padded.shape
+    h, w = hp - k + 1, wp - k + 1
+    for n in range(n_):
+        for i in range(h):
+            for j in range(w):
+                row = (n * h + i) * w + j
+                for di in range(k):
+                    for dj in range(k):
+                        col = (di * k + dj) * c
+                        for ch in range(c):
+                            out[row, col + ch] = padded[n, i + di, j + dj, ch]
+
+
+def im2col(padded: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
+    """The ``k x k`` patches of a zero-padded channels-last batch (N, H + k - 1, W + k - 1,
+    C): one row per output position, (N*H*W, k*k*C), in the weights' (row, column, channel)
+    order; into ``out`` when given."""
+    n, hp, wp, c = padded.shape
+    rows = n * (hp - k + 1) * (wp - k + 1)
+    out = np.empty((rows, k * k * c), padded.dtype) if out is None else out
+    if _use_numba(padded, out):
+        _im2col_loop(padded, k, out)
+        return out
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))
+    # (N, H, W, C, K, K) -> (N, H, W, K, K, C)
+    out.reshape(n, hp - k + 1, wp - k + 1, k, k, c)[...] = windows.transpose(0, 1, 2, 4, 5, 3)
+    return out
 
 
 @_compile
@@ -461,13 +492,14 @@ def _col2im_loop(cols, out):
                             out[n, i + di, j + dj, ch] += cols[n, i, j, di, dj, ch]
 
 
-def col2im(cols: np.ndarray) -> np.ndarray:
+def col2im(cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Each patch (N, H, W, K, K, C) added back into a zero-padded (N, H + K - 1, W + K - 1,
-    C) batch: a convolution's input gradient from its patches' gradients (one pass in numba,
-    K*K strided additions in numpy)."""
+    C) batch (into ``out``, when given, adding to what it holds): a convolution's input
+    gradient from its patches' gradients (one pass in numba, K*K strided additions in
+    numpy)."""
     n, h, w, k, _, c = cols.shape
-    out = np.zeros((n, h + k - 1, w + k - 1, c), cols.dtype)
-    if _use_numba(cols):
+    out = np.zeros((n, h + k - 1, w + k - 1, c), cols.dtype) if out is None else out
+    if _use_numba(cols, out):
         _col2im_loop(cols, out)
         return out
     for i in range(k):

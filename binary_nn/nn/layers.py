@@ -27,6 +27,7 @@ from .kernels import (
     batchnorm_backward,
     batchnorm_train,
     col2im,
+    im2col,
     maxpool,
     scale_shift,
     unpool,
@@ -334,12 +335,16 @@ class BatchNorm(Layer):
 class Conv2d(WeightLayer):
     """Bias-free 2-D convolution of channels-last images, stride 1, zero padding ``K // 2``.
 
-    Latent weights ``W`` of shape (K, K, C_in, C_out); the forward is an im2col product,
-    ``patches (N*H*W, K*K*C_in) @ q(W)`` reshaped to (N, H, W, C_out), which keeps the
-    patches for the weight gradient; the quantizer works as in :class:`Linear`.
+    Latent weights ``W`` of shape (K, K, C_in, C_out); the quantizer works as in
+    :class:`Linear`. The forward is an im2col product, ``patches (N*H*W, K*K*C_in) @ q(W)``,
+    taken a few examples at a time so that each chunk's patches stay in cache; a training
+    forward keeps the zero-padded input, and the backward rebuilds each chunk's patches for
+    the weight gradient (instead of keeping all of them: K*K times the input's size).
     """
 
     kind = "conv"
+    #: bytes of patches per chunk of examples: about what the cores' caches hold
+    chunk_bytes = 2 << 20
 
     def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
         if weight.ndim != 4 or weight.shape[0] != weight.shape[1] or weight.shape[0] % 2 == 0:
@@ -348,9 +353,8 @@ class Conv2d(WeightLayer):
             )
         self.weight = Parameter(weight, "weight")
         self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
-        self._cols: np.ndarray | None = None
+        self._padded: np.ndarray | None = None
         self._w: np.ndarray | None = None
-        self._shape: tuple[int, ...] = ()
 
     @property
     def k(self) -> int:
@@ -361,35 +365,50 @@ class Conv2d(WeightLayer):
         k, _, c_in, _ = self.weight.value.shape
         return int(k * k * c_in)
 
-    def _patches(self, x: np.ndarray) -> np.ndarray:
-        n, h, w, _ = x.shape
-        pad = self.k // 2
-        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
-        windows = np.lib.stride_tricks.sliding_window_view(padded, (self.k, self.k), axis=(1, 2))
-        # (N, H, W, C, K, K) -> (N, H, W, K, K, C): the weights' order, one row per position
-        return windows.transpose(0, 1, 2, 4, 5, 3).reshape(n * h * w, self.fan_in)
+    def _chunks(self, padded: np.ndarray) -> list[slice]:
+        """Consecutive slices of examples whose patches take about ``chunk_bytes``."""
+        n, hp, wp, _ = padded.shape
+        per_example = (hp - self.k + 1) * (wp - self.k + 1) * self.fan_in * padded.itemsize
+        step = max(1, self.chunk_bytes // per_example)
+        return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
         w = self.effective_weight().reshape(self.fan_in, -1)
-        cols = self._patches(x)
+        pad = self.k // 2
+        padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+        out = np.empty((*x.shape[:3], w.shape[1]), x.dtype)
+        for chunk in self._chunks(padded):
+            cols = im2col(padded[chunk], self.k)
+            np.matmul(cols, w, out=out[chunk].reshape(len(cols), -1))
         if train:
-            self._cols, self._w, self._shape = cols, w, x.shape
-        return (cols @ w).reshape(*x.shape[:3], w.shape[1])
+            self._padded, self._w = padded, w
+        return out
 
     def backward(
         self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
     ) -> np.ndarray | None:
-        assert self._cols is not None and self._w is not None, "backward before forward"
-        rows = grad.reshape(-1, grad.shape[-1])
-        np.matmul(self._cols.T, rows, out=self.weight.grad.reshape(self.fan_in, -1))
-        self.quantizer.backward(self.weight.grad, self.weight.value)
-        if not need_input_grad:
-            return None
-        n, h, w, c = self._shape
-        k, pad = self.k, self.k // 2
+        assert self._padded is not None and self._w is not None, "backward before forward"
+        padded, k = self._padded, self.k
+        grad = np.ascontiguousarray(grad)
+        weight_grad = self.weight.grad.reshape(self.fan_in, -1)
         # a contiguous transpose: OpenBLAS multiplies by it 3-4x faster than by the view here
-        cols = (rows @ np.ascontiguousarray(self._w.T)).reshape(n, h, w, k, k, c)
-        return col2im(cols)[:, pad : pad + h, pad : pad + w, :]
+        w_t = np.ascontiguousarray(self._w.T) if need_input_grad else None
+        input_grad = np.zeros_like(padded) if need_input_grad else None
+        for index, chunk in enumerate(self._chunks(padded)):
+            cols = im2col(padded[chunk], k)
+            rows = grad[chunk].reshape(len(cols), -1)
+            if index == 0:
+                np.matmul(cols.T, rows, out=weight_grad)
+            else:
+                weight_grad += cols.T @ rows
+            if input_grad is not None and w_t is not None:
+                patch_grads = np.matmul(rows, w_t, out=cols)  # the chunk's patches are done
+                col2im(patch_grads.reshape(*grad[chunk].shape[:3], k, k, -1), input_grad[chunk])
+        self.quantizer.backward(self.weight.grad, self.weight.value)
+        if input_grad is None:
+            return None
+        pad, (h, w) = k // 2, grad.shape[1:3]
+        return input_grad[:, pad : pad + h, pad : pad + w, :]
 
     def output_shape(self, input_shape: Shape) -> Shape:
         _, _, c_in, c_out = self.weight.value.shape
@@ -402,11 +421,11 @@ class Conv2d(WeightLayer):
         return int(h * w * self.fan_in * self.weight.value.shape[3])
 
     def extra_values(self, input_shape: Shape) -> int:
-        h, w, _ = input_shape
-        return int(h * w * self.fan_in)  # the patches kept for the weight gradient
+        h, w, c = input_shape
+        return int((h + self.k - 1) * (w + self.k - 1) * c)  # the zero-padded input
 
     def release(self) -> None:
-        self._cols = self._w = None
+        self._padded = self._w = None
 
     def describe(self) -> str | None:
         tag = f"c{self.k}"
