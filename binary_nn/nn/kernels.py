@@ -513,21 +513,22 @@ def col2im(cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 @_compile
 def _maxpool_loop(x, p, out, index):
+    # the channel loop innermost: contiguous, so that it vectorises
     n_, ho, wo, c = out.shape
     for n in range(n_):
         for i in range(ho):
             for j in range(wo):
                 for ch in range(c):
-                    best = x[n, i * p, j * p, ch]
-                    at = 0
-                    for r in range(p):
-                        for s in range(p):
+                    out[n, i, j, ch] = x[n, i * p, j * p, ch]
+                    index[n, i, j, ch] = 0
+                for r in range(p):
+                    for s in range(p):
+                        at = r * p + s
+                        for ch in range(c):
                             v = x[n, i * p + r, j * p + s, ch]
-                            if v > best:  # strictly: the first maximum wins
-                                best = v
-                                at = r * p + s
-                    out[n, i, j, ch] = best
-                    index[n, i, j, ch] = at
+                            if v > out[n, i, j, ch]:  # strictly: the first maximum wins
+                                out[n, i, j, ch] = v
+                                index[n, i, j, ch] = at
 
 
 def maxpool(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
@@ -557,20 +558,28 @@ def maxpool(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
 @_compile
 def _unpool_loop(grad, index, p, out):
     n_, ho, wo, c = grad.shape
+    zero = grad.dtype.type(0)
     for n in range(n_):
         for i in range(ho):
             for j in range(wo):
-                for ch in range(c):
-                    at = index[n, i, j, ch]
-                    out[n, i * p + at // p, j * p + at % p, ch] = grad[n, i, j, ch]
+                for r in range(p):
+                    for s in range(p):
+                        at = r * p + s
+                        for ch in range(c):
+                            hit = index[n, i, j, ch] == at
+                            out[n, i * p + r, j * p + s, ch] = grad[n, i, j, ch] if hit else zero
 
 
 def unpool(grad: np.ndarray, index: np.ndarray, p: int, shape: tuple[int, ...]) -> np.ndarray:
     """The gradient of :func:`maxpool`: each window's gradient to its first maximum."""
-    out = np.zeros(shape, grad.dtype)
     if _use_numba(grad, index):
+        out = np.empty(shape, grad.dtype)  # the loop writes every window
+        ho, wo = grad.shape[1] * p, grad.shape[2] * p
+        out[:, ho:] = 0  # rows and columns past the last whole window
+        out[:, :ho, wo:] = 0
         _unpool_loop(grad, index, p, out)
         return out
+    out = np.zeros(shape, grad.dtype)
     ho, wo = grad.shape[1], grad.shape[2]
     for r in range(p):
         for s in range(p):
