@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -258,9 +259,9 @@ def measure(
     torch: TorchWorker | None,
     cli: CliRun | None = None,
 ) -> dict:
-    """Per repeat: a PyTorch epoch and evaluation, a CLI epoch (``cli``), then per rule a
-    training epoch (with the per-iteration statistics, timed inside it) and the end-of-epoch
-    evaluation.
+    """Per repeat: a PyTorch epoch, a CLI epoch (``cli``) and per rule a training epoch (with
+    the per-iteration statistics, timed inside it), back to back; then PyTorch's and each
+    rule's evaluation, and the rule's products alone.
 
     Everything takes turns within each repeat, so that the drifts of a shared machine hit
     all alike, and every ratio is formed within a repeat (paired) before its median is taken;
@@ -283,18 +284,27 @@ def measure(
     times: dict[str, list[float]] = {"torch": [], "torch/eval": [], "cli": []}
     for rule in rules:
         times |= {f"{rule}/{k}": [] for k in ("epoch", "stats", "eval", "rate", "products")}
-    for _ in range(repeats):
+
+    def our_epoch(rule: str) -> float:
+        # the machine's rate right before, for a bound paired with this very epoch
+        times[f"{rule}/rate"].append(gemm_rate(repeats=3))
+        runs[rule].statistics.seconds = 0.0
+        return _timed(train_epoch, runs[rule], 1, 0, [])
+
+    # the epochs of a repeat run back to back (in reverse order every other repeat), so that
+    # each ratio pairs epochs that ran seconds apart; the rest of the repeat comes after them
+    epochs = {f"{rule}/epoch": partial(our_epoch, rule) for rule in rules}
+    if cli is not None:
+        epochs = {"cli": cli.epoch, **epochs}
+    if torch is not None:
+        epochs = {"torch": torch.epoch, **epochs}
+    for repeat in range(repeats):
+        for key in list(epochs)[:: 1 if repeat % 2 == 0 else -1]:
+            times[key].append(epochs[key]())
         if torch is not None:
-            times["torch"].append(torch.epoch())
             times["torch/eval"].append(torch.evaluate())
-        if cli is not None:
-            times["cli"].append(cli.epoch())
         for rule in rules:
             run = runs[rule]
-            # the machine's rate now, for a bound paired with this very epoch
-            times[f"{rule}/rate"].append(gemm_rate(repeats=3))
-            run.statistics.seconds = 0.0
-            times[f"{rule}/epoch"].append(_timed(train_epoch, run, 1, 0, []))
             n_batches = len(dataset.y_train) // run.config.batchsize
             fused = summarising_step_seconds(run, n_batches)
             times[f"{rule}/stats"].append(run.statistics.seconds + fused)

@@ -1,11 +1,12 @@
 """Cost accounting against counts made by hand, streaming DRTP against standard DRTP."""
 
 import json
+import tracemalloc
 
 import numpy as np
 import pytest
 
-from binary_nn import DRTP, mlp
+from binary_nn import DRTP, RULES, SGD, MSELoss, mlp, train_step
 from binary_nn.learning.cost import cost_summary, held_values, layer_costs, rule_costs
 from binary_nn.summary import main as summary_main
 from binary_nn.train import main as train_main
@@ -124,3 +125,23 @@ def test_summary_command_and_the_runs_config(tmp_path, capsys):
     assert [r["rule"] for r in config["cost"]["rules"]] == [
         "GD", "DFA", "DRTP", "DRTP (streaming)",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("rule_name", ["DFA", "DRTP"])
+def test_a_direct_feedback_step_holds_one_projected_signal_at_a_time(rule_name):
+    # the activations the step holds, plus one hidden block's signal: not one per block
+    network = mlp(32, (64, 64, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
+    rule = RULES.get(rule_name)(network, np.random.default_rng(2))
+    optimizer = SGD(network.parameters(), lr=1e-6)
+    x, labels = np.random.default_rng(0).normal(size=(512, 32)), np.zeros(512, int)
+    train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)  # lazy state allocated
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    held, signal = held_values(network, streaming=False) * 512 * 8, 64 * 512 * 8
+    assert peak < held + 1.5 * signal  # three signals held at once would pass 2

@@ -52,8 +52,8 @@ class LearningRule:
         target01 : ndarray (batch, n_classes)
             The one-hot target in {0, 1}.
         keep_signals : bool
-            False lets the blocks compute in the signals' memory (the training step's case):
-            the returned arrays are then not the signals any more.
+            False lets the blocks compute in the signals' memory and lets each go once used
+            (the training step's case); the list returned is then empty for DFA and DRTP.
 
         Returns
         -------
@@ -163,7 +163,9 @@ class DirectFeedbackRule(LearningRule):
         for k, block in enumerate(self.network.hidden_blocks):
             projected = self.project(signal, k)  # the rule's own array
             block.backward(projected, need_input_grad=False, overwrite=not keep_signals)
-            signals.append(projected)
+            if keep_signals:  # else let each go at once: they would add up to all activations
+                signals.append(projected)
+            del projected  # before the next one is made
         return signals
 
 
