@@ -186,3 +186,19 @@ def test_cifar_shaped_data_runs_end_to_end_and_checkpoints(tmp_path):
     again = build(TrainConfig(**common, load=str(save)).resolved(), dataset)
     np.testing.assert_array_equal(again.model.blocks[1].weights.weight.value,
                                   np.load(save)["conv.1.weight"])  # fmt: skip
+
+
+def test_a_convnet_is_evaluated_in_smaller_chunks_with_the_same_predictions(monkeypatch, rng):
+    from binary_nn.run import probes
+
+    dense = mlp(784, [700, 500], 10)
+    convnet = mlp((28, 28, 1), [1000], 10, conv="32c5,mp2,64c5,mp2")
+    assert probes.eval_chunk(dense) == probes.EVAL_CHUNK == 4096
+    assert probes.eval_chunk(convnet) == 4096 * 784 // (28 * 28 * 32)  # the first conv's output
+    small = mlp((6, 6, 1), [5], 3, conv="2c3,mp2", batch_norm=True, rng=rng)
+    images = rng.integers(0, 256, (10, 6, 6, 1), dtype=np.uint8)
+    data = Dataset("tiny", images, rng.integers(0, 3, 10), images[:4], rng.integers(0, 3, 4))
+    whole = probes.predict(small, data, "train")
+    monkeypatch.setattr(probes, "EVAL_CHUNK_VALUES", 72 * 3)  # 3 examples a chunk
+    assert probes.eval_chunk(small) == 3
+    np.testing.assert_array_equal(probes.predict(small, data, "train"), whole)
