@@ -167,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the alignment's probe batch: the first N training examples",
     )
+    p.add_argument(
+        "--bn-recalibrate",
+        type=int,
+        default=d.bn_recalibrate,
+        metavar="N",
+        help="with --bn: before each evaluation, set batch norm's running statistics to the "
+        "average over the first N training batches under the current weights (no update; "
+        "default 0: the running averages of training, as the study has it)",
+    )
     return p
 
 

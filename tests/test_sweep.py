@@ -255,7 +255,7 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_points(tmp_path):
     while len(list(out.glob("*epochs-2000/metrics.jsonl"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
-    _, err = proc.communicate(timeout=30)
+    _, err = proc.communicate(timeout=120)  # generous: a loaded CI machine is slow to stop
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     finished = sorted(p.parent.name for p in out.glob("*/summary.json"))
     assert finished == ["method-DFA_epochs-1", "method-GD_epochs-1"]

@@ -227,3 +227,33 @@ def test_help_documents_every_option():
         "--data-dir",
     ):
         assert flag in result.stdout
+
+
+def test_bn_recalibration_sets_the_batch_average_and_leaves_training_unchanged(tmp_path):
+    from binary_nn.data import load_dataset
+    from binary_nn.nn.layers import BatchNorm
+    from binary_nn.run.probes import BatchNormRecalibration
+
+    config = TrainConfig(method="DFA", hidden=(16,), bn=True, seed=3, dtype="float64").resolved()
+    exp = build(config, load_dataset("digits"))
+    BatchNormRecalibration(3)(exp)
+    first = exp.model.blocks[0]
+    norm = next(layer for layer in first.layers if isinstance(layer, BatchNorm))
+    w = first.weights.effective_weight()
+    chunks = exp.dataset.chunks("train", np.float64, config.batchsize, limit=384)
+    pre = [x.reshape(len(x), -1) @ w for x in chunks]
+    np.testing.assert_allclose(norm.running_mean, np.mean([p.mean(0) for p in pre], 0))
+    np.testing.assert_allclose(norm.running_var, np.mean([p.var(0) for p in pre], 0))
+    assert norm.momentum == 0.9  # restored
+
+    def trained(name, *extra):
+        ckpt = tmp_path / f"{name}.npz"
+        args = ["-d", "digits", "-m", "DFA", "-e", "2", "--hidden", "16", "--bn", "--seed", "3"]
+        assert main([*args, *extra, "--out", str(tmp_path / name), "--save", str(ckpt)]) == 0
+        with np.load(ckpt) as f:
+            return {k: f[k] for k in f.files if "running" not in k and k != "config"}
+
+    plain, recalibrated = trained("plain"), trained("recal", "--bn-recalibrate", "2")
+    for key in plain:  # the weights: training takes batch statistics either way
+        np.testing.assert_array_equal(plain[key], recalibrated[key], err_msg=key)
+    assert main(["--bn-recalibrate", "-1", "-d", "digits"]) == 2

@@ -70,6 +70,7 @@ class TrainConfig:
     streaming: bool = False
     alignment_every: int | None = None
     alignment_examples: int = 512
+    bn_recalibrate: int = 0
     argv: list[str] = field(default_factory=list)
 
     def resolved(self) -> TrainConfig:
@@ -91,6 +92,7 @@ class TrainConfig:
             lambda v: v >= 1,
             int,
         )
+        _check(self.bn_recalibrate, "--bn-recalibrate", "an integer >= 0", lambda v: v >= 0, int)
         if self.seed is not None:
             _check(self.seed, "--seed", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32, int)
         if self.dtype not in DTYPES:

@@ -29,7 +29,7 @@ from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import BatchStatistics
-from .probes import Probe, default_probes
+from .probes import BatchNormRecalibration, Probe, default_probes
 from .tracking import RunDirectory, Tracker, wandb_tracker
 
 
@@ -179,6 +179,8 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> Experiment:
     }
     optimizer = SGD(model.parameters(), config.lr, config.weight_clipping)
     probes = default_probes()
+    if config.bn_recalibrate > 0:  # first: the evaluation and HSIC then use what it sets
+        probes.insert(0, BatchNormRecalibration(config.bn_recalibrate))
     if config.alignment_every != 0:
         probes.append(Alignment(config.alignment_examples, every=config.alignment_every or 0))
     return Experiment(
