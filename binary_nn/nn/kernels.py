@@ -264,15 +264,20 @@ def pass_where_below(
 
 
 @_compile
+def _times_one_minus_square(g, t, one):
+    return (one - t * t) * g
+
+
+@_compile
 def _one_minus_square_loop(grad, t, one, out):
     for i in range(grad.size):
-        out[i] = (one - t[i] * t[i]) * grad[i]
+        out[i] = _times_one_minus_square(grad[i], t[i], one)
 
 
 @_compile
 def _one_minus_square_in_place_loop(grad, t, one):
     for i in range(grad.size):
-        grad[i] = (one - t[i] * t[i]) * grad[i]
+        grad[i] = _times_one_minus_square(grad[i], t[i], one)
 
 
 def times_one_minus_square(grad: np.ndarray, t: np.ndarray, in_place: bool = False) -> np.ndarray:
