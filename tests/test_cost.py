@@ -145,3 +145,89 @@ def test_a_direct_feedback_step_holds_one_projected_signal_at_a_time(rule_name):
         tracemalloc.stop()
     held, signal = held_values(network, streaming=False) * 512 * 8, 64 * 512 * 8
     assert peak < held + 1.5 * signal  # three signals held at once would pass 2
+
+
+NETWORKS = {  # small float64 networks of every kind of hidden block
+    "tanh": {},
+    "binary-bn": {"batch_norm": True, "binarize": True, "hidden_activation": "signsat"},
+    "conv-bn": {"conv": "5c3,mp2", "batch_norm": True, "binarize": True,
+                "hidden_activation": "signsat"},
+}  # fmt: skip
+
+
+def _network(kind):
+    shape = (6, 6, 2) if "conv" in NETWORKS[kind] else 20
+    return mlp(shape, (24, 13), 4, init=0.1, rng=np.random.default_rng(1), dtype=np.float64,
+               **NETWORKS[kind])  # fmt: skip
+
+
+def _trained(kind, chunk_bytes=None, steps=3):
+    """A few DRTP steps on random data: standard, or streaming with ``chunk_bytes``."""
+    from binary_nn.learning.step import streaming_step
+
+    network = _network(kind)
+    rule = DRTP(network, np.random.default_rng(2), streaming=chunk_bytes is not None)
+    optimizer = SGD(network.parameters(), lr=1e-2)
+    rng = np.random.default_rng(3)
+    for _ in range(steps):
+        x = rng.uniform(-1, 1, (48, *network.input_shape))
+        labels = rng.integers(0, network.n_classes, 48)
+        if chunk_bytes is None:
+            train_step(network, rule, optimizer, MSELoss(), x, labels)
+        else:
+            streaming_step(network, rule, optimizer, MSELoss(), x, labels, chunk_bytes=chunk_bytes)
+    return network.named_state()
+
+
+@pytest.mark.parametrize("kind", NETWORKS)
+def test_streaming_takes_a_block_update_a_few_features_at_a_time(kind):
+    # 48 examples x 8 bytes: slices of 1 to 2 features, against the whole-signal step
+    initial, standard = _network(kind).named_state(), _trained(kind)
+    assert all(not np.array_equal(standard[k], initial[k]) for k in initial if "weight" in k)
+    for chunk_bytes in (48 * 8, 48 * 8 * 2):
+        sliced = _trained(kind, chunk_bytes)
+        for name, value in standard.items():
+            # the per-feature kernels give the same bits; BLAS may round a product's
+            # columns differently by the width it is given (the last bits in float64)
+            np.testing.assert_allclose(sliced[name], value, rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def test_feature_slices_widths():
+    from binary_nn.learning.step import feature_slices
+
+    block = mlp(20, (700,), 10).hidden_blocks[0]
+    slices = feature_slices(block, 4096, 4, 512 << 10)
+    assert [s.stop - s.start for s in slices] == [32] * 21 + [28]  # 32 x 4096 x 4 = 512 KiB
+    assert feature_slices(block, 128, 4, 512 << 10) == [slice(0, 700)]  # the whole fits
+
+
+def test_a_weight_layer_gives_no_input_gradient_of_a_slice_of_features():
+    network = mlp(6, (5,), 3, rng=np.random.default_rng(0))
+    block = network.hidden_blocks[0]
+    block.forward(np.ones((4, 6), np.float32), train=True)
+    with pytest.raises(ValueError, match="no input gradient of a slice"):
+        block.backward(np.ones((4, 2), np.float32), need_input_grad=True, features=slice(0, 2))
+
+
+def test_streaming_peak_at_a_large_batch_is_its_activations_and_one_slice():
+    # 4096 examples: the first block's signal (4096 x 128 x 8 = 4 MiB) goes in slices, so the
+    # step's peak is the input and the first block's output (what held_values counts), the
+    # targets (2 x 10 values per example) and about two slices (the signal's and the kept
+    # features' copy), not a whole signal more
+    network = mlp(96, (128, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
+    rule = DRTP(network, np.random.default_rng(2), streaming=True)
+    optimizer = SGD(network.parameters(), lr=1e-6)
+    x, labels = np.random.default_rng(0).normal(size=(4096, 96)), np.zeros(4096, int)
+    train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        # the batch handed over (so that it goes after the first block) and counted
+        train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    held = held_values(network, streaming=True) * 4096 * 8
+    assert held == (96 + 128) * 4096 * 8
+    assert peak < held + 20 * 4096 * 8 + 2.5 * (512 << 10)  # a whole signal: 4 MiB more

@@ -99,11 +99,18 @@ def _block_arrays(block: Block) -> tuple[int, int, int, bool, bool]:
     return sizes[0], inner + extra, sizes[-1], kept[0], kept[-1]
 
 
+def block_held_values(block: Block) -> int:
+    """Values per example a block holds at its update when it is the only one (streaming):
+    its input, caches and output."""
+    inp, inner, out, _, _ = _block_arrays(block)
+    return inp + inner + out
+
+
 def held_values(network: Network, streaming: bool = False) -> int:
     """Values per example held between the forward pass and the updates (see the module)."""
+    if streaming:  # one block at a time
+        return max(block_held_values(block) for block in network.blocks)
     arrays = [_block_arrays(block) for block in network.blocks]
-    if streaming:  # one block at a time: its input, caches and output
-        return max(inp + inner + out for inp, inner, out, _, _ in arrays)
     total = 0
     for k, (inp, inner, _, keeps_in, _) in enumerate(arrays):
         below_keeps_out = k > 0 and arrays[k - 1][4]

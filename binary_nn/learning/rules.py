@@ -145,14 +145,18 @@ class DirectFeedbackRule(LearningRule):
         """What is projected to the hidden blocks."""
         raise NotImplementedError
 
-    def project(self, signal: np.ndarray, k: int) -> np.ndarray:
-        """``signal @ F_k``, shaped as hidden block ``k``'s output."""
-        block = self.network.hidden_blocks[k]
+    def project(self, signal: np.ndarray, k: int, features: slice | None = None) -> np.ndarray:
+        """``signal @ F_k``, shaped as hidden block ``k``'s output; with ``features`` (a slice
+        of the output's last axis), only those features' part of it."""
+        matrix, shape = self.feedback[k], self.network.hidden_blocks[k].output_shape
+        if features is not None:  # the matrix's columns of those features (a small copy)
+            part = matrix.reshape(len(matrix), *shape)[..., features]
+            matrix, shape = part.reshape(len(matrix), -1), part.shape[1:]
         if self.projection_is_lookup:  # one-hot rows: y01 @ P is P's row of each label
-            projected = self.feedback[k][signal.argmax(axis=1)]
+            projected = matrix[signal.argmax(axis=1)]
         else:
-            projected = signal @ self.feedback[k]
-        return projected.reshape(len(signal), *block.output_shape)
+            projected = signal @ matrix
+        return projected.reshape(len(signal), *shape)
 
     def backward(
         self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True

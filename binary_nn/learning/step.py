@@ -10,6 +10,7 @@ import numpy as np
 from ..nn.kernels import Summary
 from ..nn.layers import Parameter
 from ..nn.network import Block, Network
+from .cost import block_held_values
 from .loss import MSELoss, one_hot
 from .optim import SGD
 from .rules import DirectFeedbackRule, LearningRule
@@ -68,6 +69,22 @@ def train_step(
     return StepResult(value, stats)
 
 
+#: bytes of a block's projected signal that a streaming step may always make at once; past
+#: that, only what keeps the step under the most its activations need (see streaming_step)
+STREAMING_CHUNK_BYTES = 512 << 10
+
+
+def feature_slices(block: Block, batch: int, itemsize: int, chunk_bytes: int) -> list[slice]:
+    """Consecutive slices of the block's output features (its last axis) whose signal for
+    ``batch`` examples takes at most about ``chunk_bytes``; one slice of all when the whole
+    fits. Widths are multiples of 8 where they can be (whole SIMD and BLAS panels)."""
+    features = block.output_shape[-1]
+    per_feature = batch * (block.output_size // features) * itemsize
+    step = max(1, chunk_bytes // per_feature)
+    step = step - step % 8 if step >= 8 else step
+    return [slice(start, min(start + step, features)) for start in range(0, features, step)]
+
+
 def streaming_step(
     network: Network,
     rule: DirectFeedbackRule,
@@ -76,10 +93,13 @@ def streaming_step(
     x: np.ndarray,
     labels: np.ndarray,
     statistics: Statistics | None = None,
+    chunk_bytes: int = STREAMING_CHUNK_BYTES,
 ) -> StepResult:
     """A step of a rule whose hidden signal is known before the forward pass (DRTP): each
     hidden block takes its update as soon as its own forward is done, then releases what it
-    kept, so that no more than one block's activations are held at a time.
+    kept, so that no more than one block's activations are held at a time. A block's signal
+    is made ``chunk_bytes`` at a time, each slice of features taking its part of the update
+    (the features of a block's local step are independent, batch norm's included).
 
     The numbers equal :func:`train_step`'s: a block's update changes nothing the blocks above
     it compute in the same step. Only a loss that is not finite comes too late here to stop
@@ -92,10 +112,20 @@ def streaming_step(
     stats: dict[str, float] = {}
     h = x
     del x  # a caller that hands the batch over lets it go once the first block has used it
+    # a block's signal may fill what the step holds at its fullest anyway (the most any block
+    # holds alone); beyond that, and beyond chunk_bytes, it is made a few features at a time.
+    # Half of that room: a slice's signal comes with a copy of the kept features it meets.
+    held = [block_held_values(block) for block in network.blocks]
+    itemsize = network.dtype.itemsize
     for k, block in enumerate(network.hidden_blocks):
         out = block.forward(h, train=True)
-        # the projection is this step's own array: the block may compute in its memory
-        block.backward(rule.project(signal, k), need_input_grad=False, overwrite=True)
+        room = max(chunk_bytes, (max(held) - held[k]) * len(h) * itemsize // 2)
+        slices = feature_slices(block, len(h), itemsize, room)
+        for features in slices if len(slices) > 1 else [None]:
+            # the projection is this step's own array: the block may compute in its memory
+            projected = rule.project(signal, k, features)
+            block.backward(projected, need_input_grad=False, overwrite=True, features=features)
+            del projected  # before the next slice's is made
         summaries = optimizer.step(summarize, only=block.parameters())
         if statistics is not None:
             stats.update(statistics.of_block(k, block, summaries, hidden=True))

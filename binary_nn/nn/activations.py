@@ -16,7 +16,8 @@ from .quantizers import sign
 
 
 class Activation:
-    """Base class: ``forward(a)`` and ``backward(grad, a, y)`` = ``grad * f'(a)``.
+    """Base class: ``forward(a)`` and ``backward(grad, a, y)`` = ``grad * f'(a)``; with
+    ``in_place`` each may compute in the array it is given (``a``, ``grad``).
 
     ``saturation_threshold`` is where a pre-activation counts as saturated in the per-iteration
     statistics (``|a| > threshold``). ``needs`` says which array the backward step reads,
@@ -29,7 +30,7 @@ class Activation:
     needs: str | None = None
     binary_output = False
 
-    def forward(self, a: np.ndarray) -> np.ndarray:
+    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
@@ -44,8 +45,8 @@ class Tanh(Activation):
     saturation_threshold = 2.0
     needs = "output"
 
-    def forward(self, a: np.ndarray) -> np.ndarray:
-        return np.tanh(a)
+    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
+        return np.tanh(a, out=a if in_place else None)
 
     def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
         return times_one_minus_square(grad, y, in_place)
@@ -54,7 +55,7 @@ class Tanh(Activation):
 class Identity(Activation):
     name = "id"
 
-    def forward(self, a: np.ndarray) -> np.ndarray:
+    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
         return a
 
     def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
@@ -68,8 +69,8 @@ class Sign(Activation):
     saturation_threshold = 1.0
     binary_output = True
 
-    def forward(self, a: np.ndarray) -> np.ndarray:
-        return sign(a)
+    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
+        return sign(a, out=a if in_place else None)
 
     def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
         return grad

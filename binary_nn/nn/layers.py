@@ -6,7 +6,14 @@ gradients of the layer's parameters in their ``grad`` arrays and returns the gra
 respect to the layer's input (in ``grad``'s memory when ``overwrite`` allows it and the layer
 can), or ``None`` when ``need_input_grad`` is false (the first layer,
 and every layer under DFA and DRTP, never needs it, and for a Linear it is the costliest
-product of the step).
+product of the step). ``forward(x, overwrite=True)`` likewise lets a layer compute in ``x``.
+
+``backward(..., features=slice)`` takes a slice of the last axis of the layer's output (a
+Linear's output features, a convolution's channels): ``grad`` holds those features only, the
+parameters' gradients are written for them alone, and the input gradient, when one is wanted,
+is that of the same features. A weight layer mixes its input features, so it gives no input
+gradient then. A block's local step (DFA, DRTP) can so be taken a few features at a time, with
+the same numbers, without its whole signal in memory at once.
 
 A layer names its state: :meth:`Layer.named_parameters` (trained) and
 :meth:`Layer.named_buffers` (kept but not trained, such as batch norm's running statistics);
@@ -37,6 +44,18 @@ from .quantizers import WeightQuantizer
 Shape = tuple[int, ...]
 
 
+def _of(array: np.ndarray, features: slice | None) -> np.ndarray:
+    """The features' part of ``array`` (its last axis), C-contiguous: the compiled kernels
+    then take it as they take the whole (the same loops, the same numbers)."""
+    return array if features is None else np.ascontiguousarray(array[..., features])
+
+
+def _mixing(layer: Layer, features: slice | None, need_input_grad: bool) -> None:
+    """A layer that mixes features cannot give the input gradient of a few of them."""
+    if features is not None and need_input_grad:
+        raise ValueError(f"a {layer.kind} layer gives no input gradient of a slice of features")
+
+
 class Parameter:
     """A trainable array and its gradient; ``kind`` tells an optimizer what it is."""
 
@@ -63,11 +82,16 @@ class Layer:
     #: whether the output is a view of the input (no new values)
     aliases_input = False
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         raise NotImplementedError
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         raise NotImplementedError
 
@@ -128,14 +152,20 @@ class Flatten(Layer):
     def __init__(self) -> None:
         self._shape: tuple[int, ...] = ()
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         if train:
             self._shape = x.shape
         return x.reshape(len(x), -1)
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
+        _mixing(self, features, need_input_grad)
         return grad.reshape(self._shape) if need_input_grad else None
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -197,18 +227,26 @@ class Linear(WeightLayer):
     def fan_in(self) -> int:
         return self.in_features
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         w = self.effective_weight()
         if train:
             self._x, self._w = x, w
         return x @ w
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         assert self._x is not None and self._w is not None, "backward before a training forward"
-        np.matmul(self._x.T, grad, out=self.weight.grad)
-        self.quantizer.backward(self.weight.grad, self.weight.value)
+        _mixing(self, features, need_input_grad)
+        columns = slice(None) if features is None else features
+        weight_grad = self.weight.grad[:, columns]
+        np.matmul(self._x.T, grad, out=weight_grad)
+        self.quantizer.backward(weight_grad, self.weight.value[:, columns])
         return grad @ self._w.T if need_input_grad else None
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -231,11 +269,16 @@ class Scaler(Layer):
     def __init__(self, fan_in: int) -> None:
         self.fan_in = fan_in
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
-        return x / self.fan_in
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
+        return np.divide(x, self.fan_in, out=x if overwrite else None)
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         return grad / self.fan_in if need_input_grad else None
 
@@ -270,7 +313,7 @@ class BatchNorm(Layer):
         self._x_hat: np.ndarray | None = None
         self._inv_std: np.ndarray | None = None
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         shape = x.shape
         x = x.reshape(-1, shape[-1])  # (examples x positions, channels): a view
         if not train:  # one affine map per feature: x * scale + shift
@@ -295,18 +338,24 @@ class BatchNorm(Layer):
         self.running_var += (1 - m) * var
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
         shape = grad.shape
-        # exact gradient through the batch mean and variance
+        every = slice(None) if features is None else features
+        # exact gradient through the batch mean and variance (each feature's own)
         result = batchnorm_backward(
             grad.reshape(-1, shape[-1]),
-            self._x_hat,
-            self.gamma.value,
-            self._inv_std,
-            self.gamma.grad,
-            self.beta.grad,
+            _of(self._x_hat, features),
+            self.gamma.value[every],
+            self._inv_std[every],
+            self.gamma.grad[every],
+            self.beta.grad[every],
             need_input_grad,
             in_place=overwrite,
         )
@@ -372,7 +421,7 @@ class Conv2d(WeightLayer):
         step = max(1, self.chunk_bytes // per_example)
         return [slice(start, min(start + step, n)) for start in range(0, n, step)]
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         w = self.effective_weight().reshape(self.fan_in, -1)
         pad = self.k // 2
         padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
@@ -385,12 +434,19 @@ class Conv2d(WeightLayer):
         return out
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         assert self._padded is not None and self._w is not None, "backward before forward"
+        _mixing(self, features, need_input_grad)
         padded, k = self._padded, self.k
         grad = np.ascontiguousarray(grad)
-        weight_grad = self.weight.grad.reshape(self.fan_in, -1)
+        channels = slice(None) if features is None else features
+        weight_grad = self.weight.grad.reshape(self.fan_in, -1)[:, channels]
         # a contiguous transpose: OpenBLAS multiplies by it 3-4x faster than by the view here
         w_t = np.ascontiguousarray(self._w.T) if need_input_grad else None
         input_grad = np.zeros_like(padded) if need_input_grad else None
@@ -404,7 +460,7 @@ class Conv2d(WeightLayer):
             if input_grad is not None and w_t is not None:
                 patch_grads = np.matmul(rows, w_t, out=cols)  # the chunk's patches are done
                 col2im(patch_grads.reshape(*grad[chunk].shape[:3], k, k, -1), input_grad[chunk])
-        self.quantizer.backward(self.weight.grad, self.weight.value)
+        self.quantizer.backward(self.weight.grad[..., channels], self.weight.value[..., channels])
         if input_grad is None:
             return None
         pad, (h, w) = k // 2, grad.shape[1:3]
@@ -445,19 +501,26 @@ class MaxPool2d(Layer):
         self._index: np.ndarray | None = None
         self._shape: tuple[int, ...] = ()
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         out, index = maxpool(x, self.size)
         if train:
             self._index, self._shape = index, x.shape
         return out
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         assert self._index is not None, "backward before forward"
         if not need_input_grad:
             return None
-        return unpool(np.ascontiguousarray(grad), self._index, self.size, self._shape)
+        shape = self._shape if features is None else (*self._shape[:-1], grad.shape[-1])
+        grad = np.ascontiguousarray(grad)
+        return unpool(grad, _of(self._index, features), self.size, shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3 or input_shape[0] < self.size or input_shape[1] < self.size:
@@ -491,20 +554,28 @@ class ActivationLayer(Layer):
         self._output: np.ndarray | None = None
         self._ready = False
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
-        y = self.activation.forward(x)
+    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
+        needs = self.activation.needs
+        keep = train and (needs == "input" or self.keep_input)
+        y = self.activation.forward(x, in_place=overwrite and not keep)
         if train:
-            needs = self.activation.needs
-            self.input = x if needs == "input" or self.keep_input else None
+            self.input = x if keep else None
             self._output = y if needs == "output" else None
             self._ready = True
         return y
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         assert self._ready, "backward before a training forward"
-        return self.activation.backward(grad, self.input, self._output, in_place=overwrite)
+        a = None if self.input is None else _of(self.input, features)
+        y = None if self._output is None else _of(self._output, features)
+        return self.activation.backward(grad, a, y, in_place=overwrite)
 
     @property
     def keeps_input(self) -> bool:  # type: ignore[override]

@@ -74,17 +74,29 @@ class Block:
         return math.prod(self.output_shape)
 
     def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+        """Every layer in turn. An array made inside the block that no layer keeps (as its
+        output) is handed to the next layer to compute in; the block's input never is."""
+        owned = False
         for layer in self.layers:
-            x = layer.forward(x, train=train)
+            x = layer.forward(x, train=train, overwrite=owned)
+            keeps = train and layer.keeps_output
+            owned = not keeps and (owned if layer.aliases_input else True)
         return x
 
     def backward(
-        self, grad: np.ndarray, *, need_input_grad: bool, overwrite: bool = False
+        self,
+        grad: np.ndarray,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
     ) -> np.ndarray | None:
         """Backward through every layer; ``grad`` has the block's output shape.
 
         With ``overwrite`` the caller gives ``grad`` away: the layers may compute in its memory.
         Arrays a layer makes are the block's own and are reused that way in any case.
+        ``features`` (a slice of the output's last axis; see :mod:`binary_nn.nn.layers`) takes
+        the step for those features only, ``grad`` holding just them, with no input gradient.
         """
         result: np.ndarray | None = grad
         owned = overwrite
@@ -96,6 +108,7 @@ class Block:
                 incoming,
                 need_input_grad=need_input_grad or self._input_grad_needed[index],
                 overwrite=owned,
+                features=features,
             )
             if result is not None and not np.may_share_memory(result, incoming):
                 owned = True  # a new array: no one else holds it
