@@ -127,22 +127,29 @@ def test_summary_command_and_the_runs_config(tmp_path, capsys):
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("rule_name", ["DFA", "DRTP"])
-def test_a_direct_feedback_step_holds_one_projected_signal_at_a_time(rule_name):
-    # the activations the step holds, plus one hidden block's signal: not one per block
-    network = mlp(32, (64, 64, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
-    rule = RULES.get(rule_name)(network, np.random.default_rng(2))
+def _step_peak(network, rule, batch):
+    """Bytes at the peak of a training step on ``batch`` random examples, the batch handed
+    over (as the training loop hands it: it may go once the first block is done) and
+    counted, after a first step has allocated the lazy state."""
     optimizer = SGD(network.parameters(), lr=1e-6)
-    x, labels = np.random.default_rng(0).normal(size=(512, 32)), np.zeros(512, int)
-    train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)  # lazy state allocated
+    x = np.random.default_rng(0).normal(size=(batch, *network.input_shape))
+    labels = np.zeros(batch, int)
+    train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
-        peak = tracemalloc.get_traced_memory()[1] - start
+        return tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
+
+
+@pytest.mark.parametrize("rule_name", ["DFA", "DRTP"])
+def test_a_direct_feedback_step_holds_one_projected_signal_at_a_time(rule_name):
+    # the activations the step holds, plus one hidden block's signal: not one per block
+    network = mlp(32, (64, 64, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
+    peak = _step_peak(network, RULES.get(rule_name)(network, np.random.default_rng(2)), 512)
     held, signal = held_values(network, streaming=False) * 512 * 8, 64 * 512 * 8
     assert peak < held + 1.5 * signal  # three signals held at once would pass 2
 
@@ -215,19 +222,7 @@ def test_streaming_peak_at_a_large_batch_is_its_activations_and_one_slice():
     # targets (2 x 10 values per example) and about two slices (the signal's and the kept
     # features' copy), not a whole signal more
     network = mlp(96, (128, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
-    rule = DRTP(network, np.random.default_rng(2), streaming=True)
-    optimizer = SGD(network.parameters(), lr=1e-6)
-    x, labels = np.random.default_rng(0).normal(size=(4096, 96)), np.zeros(4096, int)
-    train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        tracemalloc.reset_peak()
-        # the batch handed over (so that it goes after the first block) and counted
-        train_step(network, rule, optimizer, MSELoss(), x.copy(), labels)
-        peak = tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
+    peak = _step_peak(network, DRTP(network, np.random.default_rng(2), streaming=True), 4096)
     held = held_values(network, streaming=True) * 4096 * 8
     assert held == (96 + 128) * 4096 * 8
     assert peak < held + 20 * 4096 * 8 + 2.5 * (512 << 10)  # a whole signal: 4 MiB more
