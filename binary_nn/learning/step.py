@@ -97,12 +97,16 @@ def streaming_step(
 ) -> StepResult:
     """A step of a rule whose hidden signal is known before the forward pass (DRTP): each
     hidden block takes its update as soon as its own forward is done, then releases what it
-    kept, so that no more than one block's activations are held at a time. A block's signal
-    is made ``chunk_bytes`` at a time, each slice of features taking its part of the update
-    (the features of a block's local step are independent, batch norm's included).
+    kept, so that no more than one block's activations are held at a time. A block whose
+    whole signal would take more than ``chunk_bytes`` and more than the room under the step's
+    fullest point takes its update a slice of features at a time (the features of a block's
+    local step are independent, batch norm's included), so that the signal adds little to
+    the activations' memory.
 
     The numbers equal :func:`train_step`'s: a block's update changes nothing the blocks above
-    it compute in the same step. Only a loss that is not finite comes too late here to stop
+    it compute in the same step. (Bit for bit while each signal goes whole; a weight
+    gradient taken in slices may differ in its last bits, as BLAS rounds a product's columns
+    by the width it is given.) Only a loss that is not finite comes too late here to stop
     the hidden blocks' updates.
     """
     target = one_hot(labels, network.n_classes, network.dtype)
@@ -115,13 +119,16 @@ def streaming_step(
     # a block's signal may fill what the step holds at its fullest anyway (the most any block
     # holds alone); beyond that, and beyond chunk_bytes, it is made a few features at a time.
     # Half of that room: a slice's signal comes with a copy of the kept features it meets.
-    held = [block_held_values(block) for block in network.blocks]
-    itemsize = network.dtype.itemsize
+    itemsize, held = network.dtype.itemsize, None
     for k, block in enumerate(network.hidden_blocks):
         out = block.forward(h, train=True)
-        room = max(chunk_bytes, (max(held) - held[k]) * len(h) * itemsize // 2)
-        slices = feature_slices(block, len(h), itemsize, room)
-        for features in slices if len(slices) > 1 else [None]:
+        slices: list[slice | None] = [None]  # the whole signal at once
+        if len(h) * block.output_size * itemsize > chunk_bytes:
+            held = held or [block_held_values(b) for b in network.blocks]
+            room = max(chunk_bytes, (max(held) - held[k]) * len(h) * itemsize // 2)
+            found = feature_slices(block, len(h), itemsize, room)
+            slices = [*found] if len(found) > 1 else slices
+        for features in slices:
             # the projection is this step's own array: the block may compute in its memory
             projected = rule.project(signal, k, features)
             block.backward(projected, need_input_grad=False, overwrite=True, features=features)
