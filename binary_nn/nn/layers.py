@@ -12,8 +12,9 @@ product of the step). ``forward(x, overwrite=True)`` likewise lets a layer compu
 Linear's output features, a convolution's channels): ``grad`` holds those features only, the
 parameters' gradients are written for them alone, and the input gradient, when one is wanted,
 is that of the same features. A weight layer mixes its input features, so it gives no input
-gradient then. A block's local step (DFA, DRTP) can so be taken a few features at a time, with
-the same numbers, without its whole signal in memory at once.
+gradient then. A block's local step (DFA, DRTP) can so be taken a few features at a time,
+without its whole signal in memory at once, with the same numbers (up to how BLAS rounds a
+weight gradient's columns, which may depend on the width it is given).
 
 A layer names its state: :meth:`Layer.named_parameters` (trained) and
 :meth:`Layer.named_buffers` (kept but not trained, such as batch norm's running statistics);
