@@ -67,6 +67,8 @@ def test_sign_maps_zero_and_negative_zero_to_minus_one(kernel_backend, dtype):
     values = np.array([[-1.5, -0.0, 0.0, 1e-30, 3.0]], dtype)
     out = kernels.sign_into(values, np.empty_like(values))
     np.testing.assert_array_equal(out, np.array([[-1, -1, -1, 1, 1]], dtype))
+    assert kernels.sign_into(values, values) is values  # in place: the same numbers
+    np.testing.assert_array_equal(values, out)
 
 
 def test_activation_derivatives_equal_their_formulas(rng, kernel_backend, dtype):

@@ -206,10 +206,20 @@ def _sign_loop(values, out):
         out[i] = 1 if values[i] > 0 else -1
 
 
+@_compile
+def _sign_in_place_loop(values):  # its own loop: see the activation derivatives below
+    for i in range(values.size):
+        values[i] = 1 if values[i] > 0 else -1
+
+
 def sign_into(values: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = +1 where values > 0, else -1`` (0 maps to -1); returns ``out``."""
+    """``out = +1 where values > 0, else -1`` (0 maps to -1); returns ``out`` (which may be
+    ``values`` itself)."""
     if _use_numba(values, out):
-        _sign_loop(values.reshape(-1), out.reshape(-1))
+        if out is values:
+            _sign_in_place_loop(values.reshape(-1))
+        else:
+            _sign_loop(values.reshape(-1), out.reshape(-1))
         return out
     # 2 * (v > 0) - 1 without a boolean temporary of the full size
     np.greater(values, 0, out=out)
