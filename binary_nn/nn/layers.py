@@ -45,6 +45,11 @@ from .quantizers import WeightQuantizer
 Shape = tuple[int, ...]
 
 
+def _all(features: slice | None) -> slice:
+    """The slice of features a backward step covers (every one when None)."""
+    return slice(None) if features is None else features
+
+
 def _of(array: np.ndarray, features: slice | None) -> np.ndarray:
     """The features' part of ``array`` (its last axis), C-contiguous: the compiled kernels
     then take it as they take the whole (the same loops, the same numbers)."""
@@ -244,7 +249,7 @@ class Linear(WeightLayer):
     ) -> np.ndarray | None:
         assert self._x is not None and self._w is not None, "backward before a training forward"
         _mixing(self, features, need_input_grad)
-        columns = slice(None) if features is None else features
+        columns = _all(features)
         weight_grad = self.weight.grad[:, columns]
         np.matmul(self._x.T, grad, out=weight_grad)
         self.quantizer.backward(weight_grad, self.weight.value[:, columns])
@@ -348,7 +353,7 @@ class BatchNorm(Layer):
     ) -> np.ndarray | None:
         assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
         shape = grad.shape
-        every = slice(None) if features is None else features
+        every = _all(features)
         # exact gradient through the batch mean and variance (each feature's own)
         result = batchnorm_backward(
             grad.reshape(-1, shape[-1]),
@@ -446,7 +451,7 @@ class Conv2d(WeightLayer):
         _mixing(self, features, need_input_grad)
         padded, k = self._padded, self.k
         grad = np.ascontiguousarray(grad)
-        channels = slice(None) if features is None else features
+        channels = _all(features)
         weight_grad = self.weight.grad.reshape(self.fan_in, -1)[:, channels]
         # a contiguous transpose: OpenBLAS multiplies by it 3-4x faster than by the view here
         w_t = np.ascontiguousarray(self._w.T) if need_input_grad else None
