@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 from .errors import BinaryNNError, ConfigError
 
@@ -44,13 +47,39 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
-def run_cli(prog: str, main: Callable[[], int | None]) -> int:
-    """Call ``main``; a user error prints ``prog: error: <sentence>`` and returns its exit code."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch scheduler's time limit) while a command runs: unwinds like
+    Ctrl-C, so a run stops where it is and keeps everything logged so far."""
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def terminate(signum, frame):
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        return main() or 0
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_cli(prog: str, main: Callable[[], int | None]) -> int:
+    """Call ``main``; a user error prints ``prog: error: <sentence>`` and returns its exit code.
+    Ctrl-C and SIGTERM stop it with one line (exit codes 130 and 143)."""
+    try:
+        with _sigterm_unwinds():
+            return main() or 0
     except BinaryNNError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print(f"{prog}: terminated (SIGTERM); everything logged so far is kept", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; everything logged so far is kept", file=sys.stderr)
         return 130

@@ -6,9 +6,11 @@ import fcntl
 import json
 import os
 import shlex
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -334,3 +336,22 @@ def test_binarize_last_has_both_spellings(tmp_path):
         out = tmp_path / flag
         assert main([*FAST, flag, "--out", str(out)]) == 0
         assert json.loads((out / "config.json").read_text())["binarize_last"] is True
+
+
+def test_sigterm_stops_a_run_with_one_sentence_and_keeps_what_it_logged(tmp_path):
+    # a batch scheduler's time limit sends SIGTERM: the run must stop like Ctrl-C, not vanish
+    out = tmp_path / "r"
+    command = [sys.executable, "-m", "binary_nn.train", *FAST, "-e", "100000", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    for _ in range(600):  # until it has logged a few batches (60 s at most)
+        if metrics.exists() and metrics.read_text().count("\n") > 5:
+            break
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert stderr.strip().count("\n") == 0 and "terminated (SIGTERM)" in stderr
+    assert f"run directory {out} keeps everything logged so far" in stdout
+    assert not (out / "summary.json").exists()
+    assert all(json.loads(line) for line in metrics.read_text().splitlines())
