@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from binary_nn.data import load_dataset
 from binary_nn.deploy.c_code import c_model
-from binary_nn.deploy.inference import Engine
+from binary_nn.deploy.engine import Engine
 from binary_nn.deploy.packed import pack_bits, pack_network
 from binary_nn.nn import kernels
 from binary_nn.predict import integer_pixels

@@ -19,7 +19,7 @@ class HelpFormatter(argparse.HelpFormatter):
         text = action.help or ""
         if (
             "default" not in text
-            and action.default not in (None, False, argparse.SUPPRESS)
+            and action.default not in (None, False, "", argparse.SUPPRESS)
             and action.option_strings
         ):
             text += " (default: %(default)s)"

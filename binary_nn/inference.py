@@ -1,6 +1,6 @@
-"""The packed inference engine (see :mod:`binary_nn.deploy.inference`)."""
+"""The packed inference engine (see :mod:`binary_nn.deploy.engine`)."""
 
-from .deploy.inference import Engine, predict
+from .deploy.engine import Engine, predict
 from .deploy.packed import PackedModel, load_packed
 
 __all__ = ["Engine", "PackedModel", "load_packed", "predict"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from .cli import ArgumentParser, describe, run_cli
 from .data import load_dataset
-from .deploy.inference import Engine
+from .deploy.engine import Engine
 from .deploy.packed import PackedModel, load_packed
 from .errors import ConfigError
 from .files import write_bytes_atomic

@@ -5,7 +5,7 @@ The entry point only; the work is in :mod:`binary_nn.experiments.report`.
 
 import sys
 
-from .experiments.report import main
+from .experiments.reporting import main
 
 if __name__ == "__main__":
     sys.exit(main())

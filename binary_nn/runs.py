@@ -1,11 +1,11 @@
 """``python -m binary_nn.runs [DIR]``: past runs as a table.
 
-The entry point only; the work is in :mod:`binary_nn.experiments.runs`.
+The entry point only; the work is in :mod:`binary_nn.experiments.run_list`.
 """
 
 import sys
 
-from .experiments.runs import main
+from .experiments.run_list import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,10 +20,10 @@ import numpy as np
 from .cli import describe, run_cli
 from .data import DATASETS, load_dataset
 from .learning.cost import cost_summary, render
+from .options import build_parser, parsed_values
 from .run.config import TrainConfig
 from .run.loop import build_network
 from .run.tracking import write_json_atomic
-from .train import build_parser
 
 PROG = "binary_nn.summary"
 
@@ -37,13 +37,11 @@ def _shape(config: TrainConfig) -> tuple[tuple[int, ...], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    parser.prog = PROG
-    parser.description = describe(__doc__)
+    parser = build_parser(TrainConfig, PROG, describe(__doc__), groups=("data", "model"))
     parser.add_argument("--json", metavar="FILE", help="also write both tables as JSON")
 
     def job() -> int:
-        args = vars(parser.parse_args(list(sys.argv[1:] if argv is None else argv)))
+        args = parsed_values(parser, sys.argv[1:] if argv is None else argv)
         json_path = args.pop("json")
         config = TrainConfig(**args).resolved()
         input_shape, n_classes = _shape(config)

@@ -1,11 +1,11 @@
 """``python -m binary_nn.sweep FILE.yaml``: run a Weights & Biases grid sweep file.
 
-The entry point only; the work is in :mod:`binary_nn.experiments.sweep`.
+The entry point only; the work is in :mod:`binary_nn.experiments.search`.
 """
 
 import sys
 
-from .experiments.sweep import main
+from .experiments.search import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ CASES = [
     (["--hidden", "-3"], "--hidden", "positive integers"),
     (["--lr", "0"], "--lr", "> 0"),
     (["--lr=-1e-3"], "--lr", "> 0"),
-    (["--lr", "fast"], "--lr", "invalid float value"),
+    (["--lr", "fast"], "--lr", "a finite number > 0"),
     (["--bogus"], "unrecognized arguments: --bogus", "see --help"),
     (["-b", "0"], "-b/--batchsize", ">= 1"),
     (["-b", "5000"], "-b/--batchsize", "larger than the training set"),

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from binary_nn.errors import ConfigError
+from binary_nn.experiments.campaign import build_jobs, bundled_settings, main, read_settings
 from binary_nn.experiments.jobs import parse_seeds, run_jobs
-from binary_nn.experiments.repeat import build_jobs, bundled_settings, main, read_settings
 
 SETTINGS = {
     "name": "tiny",

@@ -192,8 +192,8 @@ def test_report_checks_its_outputs_before_writing_any(tmp_path, capsys):
 
 
 def test_bundled_published_tables_and_cifar_settings():
-    from binary_nn.experiments.repeat import bundled_settings, read_settings
-    from binary_nn.experiments.report import parse_published, published_table
+    from binary_nn.experiments.campaign import bundled_settings, read_settings
+    from binary_nn.experiments.reporting import parse_published, published_table
 
     rows = parse_published(published_table("cifar10"))
     assert rows[("CIFAR10", True, "GD", "tanh", True)]["test/accuracy"] == "0.5107"
@@ -207,7 +207,7 @@ def test_dry_run_prints_command_lines_that_run(tmp_path, capsys):
 
     assert repeat_main(["digits", "--seeds", "1", "--dry-run"]) == 0
     first = capsys.readouterr().out.splitlines()[0]
-    assert first.startswith("python -m binary_nn.train --lr 0.0003 --hidden 128,64")
+    assert first.startswith("python -m binary_nn.train --hidden 128,64 --lr 0.0003")
     words = shlex.split(first)[3:]
     out = tmp_path / "r"
     assert main([*words, "--epochs", "1", "--out", str(out), "--overwrite"]) == 0

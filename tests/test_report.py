@@ -6,8 +6,8 @@ import json
 import pytest
 import yaml
 
-from binary_nn.experiments.repeat import main as repeat_main
-from binary_nn.experiments.report import learning_curve, main, make_report
+from binary_nn.experiments.campaign import main as repeat_main
+from binary_nn.experiments.reporting import learning_curve, main, make_report
 
 # the report needs the `report` extra; without it these tests skip
 pytest.importorskip("pandas")

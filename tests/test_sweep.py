@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from binary_nn.experiments.report import make_report
-from binary_nn.experiments.sweep import build_jobs, load_sweep, main, point_args
+from binary_nn.experiments.reporting import make_report
+from binary_nn.experiments.search import build_jobs, load_sweep, main, point_args
 from binary_nn.train import main as train_main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 """The deploy tier: trained networks bit-packed for inference, the packed engine, C export."""
 
 from .c_code import CModel, c_model
-from .inference import Engine, predict
+from .engine import Engine, predict
 from .packed import PackedLayer, PackedModel, load_packed, pack_network
 
 __all__ = [

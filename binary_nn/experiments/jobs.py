@@ -19,12 +19,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DiskFullError
+from ..options import identity_keys
 from ..run.config import TrainConfig
 from ..run.tracking import CONFIG_FILE, finished_summary, write_json_atomic
 
 ERROR_FILE = "error.json"
-#: configuration keys that do not change what a run computes
-IRRELEVANT = {"argv", "out", "overwrite", "verbose", "data_dir", "wandb", "run_name", "save"}
 
 
 @dataclass
@@ -227,9 +226,7 @@ def check_same_configuration(job: Job) -> None:
         return
     wanted = job.config.resolved().to_dict()
     differ = [
-        key
-        for key, value in wanted.items()
-        if key not in IRRELEVANT and key in stored and stored[key] != value
+        key for key in identity_keys(TrainConfig) if key in stored and stored[key] != wanted[key]
     ]
     if differ:
         shown = "; ".join(f"{k}: {stored[k]!r} there, {wanted[k]!r} here" for k in differ[:4])

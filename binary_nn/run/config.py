@@ -1,125 +1,214 @@
-"""The run configuration: one validated dataclass shared by the CLI, the API and the sweeps."""
+"""The run configuration: one validated dataclass shared by the CLI, the API and the sweeps.
+
+Every field is an option declared once (:func:`binary_nn.options.option`): its flags, help,
+group, check and role. The parser, the validation, :meth:`TrainConfig.command_line`, the
+sweeps' parameter check, a campaign's identity and the report's sections derive from them.
+"""
 
 from __future__ import annotations
 
-import re
+import json
 from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
 
 import numpy as np
 
+from .. import options as opts
 from ..errors import ConfigError
 from ..learning.rules import RULES
 from ..nn.activations import ACTIVATIONS
 from ..nn.network import parse_conv
 from ..nn.quantizers import WEIGHT_STES
+from ..options import Needs, option
 
 DTYPES = ("float32", "float64")
+PROGRAM = ("python", "-m", "binary_nn.train")
 
 
-def parse_hidden(text: str | list | tuple) -> tuple[int, ...]:
+def parse_hidden(text: str | list[Any] | tuple[Any, ...]) -> tuple[int, ...]:
     """``"700,500"`` -> ``(700, 500)``; anything but positive integers is a :class:`ConfigError`."""
-    if isinstance(text, (list, tuple)):
-        items = [str(v) for v in text]
-    else:
-        items = str(text).split(",")
-    if not all(re.fullmatch(r"\s*[0-9]+\s*", item) for item in items) or any(
-        int(item) < 1 for item in items
-    ):
-        raise ConfigError(
-            f"--hidden must be a comma-separated list of positive integers such as 700,500, "
-            f"got {text!r}"
-        )
-    return tuple(int(item) for item in items)
+    return opts.int_list(text, "--hidden")
+
+
+def _conv(value: Any, flag: str) -> str:
+    """A convolution spec, checked (see :func:`~binary_nn.nn.network.parse_conv`)."""
+    spec = "" if value is None else str(value) if isinstance(value, str) else ",".join(value)
+    parse_conv(spec)
+    return spec
+
+
+def _streams(config: TrainConfig) -> bool:
+    return RULES.get(config.method).supports_streaming
+
+
+BN = Needs("--bn", lambda c: c.bn)
+BINARY_WEIGHTS = Needs("--binarize", lambda c: c.binarize)
+ALIGNMENT_ON = Needs("--alignment-every other than 0", lambda c: c.alignment_every != 0)
 
 
 @dataclass
 class TrainConfig:
     """Everything that defines a training run; field names follow the CLI flags.
 
-    Defaults reproduce the published code (see SPEC.md). Call :meth:`resolved` to validate
-    and canonicalise it (``BP`` -> ``GD``, a seed drawn when none is given).
+    Defaults reproduce the published code (see the behaviour spec in the docs). Call
+    :meth:`resolved` to validate and canonicalise it (``BP`` -> ``GD``, a seed drawn when none
+    is given).
     """
 
-    method: str = "GD"
-    dataset: str = "digits"
-    epochs: int = 5
-    batchsize: int = 128
-    lr: float = 0.001
-    hidden: tuple[int, ...] = (700, 500)
-    conv: str = ""
-    init: float = 0.1
-    bn: bool = False
-    sn: bool = False
-    hidden_act: str = "tanh"
-    last_act: str = "tanh"
-    binarize: bool = False
-    binarize_last: bool = False
-    weight_clipping: float = 0.0
-    weight_ste: str = "identity"
-    seed: int | None = None
-    dtype: str = "float32"
-    data_dir: str | None = None
-    run_name: str | None = None
-    out: str | None = None
-    overwrite: bool = False
-    save: str | None = None
-    load: str | None = None
-    wandb: bool = False
-    verbose: int = 0
-    log_every: int = 1
-    streaming: bool = False
-    alignment_every: int | None = None
-    alignment_examples: int = 512
-    bn_recalibrate: int = 0
+    # --- data
+    dataset: str = option(
+        "digits", "-d", "--dataset", group="data", check=opts.text,
+        help="a registered dataset (digits, MNIST, FASHION_MNIST, CIFAR10; case-insensitive) "
+        "or a PATH.npz holding x_train, y_train, x_test, y_test",
+    )  # fmt: skip
+    data_dir: str | None = option(
+        None, "--data-dir", group="data", check=opts.text, effect="io",
+        help="where dataset files are looked for and cached "
+        "(default: $BINARY_NN_DATA, else the user cache directory)",
+    )  # fmt: skip
+    # --- model
+    hidden: tuple[int, ...] = option(
+        (700, 500), "--hidden", group="model", check=opts.int_list,
+        help="comma-separated hidden layer sizes",
+    )  # fmt: skip
+    conv: str = option(
+        "", "--conv", group="model", check=_conv, metavar="SPEC",
+        help="convolutional layers before --hidden, e.g. 32c5,mp2,64c5,mp2: {C}c{K} is a KxK "
+        "convolution with C channels (stride 1, zero padding K//2), mp{P} a PxP max-pool",
+    )  # fmt: skip
+    init: float = option(
+        0.1, "--init", group="model", check=opts.number(0),
+        help="weights are drawn from U(-init, init)",
+    )  # fmt: skip
+    bn: bool = option(
+        False, "--bn", group="model", kind="flag",
+        help="batch normalisation in every hidden layer",
+    )  # fmt: skip
+    sn: bool = option(
+        False, "--sn", group="model", kind="flag",
+        help="divide each hidden pre-activation by its fan-in",
+    )  # fmt: skip
+    hidden_act: str = option(
+        "tanh", "--hidden-act", group="model", check=opts.registered(ACTIVATIONS),
+        help=f"hidden activation: {', '.join(ACTIVATIONS.names())}",
+    )  # fmt: skip
+    last_act: str = option(
+        "tanh", "--last-act", group="model", check=opts.registered(ACTIVATIONS),
+        help=f"output activation: {', '.join(ACTIVATIONS.names())}",
+    )  # fmt: skip
+    binarize: bool = option(
+        False, "--binarize", group="model", kind="flag",
+        help="binary (sign) weights in the hidden layers; their real latent weights learn",
+    )  # fmt: skip
+    binarize_last: bool = option(
+        False, "--binarize_last", "--binarize-last", group="model", kind="flag",
+        help="binary weights in the output layer too",
+    )  # fmt: skip
+    weight_ste: str = option(
+        "identity", "--weight-ste", group="model", check=opts.registered(WEIGHT_STES),
+        needs=[BINARY_WEIGHTS],
+        help=f"gradient estimator of binary weights: {', '.join(WEIGHT_STES.names())}",
+    )  # fmt: skip
+    dtype: str = option(
+        "float32", "--dtype", group="model", check=opts.one_of(*DTYPES),
+        help=f"computation precision: {', '.join(DTYPES)}",
+    )  # fmt: skip
+    # --- learning
+    method: str = option(
+        "GD", "-m", "--method", group="learning", check=opts.registered(RULES),
+        help=f"learning rule: {', '.join(RULES.names())} (BP is an alias of GD)",
+    )  # fmt: skip
+    lr: float = option(
+        0.001, "--lr", group="learning", check=opts.number(0),
+        help="learning rate; gradients are sums over the batch, not means, so the published "
+        "runs use 1e-6 .. 1e-4",
+    )  # fmt: skip
+    batchsize: int = option(
+        128, "-b", "--batchsize", group="learning", check=opts.integer(1), help="batch size",
+    )  # fmt: skip
+    weight_clipping: float = option(
+        0.0, "--weight-clipping", group="learning", check=opts.number(),
+        help="clip every weight to [-c, c] after each update; off when <= 0",
+    )  # fmt: skip
+    streaming: bool = option(
+        False, "--streaming", group="learning", kind="flag", effect="measurement",
+        needs=[Needs("-m DRTP (a rule whose updates need no output error)", _streams)],
+        help="DRTP only: each hidden layer updates as soon as its forward is done and "
+        "releases its activations (same results, less memory)",
+    )  # fmt: skip
+    # --- run
+    epochs: int = option(
+        5, "-e", "--epochs", group="run", check=opts.integer(1), help="number of epochs",
+    )  # fmt: skip
+    seed: int | None = option(
+        None, "--seed", group="run",
+        check=opts.optional(opts.integer(0, 2**32 - 1, allowed="an integer in 0..2**32-1")),
+        help="seed of every random draw; drawn and reported when not given",
+    )  # fmt: skip
+    out: str | None = option(
+        None, "--out", group="run", check=opts.text, effect="io",
+        help="run directory (default: runs/<timestamp>-<name>)",
+    )  # fmt: skip
+    overwrite: bool = option(
+        False, "--overwrite", group="run", kind="flag", effect="io",
+        help="replace the run that --out already holds (refused otherwise)",
+    )  # fmt: skip
+    save: str | None = option(
+        None, "--save", group="run", check=opts.text, effect="io", metavar="PATH",
+        help="write the trained model and feedback matrices to this .npz",
+    )  # fmt: skip
+    load: str | None = option(
+        None, "--load", group="run", check=opts.text, metavar="PATH",
+        help="start from this checkpoint .npz instead of drawing weights and feedback",
+    )  # fmt: skip
+    # --- logging and measurements
+    verbose: int = option(
+        0, "-v", "--verbose", group="logging", kind="count", effect="io",
+        help="-v: configuration and HSIC per epoch; -vv: every iteration",
+    )  # fmt: skip
+    wandb: bool = option(
+        False, "--wandb", group="logging", kind="flag", effect="io",
+        help="log to Weights & Biases (project '{dataset} custom')",
+    )  # fmt: skip
+    run_name: str | None = option(
+        None, "--run-name", group="logging", check=opts.text, effect="io",
+        help="run name; 'auto' gives '{METHOD} {binarised|continuous} {hidden_act}'",
+    )  # fmt: skip
+    log_every: int = option(
+        1, "--log-every", group="logging", check=opts.integer(1), effect="measurement",
+        help="record the per-iteration statistics every N iterations",
+    )  # fmt: skip
+    alignment_every: int | None = option(
+        None, "--alignment-every", group="logging", check=opts.optional(opts.integer(0)),
+        effect="measurement", metavar="N",
+        help="measure the alignment with backpropagation (align/*, flip/*) every N iterations; "
+        "0 turns it off (default: at every epoch end)",
+    )  # fmt: skip
+    alignment_examples: int = option(
+        512, "--alignment-examples", group="logging", check=opts.integer(1),
+        effect="measurement", metavar="N", needs=[ALIGNMENT_ON],
+        help="the alignment's probe batch: the first N training examples",
+    )  # fmt: skip
+    bn_recalibrate: int = option(
+        0, "--bn-recalibrate", group="logging", check=opts.integer(0), effect="measurement",
+        metavar="N", needs=[BN],
+        help="with --bn: before each evaluation, set batch norm's running statistics to the "
+        "average over the first N training batches under the current weights (no update; "
+        "0: the running averages of training, as the study has it)",
+    )  # fmt: skip
     argv: list[str] = field(default_factory=list)
 
     def resolved(self) -> TrainConfig:
         """A validated copy with canonical names and a concrete seed."""
-        _check(self.epochs, "-e/--epochs", "an integer >= 1", lambda v: v >= 1, int)
-        _check(self.batchsize, "-b/--batchsize", "an integer >= 1", lambda v: v >= 1, int)
-        _check(self.lr, "--lr", "a finite number > 0", lambda v: 0 < v < np.inf, float)
-        _check(self.init, "--init", "a finite number > 0", lambda v: 0 < v < np.inf, float)
-        _check(self.weight_clipping, "--weight-clipping", "a number", np.isfinite, float)
-        _check(self.log_every, "--log-every", "an integer >= 1", lambda v: v >= 1, int)
-        if self.alignment_every is not None:
-            _check(
-                self.alignment_every, "--alignment-every", "an integer >= 0", lambda v: v >= 0, int
-            )
-        _check(
-            self.alignment_examples,
-            "--alignment-examples",
-            "an integer >= 1",
-            lambda v: v >= 1,
-            int,
-        )
-        _check(self.bn_recalibrate, "--bn-recalibrate", "an integer >= 0", lambda v: v >= 0, int)
-        if self.seed is not None:
-            _check(self.seed, "--seed", "an integer in 0..2**32-1", lambda v: 0 <= v < 2**32, int)
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"unknown --dtype {self.dtype!r}; choose one of: {', '.join(DTYPES)}")
-        parse_conv(self.conv)  # a malformed spec is refused before any work
-        method = RULES.canonical(self.method)
-        if self.streaming and not RULES.get(method).supports_streaming:
-            raise ConfigError(
-                f"--streaming works only with a rule whose updates need no output error "
-                f"(-m DRTP), not -m {method}"
-            )
-        seed = self.seed
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        return replace(
-            self,
-            method=method,
-            hidden=parse_hidden(self.hidden),
-            hidden_act=ACTIVATIONS.canonical(self.hidden_act),
-            last_act=ACTIVATIONS.canonical(self.last_act),
-            weight_ste=WEIGHT_STES.canonical(self.weight_ste),
-            seed=seed,
-        )
+        values = opts.validate(self)
+        if values["seed"] is None:
+            values["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
+        return replace(self, **values)
 
     @property
     def auto_name(self) -> str:
-        """The name `--run-name auto` gives: "{METHOD} {binarised|continuous} {hidden_act}"."""
+        """The name ``--run-name auto`` gives: "{METHOD} {binarised|continuous} {hidden_act}"
+        (the published spelling of binary and real weights, which run names keep)."""
         weights = "binarised" if self.binarize else "continuous"
         return f"{self.method.upper()} {weights} {self.hidden_act}"
 
@@ -131,47 +220,36 @@ class TrainConfig:
     def command_line(self) -> str:
         """The ``python -m binary_nn.train`` command that runs this configuration (flags that
         differ from the defaults)."""
-        import shlex
+        return opts.command_line(self, PROGRAM)
 
-        default = TrainConfig()
-        words = ["python", "-m", "binary_nn.train"]
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("argv", "verbose") or value == getattr(default, f.name):
-                continue
-            flag = (
-                "--binarize_last" if f.name == "binarize_last" else "--" + f.name.replace("_", "-")
-            )
-            if isinstance(value, bool):
-                words.append(flag)
-            elif isinstance(value, (list, tuple)):
-                words += [flag, ",".join(map(str, value))]
-            else:
-                words += [flag, str(value)]
-        return shlex.join(words)
-
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["hidden"] = list(self.hidden)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> TrainConfig:
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """A configuration from a mapping of field names (a settings file, ``config.json``
+        without its facts); an unknown key is refused, naming it."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a configuration must be a mapping of options, got {data!r}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown configuration key(s): {', '.join(map(str, unknown))}")
         values = dict(data)
         if "hidden" in values:
             values["hidden"] = parse_hidden(values["hidden"])
         return cls(**values)
 
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> TrainConfig:
+        """The configuration a run directory's ``config.json`` (or a checkpoint) holds: its
+        option keys, without the facts about the model stored beside them."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a stored configuration must be a JSON object, got {data!r}")
+        known = {f.name for f in fields(cls)}
+        return cls.from_dict({k: v for k, v in data.items() if k in known})
 
-def _check(value, flag: str, allowed: str, ok, kind: type) -> None:
-    try:
-        number = kind(value)
-        valid = (kind is float or float(value) == number) and bool(ok(number))
-    except (TypeError, ValueError):
-        valid = False
-    if not valid:
-        raise ConfigError(f"{flag} must be {allowed}, got {value!r}")
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())

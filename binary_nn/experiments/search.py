@@ -36,6 +36,8 @@ import yaml
 
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
+from ..options import by_name
+from ..run.config import TrainConfig
 from ..run.tracking import write_json_atomic
 from .jobs import Job, run_jobs
 
@@ -92,8 +94,6 @@ def point_name(point: dict, varying: list[str]) -> str:
 
 def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     """Read and check a sweep file before anything runs; errors name the key."""
-    from ..train import build_parser
-
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -121,11 +121,9 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     if goal not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: 'metric.goal' must be maximize or minimize, got {goal!r}")
 
-    # the CLI's own parser says which flags exist (argparse keeps them in this mapping)
-    flags = build_parser()._option_string_actions
     grid: dict[str, list] = {}
     for name, spec in parameters.items():
-        if f"--{name}" not in flags:
+        if by_name(TrainConfig, str(name)) is None:
             raise ConfigError(
                 f"{path}: parameter {name!r} is not a flag of binary_nn.train "
                 f"(see python -m binary_nn.train --help)"
