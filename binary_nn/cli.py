@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -84,7 +85,17 @@ def run_cli(prog: str, main: Callable[[], int | None]) -> int:
         print(f"{prog}: interrupted; everything logged so far is kept", file=sys.stderr)
         return 130
     except BrokenPipeError:  # the reader of our output went away (| head): not an error
-        from .run.tracking import silence_stdout
-
         silence_stdout()
         return 0
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once its reader has gone (``| head``), so that nothing
+    written later, nor Python's flush at exit, raises ``BrokenPipeError``."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real stdout (a test's capture): nothing to redirect
+        pass
+    finally:
+        os.close(devnull)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -53,3 +56,21 @@ def check_writable(path: str | Path, flag: str) -> None:
         raise ConfigError(
             f"{flag}: cannot write {path} ({exc.strerror}); choose a writable path"
         ) from None
+
+
+def jsonable(value: Any) -> Any:
+    """Floats that JSON cannot hold (NaN, inf) become strings; numpy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    write_text_atomic(path, json.dumps(jsonable(data), indent=2) + "\n")

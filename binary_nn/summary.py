@@ -19,11 +19,11 @@ import numpy as np
 
 from .cli import describe, run_cli
 from .data import DATASETS, load_dataset
+from .files import write_json_atomic
 from .learning.cost import cost_summary, render
 from .options import build_parser, parsed_values
 from .run.config import TrainConfig
 from .run.loop import build_network
-from .run.tracking import write_json_atomic
 
 PROG = "binary_nn.summary"
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from . import options
 from .cli import run_cli
 from .run.config import TrainConfig
-from .run.tracking import Console
+from .run.console import Console
 
 PROG = "binary_nn.train"
 

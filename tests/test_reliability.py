@@ -233,7 +233,7 @@ def disk_full(*args, **kwargs):
 
 
 def test_a_full_disk_is_one_sentence_and_keeps_what_was_written(tmp_path, capsys, monkeypatch):
-    from binary_nn.run.tracking import RunDirectory
+    from binary_nn.run.run_dir import RunDirectory
 
     out = tmp_path / "run"
     original = RunDirectory.log_epoch
@@ -258,7 +258,7 @@ def test_a_full_disk_is_one_sentence_and_keeps_what_was_written(tmp_path, capsys
 
 def test_a_full_disk_stops_a_campaign_cleanly(tmp_path, capsys, monkeypatch):
     from binary_nn.repeat import main as repeat_main
-    from binary_nn.run.tracking import RunDirectory
+    from binary_nn.run.run_dir import RunDirectory
 
     monkeypatch.setattr(RunDirectory, "log_epoch", disk_full)
     out = tmp_path / "c"
@@ -319,7 +319,7 @@ def test_the_run_directory_is_printed_at_start_end_and_interruption(tmp_path, ca
         printed.startswith(f"run directory: {out}") and f"completed: run directory {out}" in printed
     )
 
-    from binary_nn.run.tracking import RunDirectory
+    from binary_nn.run.run_dir import RunDirectory
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt

@@ -19,9 +19,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DiskFullError
+from ..files import write_json_atomic
 from ..options import identity_keys
 from ..run.config import TrainConfig
-from ..run.tracking import CONFIG_FILE, finished_summary, write_json_atomic
+from ..run.run_dir import CONFIG_FILE, finished_summary
 
 ERROR_FILE = "error.json"
 
@@ -54,7 +55,7 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | N
 
     from ..errors import BinaryNNError, DiskFullError, DivergenceError
     from ..run.loop import run
-    from ..run.tracking import RunBusy, RunFinished
+    from ..run.run_dir import RunBusy, RunFinished
 
     assert config.out is not None, "a job's config names its run directory"
     run_dir = Path(config.out)

@@ -17,7 +17,7 @@ from pathlib import Path
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
 from ..files import write_text_atomic
-from ..run.tracking import CONFIG_FILE, LOCK_FILE, SUMMARY_FILE
+from ..run.run_dir import CONFIG_FILE, LOCK_FILE, SUMMARY_FILE
 
 PROG = "binary_nn.runs"
 COLUMNS = (

@@ -36,9 +36,9 @@ import yaml
 
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
+from ..files import write_json_atomic
 from ..options import by_name
 from ..run.config import TrainConfig
-from ..run.tracking import write_json_atomic
 from .jobs import Job, run_jobs
 
 PROG = "binary_nn.sweep"

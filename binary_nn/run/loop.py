@@ -30,7 +30,9 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .metrics import BatchStatistics
 from .probes import BatchNormRecalibration, Probe, default_probes
-from .tracking import RunDirectory, Tracker, wandb_tracker
+from .run_dir import RunDirectory
+from .tracker import Tracker
+from .wandb_tracker import wandb_tracker
 
 
 def _slug(text: str) -> str:
@@ -266,7 +268,7 @@ def run(
     trackers : list of Tracker, optional
         Extra destinations; the run directory, and W&B with ``config.wandb``, are added here.
     skip_finished : bool
-        Raise :class:`~binary_nn.run.tracking.RunFinished` instead of training when the run
+        Raise :class:`~binary_nn.run.run_dir.RunFinished` instead of training when the run
         directory already holds a finished run (campaigns resume this way).
     """
     config = config.resolved()

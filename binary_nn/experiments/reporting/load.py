@@ -15,7 +15,7 @@ from typing import Any
 from ...errors import ConfigError
 from ...options import result_keys
 from ...run.config import TrainConfig
-from ...run.tracking import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from ...run.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
 
 #: what a section's table has a row for: (rule, activation, binary weights)
 TRIPLE = ["method", "hidden_act", "binarize"]

@@ -1,0 +1,126 @@
+"""The console tracker: a progress bar per epoch, one line per epoch, hints when stuck."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+from ..cli import silence_stdout
+from .tracker import Tracker
+
+
+def _short(value: Any) -> str:
+    return "null" if value is None else f"{value:.4g}"
+
+
+class Console(Tracker):
+    """A progress bar per epoch and one line per epoch; ``verbose`` adds more.
+
+    ``verbose`` 0: progress bar and epoch lines; 1: also the configuration and the HSIC
+    values; 2: also every iteration's statistics.
+    """
+
+    def __init__(self, verbose: int = 0, stream: TextIO | None = None) -> None:
+        self.verbose = verbose
+        self.stream: TextIO | None = stream if stream is not None else sys.stdout
+        self._bar: tqdm | None = None
+        self._run_dir = ""
+        self._n_classes = 0
+        self._hinted = False
+        self._last_loss: float | None = None
+
+    def _print(self, text: str) -> None:
+        if self.stream is None:  # the reader went away (| head): training goes on silently
+            return
+        try:
+            (self._bar.write if self._bar is not None else print)(text, file=self.stream)
+            self.stream.flush()
+        except BrokenPipeError:
+            self.stream = None
+            silence_stdout()
+
+    def start(self, config: dict, info: dict) -> None:
+        self._run_dir = str(info.get("run_dir", ""))
+        self._n_classes = int(info.get("n_classes", 0))
+        self._hinted = False
+        self._last_loss = None
+        self._print(f"run directory: {self._run_dir}")
+        if self.verbose >= 1:
+            self._print("configuration:")
+            for key, value in {**config, **info}.items():
+                self._print(f"  {key}: {value}")
+        stored, packed = info["model_bytes"], info["model_bytes_packed"]
+        self._print(
+            f"model {info['architecture']}: {info['n_parameters']:,} parameters, "
+            f"{stored / 1e6:.3f} MB in memory, {packed / 1e6:.3f} MB with binary weights packed"
+        )
+
+    def epoch_start(self, epoch: int, n_iterations: int) -> None:
+        self._bar = tqdm(
+            total=n_iterations, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None
+        )
+
+    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        if self._bar is not None and "batch/loss" in metrics:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{metrics['batch/loss']:.4f}", refresh=False)
+        if self.verbose >= 2:
+            stats = " ".join(f"{k.removeprefix('batch/')}={_short(v)}" for k, v in metrics.items())
+            self._print(f"it {iteration}: {stats}")
+
+    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if "train/accuracy" in metrics:
+            parts = [f"epoch {epoch}: loss {metrics['train/loss']:.5f}"]
+            for split in ("train", "test"):  # an empty test split has no test scores
+                if f"{split}/accuracy" in metrics:
+                    parts.append(
+                        f"{split} acc {metrics[f'{split}/accuracy']:.4f} "
+                        f"f1 {metrics[f'{split}/f1']:.4f}"
+                    )
+            self._print("  ".join(parts) + f"  ({metrics['time/epoch']:.2f} s)")
+            self._hint_if_stuck(metrics)
+        if self.verbose >= 1:
+            for prefix in ("hsic/", "align/", "flip/"):
+                values = {k: v for k, v in metrics.items() if k.startswith(prefix)}
+                if values:
+                    self._print("  " + " ".join(f"{k}={_short(v)}" for k, v in values.items()))
+
+    def finish(self, summary: dict) -> None:
+        self._close_bar()
+        self._print(f"{summary.get('status', 'finished')}: run directory {self._run_dir}")
+
+    def abort(self, summary: dict) -> None:
+        self._close_bar()
+        if self._run_dir:
+            self._print(
+                f"stopped after {summary.get('epochs_completed', 0)} epochs: run directory "
+                f"{self._run_dir} keeps everything logged so far"
+            )
+
+    def _hint_if_stuck(self, metrics: dict) -> None:
+        """One line when training is stuck at chance level with saturated outputs: accuracy
+        near chance, a loss no better than every output at -1 (4 / classes) and flat since
+        the previous epoch (the published --lr 0.001 does that to small nets)."""
+        n, loss = self._n_classes, metrics["train/loss"]
+        previous, self._last_loss = self._last_loss, loss
+        if self._hinted or n < 2 or previous is None:
+            return
+        chance = metrics["train/accuracy"] < 2.5 / n
+        flat = abs(previous - loss) < 0.01 * previous
+        if chance and flat and loss >= 0.9 * 4 / n:
+            self._hinted = True
+            self._print(
+                f"hint: training is stuck at chance level with saturated outputs (loss "
+                f"{loss:.4f}); the gradients are sums over the batch, so the published runs "
+                "use --lr 1e-6 .. 1e-4: try --lr 1e-4"
+            )
+
+    def _close_bar(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,144 @@
+"""A run directory: ``config.json``, ``metrics.jsonl`` and ``summary.json``, claimed by a lock.
+
+It is written as the run goes (``metrics.jsonl`` is appended and flushed line by line, JSON
+documents are replaced atomically), so a killed run keeps every logged step.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import TextIO
+
+from ..errors import BinaryNNError, ConfigError
+from ..files import jsonable, write_json_atomic
+from .tracker import Tracker
+
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+LOCK_FILE = ".lock"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
+FINISHED = ("completed", "diverged")
+
+
+class RunBusy(ConfigError):
+    """Another process is writing the run directory."""
+
+
+class RunFinished(BinaryNNError):
+    """The run directory already holds a finished run (a campaign skips it)."""
+
+
+def finished_summary(run_dir: Path) -> dict | None:
+    """The run's summary if it finished, else None (never started, killed, or failed)."""
+    try:
+        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return summary if summary.get("status") in FINISHED else None
+
+
+class RunDirectory(Tracker):
+    """``config.json``, ``metrics.jsonl`` (one object per logged step) and ``summary.json``.
+
+    The directory is claimed before anything is written: an exclusive lock on its ``.lock``
+    file for as long as the run writes (released by the system even if the process is
+    killed), so that two writers never share it; a directory that already holds a run is
+    refused unless ``overwrite`` (a finished one raises :class:`RunFinished` when
+    ``skip_finished``, which campaigns use to resume).
+    """
+
+    def __init__(
+        self, path: str | Path, overwrite: bool = False, skip_finished: bool = False
+    ) -> None:
+        self.path = Path(path)
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file; give a directory for the run")
+        created = not self.path.exists()
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock: TextIO | None = open(self.path / LOCK_FILE, "a")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot write the run directory {self.path} ({exc.strerror}); choose a "
+                "writable --out"
+            ) from None
+        self._created = created
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._release()
+            raise RunBusy(
+                f"{self.path} is being written by another run; wait for it or choose another --out"
+            ) from None
+        held = [name for name in RUN_FILES if (self.path / name).exists()]
+        if held and skip_finished and finished_summary(self.path) is not None:
+            self._release()
+            raise RunFinished(f"{self.path} holds a finished run")
+        if held and not overwrite:
+            self._release()
+            raise ConfigError(
+                f"--out {self.path} already holds a run ({', '.join(held)}); choose another "
+                "directory, or pass --overwrite to replace it"
+            )
+        self._metrics: TextIO | None = None
+
+    def open(self) -> None:
+        """Start writing: the old summary goes, ``metrics.jsonl`` starts afresh."""
+        (self.path / SUMMARY_FILE).unlink(missing_ok=True)
+        self._metrics = open(self.path / METRICS_FILE, "w")
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()  # closing the file drops the lock
+            self._lock = None
+
+    def abandon(self) -> None:
+        """Give the directory back unused (the run failed before it started): a directory
+        this run created is removed again."""
+        self._release()
+        if self._created:
+            (self.path / LOCK_FILE).unlink(missing_ok=True)
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+
+    def start(self, config: dict, info: dict) -> None:
+        write_json_atomic(self.path / CONFIG_FILE, {**config, **info})
+
+    def _append(self, record: dict) -> None:
+        assert self._metrics is not None, "open() the run directory first"
+        self._metrics.write(json.dumps(jsonable(record)) + "\n")
+        self._metrics.flush()
+
+    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        self._append({"epoch": epoch, "iteration": iteration, **metrics})
+
+    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+        self._append({"epoch": epoch, "iteration": iteration, **metrics})
+        assert self._metrics is not None
+        os.fsync(self._metrics.fileno())
+
+    def finish(self, summary: dict) -> None:
+        self._close_metrics()
+        write_json_atomic(self.path / SUMMARY_FILE, summary)
+        self._release()
+
+    def _close_metrics(self) -> None:
+        if self._metrics is not None and not self._metrics.closed:
+            try:
+                self._metrics.close()
+            except OSError:  # a full disk: what could be written is written
+                pass
+
+    def close(self) -> None:
+        """Stop writing without a summary (an interrupted run) and give the directory up."""
+        self._close_metrics()
+        self._release()
+
+    def abort(self, summary: dict) -> None:
+        self.close()

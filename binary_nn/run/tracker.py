@@ -1,0 +1,31 @@
+"""Where a run's configuration and metrics go: the :class:`Tracker` hooks.
+
+Every destination (the run directory, the console, Weights & Biases) is a tracker; the training
+loop calls the same hooks on each of them, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class Tracker:
+    """Hooks a trainer calls; every one is optional."""
+
+    def start(self, config: dict[str, Any], info: dict[str, Any]) -> None:
+        """The resolved configuration and facts about the model (size, parameters)."""
+
+    def epoch_start(self, epoch: int, n_iterations: int) -> None:
+        pass
+
+    def log_batch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
+        pass
+
+    def log_epoch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
+        """End-of-epoch metrics; epoch 0 holds what is measured before training."""
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def abort(self, summary: dict[str, Any]) -> None:
+        """The run stopped before it finished (Ctrl-C, an error): no summary is written."""
