@@ -23,7 +23,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from binary_nn import RULES, SGD, MSELoss, mlp, train_step
+from binary_nn import RULES, SGD, MSELoss, classifier, train_step
 
 CONV, HIDDEN = "32c5,mp2,64c5,mp2", (1000,)
 VARIANTS = {
@@ -115,7 +115,9 @@ def main() -> None:
         )  # fmt: skip
         assert worker.stdout is not None and worker.stdin is not None
         worker.stdout.readline()
-        network = mlp((28, 28, 1), HIDDEN, 10, conv=CONV, rng=np.random.default_rng(1), **variant)
+        network = classifier(
+            (28, 28, 1), HIDDEN, 10, conv=CONV, rng=np.random.default_rng(1), **variant
+        )
         rule, optimizer = RULES.get("GD")(network), SGD(network.parameters(), 1e-5)
         ours, theirs = [], []
         with threadpool_limits(args.threads):

@@ -30,7 +30,7 @@ import tracemalloc
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from binary_nn import RULES, SGD, MSELoss, mlp, train_step
+from binary_nn import RULES, SGD, MSELoss, classifier, train_step
 from binary_nn.learning.cost import held_values
 
 HIDDEN = (700, 500, 300, 200)
@@ -39,7 +39,7 @@ RULE_NAMES = ("GD", "DFA", "DRTP", "DRTP (streaming)")
 
 def make(rule_name: str, binary: bool, seed: int = 1):
     options = {"batch_norm": True, "binarize": True, "hidden_activation": "signsat"}
-    network = mlp(784, HIDDEN, 10, init=0.1, rng=np.random.default_rng(seed),
+    network = classifier(784, HIDDEN, 10, init=0.1, rng=np.random.default_rng(seed),
                   **(options if binary else {}))  # fmt: skip
     streaming = rule_name.endswith("(streaming)")
     rule = RULES.get(rule_name.split()[0])(network, np.random.default_rng(2), streaming=streaming)
@@ -54,7 +54,7 @@ class HeldProbe:
     def __init__(self, network, rule) -> None:
         self.samples: list[int] = []
         copies = [
-            b.weights.weight.value.nbytes if b.weights.quantizer.binary else 0
+            b.weight_layer.weight.value.nbytes if b.weight_layer.quantizer.binary else 0
             for b in network.blocks
         ]
         if rule.streaming:

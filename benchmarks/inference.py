@@ -124,7 +124,7 @@ def main() -> None:
                 f"| accuracy {accuracy:.4f} |"
             )
         size = model.nbytes()
-        float_bytes = 4 * sum(b.weights.weight.value.size for b in float_net.blocks)
+        float_bytes = 4 * sum(b.weight_layer.weight.value.size for b in float_net.blocks)
         rows.append(
             f"| model size | {size:,} bytes packed against {float_bytes:,} float32 | "
             f"1/{float_bytes / size:.1f} |"

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 from .data import Dataset, load_dataset
 from .learning import DFA, DRTP, GD, RULES, SGD, LearningRule, MSELoss, train_step
-from .nn import Network, mlp
+from .nn import Network, classifier, mlp
 from .run.config import TrainConfig
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "Network",
     "TrainConfig",
     "__version__",
+    "classifier",
     "load_dataset",
     "mlp",
     "train_step",

@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         network, config = network_from_checkpoint(args.checkpoint)
         model = pack_network(network, DIVISORS.get(str(config.dataset).lower(), 127.5))
         model.source = {"checkpoint": str(args.checkpoint), "architecture": network.describe()}
-        float32_bytes = 4 * sum(math.prod(b.weights.weight.value.shape) for b in network.blocks)
+        float32_bytes = 4 * sum(
+            math.prod(b.weight_layer.weight.value.shape) for b in network.blocks
+        )
         out.mkdir(parents=True, exist_ok=True)
         for k, layer in enumerate(model.layers):
             print(f"layer {k}: {layer.describe()}")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import numeric_grad
 
-from binary_nn import DFA, GD, MSELoss, mlp
+from binary_nn import DFA, GD, MSELoss, classifier
 from binary_nn.learning import one_hot
 from binary_nn.run.alignment import (
     Alignment,
@@ -53,7 +53,7 @@ def test_gd_angles_are_zero(options):
 
 
 def test_dfa_with_the_transposed_forward_path_is_aligned_in_a_linear_network(rng):
-    network = mlp(6, [5, 4], 3, hidden_activation="id", last_activation="id", init=0.5,
+    network = classifier(6, [5, 4], 3, hidden_activation="id", last_activation="id", init=0.5,
                   dtype=np.float64, rng=rng)  # fmt: skip
     rule = DFA(network, rng)
     for k in range(2):
@@ -79,7 +79,7 @@ def test_random_feedback_is_not_aligned_at_the_start():
 
 @pytest.mark.parametrize("rule_class", [DFA, GD])
 def test_bp_twin_gradients_equal_finite_differences(rule_class, rng):
-    network = mlp(5, [4, 3], 3, batch_norm=True, init=0.5, dtype=np.float64, rng=rng)
+    network = classifier(5, [4, 3], 3, batch_norm=True, init=0.5, dtype=np.float64, rng=rng)
     x, labels = rng.normal(size=(8, 5)), rng.integers(0, 3, 8)
     twin = rule_and_backprop(network, rule_class(network, rng), MSELoss(), x, labels)
     target = one_hot(labels, 3, np.float64)
@@ -88,7 +88,7 @@ def test_bp_twin_gradients_equal_finite_differences(rule_class, rng):
         return float(np.sum((network.forward(x, train=True) - target) ** 2))
 
     for k, block in enumerate(network.hidden_blocks):
-        expected = numeric_grad(summed_loss, block.weights.weight.value)
+        expected = numeric_grad(summed_loss, block.weight_layer.weight.value)
         np.testing.assert_allclose(twin.bp_grads[k], expected, rtol=1e-5, atol=1e-8)
 
 
@@ -96,7 +96,7 @@ def test_flips_count_the_changed_signs():
     exp, _ = measure("DFA", binarize=True)
     probe = Alignment(n_examples=32)
     assert not any(k.startswith("flip/") for k in probe(exp))  # nothing to compare with yet
-    weight = exp.model.hidden_blocks[1].weights.weight.value
+    weight = exp.model.hidden_blocks[1].weight_layer.weight.value
     weight.reshape(-1)[:40] *= -1  # flip 40 of the 24 * 16 signs
     flips = probe(exp)
     assert flips["flip/1"] == pytest.approx(40 / weight.size) and flips["flip/0"] == 0

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from conftest import check_layer
 
-from binary_nn import DFA, DRTP, GD, SGD, MSELoss, mlp, train_step
+from binary_nn import DFA, DRTP, GD, SGD, MSELoss, classifier, train_step
 from binary_nn.data import Dataset
 from binary_nn.learning.cost import rule_costs
-from binary_nn.nn.layers import BatchNorm, Conv2d, MaxPool2d
+from binary_nn.nn.conv import Conv2d, MaxPool2d
+from binary_nn.nn.layers import BatchNorm
 from binary_nn.nn.network import parse_conv
 from binary_nn.nn.quantizers import SignQuantizer
 from binary_nn.run.config import TrainConfig
@@ -135,17 +136,17 @@ def reference_step(weights, feedback, x, labels, rule, lr):
 
 @pytest.mark.parametrize("rule_class", [GD, DFA, DRTP])
 def test_one_step_of_a_small_convnet_equals_the_direct_loops(rule_class, rng):
-    network = mlp((6, 6, 1), [4], 3, conv="2c3,mp2", init=0.5, dtype=np.float64, rng=rng)
+    network = classifier((6, 6, 1), [4], 3, conv="2c3,mp2", init=0.5, dtype=np.float64, rng=rng)
     rule = rule_class(network, np.random.default_rng(1))
     if rule.feedback:  # B ~ U(-1, 1) of (n_classes, C*H*W) for the conv block
         assert [m.shape for m in rule.feedback] == [(3, 3 * 3 * 2), (3, 4)]
-    weights = [b.weights.weight.value.copy() for b in network.blocks]
+    weights = [b.weight_layer.weight.value.copy() for b in network.blocks]
     x, labels = rng.normal(size=(5, 6, 6, 1)), rng.integers(0, 3, 5)
     expected = reference_step(weights, [m.copy() for m in rule.feedback], x, labels,
                               rule_class.name, 0.1)  # fmt: skip
     train_step(network, rule, SGD(network.parameters(), 0.1), MSELoss(), x, labels)
     for block, w in zip(network.blocks, expected, strict=True):
-        np.testing.assert_allclose(block.weights.weight.value, w, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(block.weight_layer.weight.value, w, rtol=1e-10, atol=1e-12)
 
 
 def test_conv_spec_tokens_and_errors():
@@ -158,7 +159,7 @@ def test_conv_spec_tokens_and_errors():
 
 
 def test_conv_costs_and_the_cli(tmp_path, capsys):
-    network = mlp((28, 28, 1), [1000], 10, conv="32c5,mp2,64c5,mp2")
+    network = classifier((28, 28, 1), [1000], 10, conv="32c5,mp2,64c5,mp2")
     gd = rule_costs(network)[0]
     conv = 28 * 28 * 25 * 32 + 14 * 14 * 25 * 32 * 64
     assert gd["forward_macs"] == conv + 7 * 7 * 64 * 1000 + 1000 * 10
@@ -184,18 +185,18 @@ def test_cifar_shaped_data_runs_end_to_end_and_checkpoints(tmp_path):
     with np.load(save) as f:
         assert f["conv.0.weight"].shape == (3, 3, 3, 4) and f["feedback.0"].shape == (10, 1024)
     again = build(TrainConfig(**common, load=str(save)).resolved(), dataset)
-    np.testing.assert_array_equal(again.model.blocks[1].weights.weight.value,
+    np.testing.assert_array_equal(again.model.blocks[1].weight_layer.weight.value,
                                   np.load(save)["conv.1.weight"])  # fmt: skip
 
 
 def test_a_convnet_is_evaluated_in_smaller_chunks_with_the_same_predictions(monkeypatch, rng):
     from binary_nn.run import probes
 
-    dense = mlp(784, [700, 500], 10)
-    convnet = mlp((28, 28, 1), [1000], 10, conv="32c5,mp2,64c5,mp2")
+    dense = classifier(784, [700, 500], 10)
+    convnet = classifier((28, 28, 1), [1000], 10, conv="32c5,mp2,64c5,mp2")
     assert probes.eval_chunk(dense) == probes.EVAL_CHUNK == 4096
     assert probes.eval_chunk(convnet) == 4096 * 784 // (28 * 28 * 32)  # the first conv's output
-    small = mlp((6, 6, 1), [5], 3, conv="2c3,mp2", batch_norm=True, rng=rng)
+    small = classifier((6, 6, 1), [5], 3, conv="2c3,mp2", batch_norm=True, rng=rng)
     images = rng.integers(0, 256, (10, 6, 6, 1), dtype=np.uint8)
     data = Dataset("tiny", images, rng.integers(0, 3, 10), images[:4], rng.integers(0, 3, 4))
     whole = probes.predict(small, data, "train")

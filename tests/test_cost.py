@@ -6,14 +6,14 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from binary_nn import DRTP, RULES, SGD, MSELoss, mlp, train_step
+from binary_nn import DRTP, RULES, SGD, MSELoss, classifier, train_step
 from binary_nn.learning.cost import cost_summary, held_values, layer_costs, rule_costs
 from binary_nn.summary import main as summary_main
 from binary_nn.train import main as train_main
 
 
 def small(**options):
-    return mlp((2, 3, 1), [5, 4], 3, rng=np.random.default_rng(0), **options)
+    return classifier((2, 3, 1), [5, 4], 3, rng=np.random.default_rng(0), **options)
 
 
 def test_macs_of_every_rule_by_hand():
@@ -32,7 +32,7 @@ def test_macs_of_every_rule_by_hand():
 
 
 def test_published_mlp_counts():
-    rules = {r["rule"]: r for r in rule_costs(mlp(784, [700, 500, 300, 200], 10))}
+    rules = {r["rule"]: r for r in rule_costs(classifier(784, [700, 500, 300, 200], 10))}
     assert rules["GD"]["forward_macs"] == 1_110_800
     assert rules["GD"]["backward_macs"] == 1_672_800
     assert rules["DFA"]["backward_macs"] == 1_127_800
@@ -148,7 +148,9 @@ def _step_peak(network, rule, batch):
 @pytest.mark.parametrize("rule_name", ["DFA", "DRTP"])
 def test_a_direct_feedback_step_holds_one_projected_signal_at_a_time(rule_name):
     # the activations the step holds, plus one hidden block's signal: not one per block
-    network = mlp(32, (64, 64, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
+    network = classifier(
+        32, (64, 64, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64
+    )
     peak = _step_peak(network, RULES.get(rule_name)(network, np.random.default_rng(2)), 512)
     held, signal = held_values(network, streaming=False) * 512 * 8, 64 * 512 * 8
     assert peak < held + 1.5 * signal  # three signals held at once would pass 2
@@ -164,7 +166,7 @@ NETWORKS = {  # small float64 networks of every kind of hidden block
 
 def _network(kind):
     shape = (6, 6, 2) if "conv" in NETWORKS[kind] else 20
-    return mlp(shape, (24, 13), 4, init=0.1, rng=np.random.default_rng(1), dtype=np.float64,
+    return classifier(shape, (24, 13), 4, init=0.1, rng=np.random.default_rng(1), dtype=np.float64,
                **NETWORKS[kind])  # fmt: skip
 
 
@@ -202,14 +204,14 @@ def test_streaming_takes_a_block_update_a_few_features_at_a_time(kind):
 def test_feature_slices_widths():
     from binary_nn.learning.step import feature_slices
 
-    block = mlp(20, (700,), 10).hidden_blocks[0]
+    block = classifier(20, (700,), 10).hidden_blocks[0]
     slices = feature_slices(block, 4096, 4, 512 << 10)
     assert [s.stop - s.start for s in slices] == [32] * 21 + [28]  # 32 x 4096 x 4 = 512 KiB
     assert feature_slices(block, 128, 4, 512 << 10) == [slice(0, 700)]  # the whole fits
 
 
 def test_a_weight_layer_gives_no_input_gradient_of_a_slice_of_features():
-    network = mlp(6, (5,), 3, rng=np.random.default_rng(0))
+    network = classifier(6, (5,), 3, rng=np.random.default_rng(0))
     block = network.hidden_blocks[0]
     block.forward(np.ones((4, 6), np.float32), train=True)
     with pytest.raises(ValueError, match="no input gradient of a slice"):
@@ -221,7 +223,9 @@ def test_streaming_peak_at_a_large_batch_is_its_activations_and_one_slice():
     # step's peak is the input and the first block's output (what held_values counts), the
     # targets (2 x 10 values per example) and about two slices (the signal's and the kept
     # features' copy), not a whole signal more
-    network = mlp(96, (128, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64)
+    network = classifier(
+        96, (128, 64), 10, init=0.1, rng=np.random.default_rng(1), dtype=np.float64
+    )
     peak = _step_peak(network, DRTP(network, np.random.default_rng(2), streaming=True), 4096)
     held = held_values(network, streaming=True) * 4096 * 8
     assert held == (96 + 128) * 4096 * 8

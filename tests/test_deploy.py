@@ -10,7 +10,7 @@ from binary_nn.data import load_dataset
 from binary_nn.deploy.packed import load_packed, pack_bits, pack_network, unpack_bits
 from binary_nn.export import main as export_main
 from binary_nn.inference import Engine
-from binary_nn.nn import mlp
+from binary_nn.nn import classifier
 from binary_nn.predict import integer_pixels
 from binary_nn.predict import main as predict_main
 from binary_nn.run.loop import network_from_checkpoint
@@ -81,7 +81,7 @@ def test_packed_engine_reproduces_the_float64_network(
 
 
 def test_negative_gamma_flips_the_threshold_direction(rng):
-    network = mlp(6, [8], 3, batch_norm=True, binarize=True, binarize_last=True,
+    network = classifier(6, [8], 3, batch_norm=True, binarize=True, binarize_last=True,
                   hidden_activation="sign", dtype=np.float64, rng=rng)  # fmt: skip
     bn = network.hidden_blocks[0].layers[1]
     bn.gamma.value[:] = rng.uniform(-2, 2, 8)

@@ -148,7 +148,7 @@ def test_block_chains_forward_and_backward(rng):
         input_shape=(2, 2, 1),
     )
     assert block.output_shape == (3,) and block.output_size == 3
-    assert block.activation is block.layers[-1] and block.weights is block.layers[1]
+    assert block.activation is block.layers[-1] and block.weight_layer is block.layers[1]
     assert sorted(block.named_state()) == [
         "batchnorm.beta",
         "batchnorm.gamma",
@@ -167,7 +167,7 @@ def test_block_without_input_gradient_still_fills_its_parameters(rng):
     x = rng.normal(size=(5, 4, 1))
     block.forward(x, train=True)
     assert block.backward(np.ones((5, 3)), need_input_grad=False) is None
-    np.testing.assert_allclose(block.weights.weight.grad, x.reshape(5, 4).T @ np.ones((5, 3)))
+    np.testing.assert_allclose(block.weight_layer.weight.grad, x.reshape(5, 4).T @ np.ones((5, 3)))
 
 
 def test_block_needs_one_weight_layer_and_one_activation(rng):

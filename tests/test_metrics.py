@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_score
 
-from binary_nn import GD, SGD, mlp
+from binary_nn import GD, SGD, classifier
 from binary_nn.run.metrics import (
     BatchStatistics,
     classification_scores,
@@ -51,7 +51,7 @@ def test_cosine_cka_matches_the_gram_matrix_definition(rng):
 
 
 def test_batch_statistics_match_numpy(rng, kernel_backend):
-    model = mlp(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
+    model = classifier(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=2.0, rng=rng)
     x = rng.normal(size=(16, 6)) * 3
     t = -np.ones((16, 3))
     model.keep_preactivations(True)  # as a step with statistics does
@@ -63,7 +63,7 @@ def test_batch_statistics_match_numpy(rng, kernel_backend):
         assert stats[f"batch/preact_var/{k}"] == pytest.approx(a.var())
     assert 0 < stats["batch/saturation/0"] < 1
     for k, block in enumerate(model.blocks):
-        g = block.weights.weight.grad
+        g = block.weight_layer.weight.grad
         assert stats[f"batch/grad_var/{k}"] == pytest.approx(g.var())
         assert stats[f"batch/grad_absmax/{k}"] == pytest.approx(np.abs(g).max())
     # the gradients' summaries may come from the optimizer's step instead
@@ -72,7 +72,7 @@ def test_batch_statistics_match_numpy(rng, kernel_backend):
 
 
 def test_information_plane_aligns_every_block_with_input_and_targets(rng):
-    model = mlp(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=1.0, rng=rng)
+    model = classifier(6, [5, 4], 3, hidden_activation="tanh", dtype=np.float64, init=1.0, rng=rng)
     x = rng.normal(size=(30, 6))
     targets = np.eye(3)[rng.integers(0, 3, 30)]
     plane = information_plane(model, x, targets)

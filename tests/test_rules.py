@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import numeric_grad
 
-from binary_nn import DFA, DRTP, GD, RULES, SGD, mlp
+from binary_nn import DFA, DRTP, GD, RULES, SGD, classifier
 from binary_nn.learning import one_hot
 
 # the rules and the optimizer are checked with the numpy and the numba kernels
@@ -14,11 +14,11 @@ pytestmark = pytest.mark.usefixtures("kernel_backend")
 def make_model(rng, **kwargs):
     options = dict(hidden_activation="tanh", last_activation="tanh", dtype=np.float64, init=0.5)
     options.update(kwargs)
-    return mlp(5, [4, 3], 3, rng=rng, **options)
+    return classifier(5, [4, 3], 3, rng=rng, **options)
 
 
 def weight_layers(model):
-    return [block.weights for block in model.blocks]
+    return [block.weight_layer for block in model.blocks]
 
 
 def batch(rng, n=6):
@@ -178,7 +178,7 @@ def test_sgd_rejects_non_positive_learning_rate(rng):
 
 
 def test_model_size_counts_binary_weights_as_bits(rng):
-    model = mlp(16, [8], 2, binarize=True, dtype=np.float32, rng=rng)
+    model = classifier(16, [8], 2, binarize=True, dtype=np.float32, rng=rng)
     stored, packed = model.memory_bytes()
     assert stored == (16 * 8 + 8 * 2) * 4
     assert packed == 16 * 8 // 8 + 8 * 2 * 4  # hidden weights packed, output weights real

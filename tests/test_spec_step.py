@@ -10,7 +10,7 @@ clipping. The package's one :func:`~binary_nn.learning.train_step` must give the
 import numpy as np
 import pytest
 
-from binary_nn import RULES, SGD, MSELoss, mlp, train_step
+from binary_nn import RULES, SGD, MSELoss, classifier, train_step
 
 pytestmark = pytest.mark.usefixtures("kernel_backend")
 
@@ -134,11 +134,11 @@ def test_one_full_batch_step_follows_spec(rule_name, option):
     opt = OPTIONS[option]
     rng = np.random.default_rng(11)
     network_options = {k: v for k, v in opt.items() if k != "clip"}
-    network = mlp(
+    network = classifier(
         5, [6, 4], 3, last_activation="tanh", dtype=np.float64, rng=rng, **network_options
     )
     rule = RULES.get(rule_name)(network, np.random.default_rng(2))
-    weights = [block.weights.weight.value.copy() for block in network.blocks]
+    weights = [block.weight_layer.weight.value.copy() for block in network.blocks]
     feedback = [m.copy() for m in rule.feedback]
     x = rng.normal(size=(16, 5))
     labels = rng.integers(0, 3, size=16)
@@ -159,9 +159,9 @@ def test_one_full_batch_step_follows_spec(rule_name, option):
 def test_output_layer_takes_the_plain_gradient_even_with_a_weight_ste():
     """--binarize_last --weight-ste tanh: the hidden layers' gradients are shaped, the output
     layer's are not (as the published code does)."""
-    network = mlp(
+    network = classifier(
         4, [3], 2, binarize=True, binarize_last=True, weight_ste="tanh", init=1.5,
         dtype=np.float64, rng=np.random.default_rng(0),
     )  # fmt: skip
-    hidden, output = (block.weights for block in network.blocks)
+    hidden, output = (block.weight_layer for block in network.blocks)
     assert hidden.quantizer.ste.name == "tanh" and output.quantizer.ste.name == "identity"

@@ -239,7 +239,7 @@ def test_bn_recalibration_sets_the_batch_average_and_leaves_training_unchanged(t
     BatchNormRecalibration(3)(exp)
     first = exp.model.blocks[0]
     norm = next(layer for layer in first.layers if isinstance(layer, BatchNorm))
-    w = first.weights.effective_weight()
+    w = first.weight_layer.effective_weight()
     chunks = exp.dataset.chunks("train", np.float64, config.batchsize, limit=384)
     pre = [x.reshape(len(x), -1) @ w for x in chunks]
     np.testing.assert_allclose(norm.running_mean, np.mean([p.mean(0) for p in pre], 0))

@@ -264,7 +264,7 @@ def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
     layers: list[PackedLayer] = []
     binary_input = False
     for k, block in enumerate(network.blocks):
-        weights = block.weights
+        weights = block.weight_layer
         if not isinstance(weights, Linear):
             raise ConfigError(
                 f"export packs dense networks; block {k} is a {weights.kind} layer, which the "

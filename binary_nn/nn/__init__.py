@@ -1,6 +1,7 @@
 """The network tier: layers, activations, weight quantizers, fused kernels, blocks, networks."""
 
 from .activations import ACTIVATIONS, Activation
+from .conv import Conv2d, MaxPool2d
 from .layers import (
     ActivationLayer,
     BatchNorm,
@@ -11,7 +12,7 @@ from .layers import (
     Scaler,
     WeightLayer,
 )
-from .network import Block, Network, mlp
+from .network import Block, Network, classifier, mlp
 from .quantizers import QUANTIZERS, WEIGHT_STES, SignQuantizer, WeightQuantizer, sign
 
 __all__ = [
@@ -22,15 +23,18 @@ __all__ = [
     "ActivationLayer",
     "BatchNorm",
     "Block",
+    "Conv2d",
     "Flatten",
     "Layer",
     "Linear",
+    "MaxPool2d",
     "Network",
     "Parameter",
     "Scaler",
     "SignQuantizer",
     "WeightLayer",
     "WeightQuantizer",
+    "classifier",
     "mlp",
     "sign",
 ]

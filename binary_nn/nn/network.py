@@ -2,32 +2,34 @@
 
 A :class:`Block` is the unit a learning rule addresses: a few layers ending in the block's
 activation, e.g. ``Linear -> [Scaler] -> [BatchNorm] -> activation``. It tells the rest of the
-package what it is made of — its :attr:`~Block.weights` layer, its :attr:`~Block.activation`,
+package what it is made of — its :attr:`~Block.weight_layer`, its :attr:`~Block.activation`,
 its :attr:`~Block.output_shape` and its named state — so that nothing outside it indexes its
 layers by position. A :class:`Network` is hidden blocks then an output block; its state names
 are ``{kind}.{block}.{name}`` (``linear.0.weight``, ``batchnorm.1.running_var``, ...).
 
-:func:`mlp` builds the feed-forward classifier of the published study.
+:func:`classifier` builds the feed-forward classifier of the published study, with
+optional convolutional blocks first.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from ..errors import ConfigError
 from .activations import ACTIVATIONS
+from .conv import Conv2d, MaxPool2d
 from .layers import (
     ActivationLayer,
     BatchNorm,
-    Conv2d,
     Flatten,
     Layer,
     Linear,
-    MaxPool2d,
     Parameter,
     Scaler,
     Shape,
@@ -58,7 +60,7 @@ class Block:
         activations = [layer for layer in self.layers if isinstance(layer, ActivationLayer)]
         if len(weights) != 1 or len(activations) != 1:
             raise ConfigError("a block needs exactly one weight layer and one activation")
-        self.weights: WeightLayer = weights[0]
+        self.weight_layer: WeightLayer = weights[0]
         self.activation: ActivationLayer = activations[0]
         kinds = [layer.kind for layer in self.layers if layer.state_dict()]
         if len(kinds) != len(set(kinds)):
@@ -67,6 +69,14 @@ class Block:
         self._input_grad_needed = [
             any(lower.parameters() for lower in self.layers[:i]) for i in range(len(self.layers))
         ]
+
+    @property
+    def weights(self) -> WeightLayer:
+        """Deprecated alias of :attr:`weight_layer` (removed in the next release)."""
+        warnings.warn(
+            "Block.weights is deprecated; use Block.weight_layer", DeprecationWarning, stacklevel=2
+        )
+        return self.weight_layer
 
     @property
     def output_size(self) -> int:
@@ -243,10 +253,10 @@ class Network:
         """Bytes of all parameters as stored, and with quantized weights packed to their bits."""
         stored = packed = 0
         for block in self.blocks:
-            bits = block.weights.quantizer.bits
+            bits = block.weight_layer.quantizer.bits
             for p in block.parameters():
                 stored += p.value.nbytes
-                if p is block.weights.weight and bits is not None:
+                if p is block.weight_layer.weight and bits is not None:
                     packed += -(-p.value.size * bits // 8)
                 else:
                     packed += p.value.nbytes
@@ -263,7 +273,8 @@ def parse_conv(spec: str | Sequence[str]) -> ConvSpec:
     zero padding K // 2 keep the image size), ``mp{P}`` a P x P max-pool with stride P.
     """
     tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec)]
-    tokens = [t for t in tokens if t]
+    if tokens == [""]:  # no convolution
+        return []
     layers: ConvSpec = []
     for token in tokens:
         conv = re.fullmatch(r"([0-9]+)c([0-9]+)", token)
@@ -276,13 +287,15 @@ def parse_conv(spec: str | Sequence[str]) -> ConvSpec:
             why = (
                 "a max-pool needs a convolution before it"
                 if pool
-                else ("use {C}c{K} with an odd K (e.g. 32c5) or mp{P} (e.g. mp2)")
+                else "an empty token (two commas?)"
+                if not token
+                else "use {C}c{K} with an odd K (e.g. 32c5) or mp{P} (e.g. mp2)"
             )
             raise ConfigError(f"--conv: bad token {token!r} in {spec!r}; {why}")
     return layers
 
 
-def mlp(
+def classifier(
     input_shape: int | Sequence[int],
     hidden: Sequence[int],
     n_classes: int,
@@ -298,6 +311,7 @@ def mlp(
     init: float = 0.1,
     dtype: type | np.dtype = np.float32,
     rng: np.random.Generator | None = None,
+    shape_only: bool = False,
 ) -> Network:
     """The bias-free multilayer perceptron of the published study, after optional
     convolutional blocks.
@@ -338,6 +352,10 @@ def mlp(
         ``float32`` or ``float64``.
     rng : numpy.random.Generator
         Source of the initial weights.
+    shape_only : bool
+        Draw nothing and hold no memory: every weight is a read-only zero-stride view of one
+        zero, so that the network tells its shapes, sizes and costs (the memory estimate, the
+        cost summary) at any size. It cannot be trained.
     """
     conv_layers = parse_conv(conv)
     if not hidden or any(int(h) < 1 for h in hidden):
@@ -351,6 +369,8 @@ def mlp(
     last_act = ACTIVATIONS.get(last_activation)
 
     def draw(shape: tuple[int, ...]) -> np.ndarray:
+        if shape_only:
+            return np.broadcast_to(np.zeros((), dtype), shape)
         # drawn in float64 then cast, so both dtypes start from the same weights; a few rows
         # at a time (the same numbers as one draw), so no float64 copy of it all is ever made
         w = np.empty(shape, dtype)
@@ -401,3 +421,9 @@ def mlp(
     output = linear(shape[0], int(n_classes), output_quantizer)
     blocks.append(Block([output, ActivationLayer(last_act)], shape))
     return Network(blocks, dtype)
+
+
+def mlp(*args: Any, **kwargs: Any) -> Network:
+    """Deprecated alias of :func:`classifier` (removed in the next release)."""
+    warnings.warn("mlp() is deprecated; use classifier()", DeprecationWarning, stacklevel=2)
+    return classifier(*args, **kwargs)

@@ -75,7 +75,7 @@ def forward_path(network: Network, k: int) -> np.ndarray:
     n_classes), the forward path's linearisation with activations and batch norm as identity."""
     path: np.ndarray | None = None
     for block in network.blocks[k + 1 :]:
-        w = block.weights.effective_weight()
+        w = block.weight_layer.effective_weight()
         w = w.reshape(-1, w.shape[-1])
         path = w if path is None else path @ w
     assert path is not None
@@ -106,7 +106,7 @@ def rule_and_backprop(
         h = block.forward(h, train=True)
     _, error = loss.value_and_error(h, target)
     target01 = (target + 1) / 2
-    weights = [block.weights.weight for block in network.hidden_blocks]
+    weights = [block.weight_layer.weight for block in network.hidden_blocks]
     rule_signals = rule.backward(error.copy(), target01)
     rule_grads = [w.grad.copy() for w in weights]
     bp_signals = GD(network).backward(error.copy(), target01)
@@ -163,7 +163,7 @@ class Alignment(Probe):
             metrics[f"align/signal/{k}"] = float(valid.mean()) if len(valid) else None
             metrics[f"align/signal_std/{k}"] = float(valid.std()) if len(valid) else None
             if isinstance(rule, DFA) and all(
-                isinstance(b.weights, Linear) for b in network.blocks[k + 1 :]
+                isinstance(b.weight_layer, Linear) for b in network.blocks[k + 1 :]
             ):  # a product of weight matrices is the path only through dense layers
                 metrics[f"align/weight/{k}"] = angle_degrees(
                     rule.feedback[k], forward_path(network, k).T
@@ -172,7 +172,7 @@ class Alignment(Probe):
 
     def _flips(self, network: Network) -> dict[str, float | None]:
         signs = [
-            sign(b.weights.weight.value) if b.weights.quantizer.binary else None
+            sign(b.weight_layer.weight.value) if b.weight_layer.quantizer.binary else None
             for b in network.hidden_blocks
         ]
         flips: dict[str, float | None] = {}

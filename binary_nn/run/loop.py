@@ -24,7 +24,7 @@ from ..learning.loss import LOSSES, MSELoss
 from ..learning.optim import SGD
 from ..learning.rules import RULES, LearningRule
 from ..learning.step import train_step
-from ..nn.network import Network, mlp
+from ..nn.network import Network, classifier
 from .alignment import Alignment
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -73,7 +73,7 @@ def build_network(
     rng: np.random.Generator | None = None,
 ) -> Network:
     """The network the model flags of ``config`` describe, for examples of ``input_shape``."""
-    return mlp(
+    return classifier(
         input_shape,
         config.hidden,
         n_classes,

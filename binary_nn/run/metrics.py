@@ -123,7 +123,7 @@ class BatchStatistics:
             summary = summarize(act.input, act.activation.saturation_threshold)
             stats[f"batch/saturation/{k}"] = summary.fraction_above
             stats[f"batch/preact_var/{k}"] = summary.variance
-        weight = block.weights.weight
+        weight = block.weight_layer.weight
         summary = (summaries or {}).get(weight) or summarize(weight.grad)
         stats[f"batch/grad_var/{k}"] = summary.variance
         stats[f"batch/grad_absmax/{k}"] = summary.abs_max
