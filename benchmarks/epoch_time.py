@@ -29,8 +29,9 @@ from threadpoolctl import threadpool_limits
 
 from binary_nn.data import Dataset, load_dataset
 from binary_nn.nn import kernels
+from binary_nn.run.build import build
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import build, train_epoch
+from binary_nn.run.loop import train_epoch
 from binary_nn.run.probes import EVAL_CHUNK, Evaluation
 
 evaluate = Evaluation()

@@ -37,7 +37,7 @@ from binary_nn.deploy.engine import Engine
 from binary_nn.deploy.packed import pack_bits, pack_network
 from binary_nn.nn import kernels
 from binary_nn.predict import integer_pixels
-from binary_nn.run.loop import network_from_checkpoint
+from binary_nn.run.checkpoint import network_from_checkpoint
 from binary_nn.run.probes import predict as float_predict
 
 DRIVER = r"""#define _POSIX_C_SOURCE 199309L

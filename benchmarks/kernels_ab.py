@@ -24,13 +24,13 @@ from threadpoolctl import threadpool_limits
 from binary_nn.data import Dataset, load_dataset
 from binary_nn.learning import train_step
 from binary_nn.nn import kernels
+from binary_nn.run.build import TrainingRun, build
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import Experiment, build
 
 BACKENDS = ("numpy", "numba")
 
 
-def train_batches(exp: Experiment, order: np.ndarray, batches: range) -> None:
+def train_batches(exp: TrainingRun, order: np.ndarray, batches: range) -> None:
     """The training loop's steps for ``batches`` of ``order``, with the statistics every
     iteration."""
     ds, model, size = exp.dataset, exp.model, exp.config.batchsize

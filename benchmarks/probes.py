@@ -20,8 +20,9 @@ from epoch_time import HIDDEN, VARIANTS, load, spread
 from threadpoolctl import threadpool_limits
 
 from binary_nn.run.alignment import Alignment
+from binary_nn.run.build import build
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import build, train_epoch
+from binary_nn.run.loop import train_epoch
 from binary_nn.run.probes import Evaluation, InformationPlane
 
 PROBES = {
@@ -52,7 +53,7 @@ def main() -> None:
                 exp = build(config.resolved(), dataset)
                 probes = {name: make() for name, make in PROBES.items()}
                 for probe in probes.values():  # compile and warm up before timing
-                    probe(exp)
+                    probe(exp.probe_context)
                 epochs: list[float] = []
                 seconds: dict[str, list[float]] = {name: [] for name in probes}
                 for _ in range(args.repeats):
@@ -61,7 +62,7 @@ def main() -> None:
                     epochs.append(time.perf_counter() - t0)
                     for name, probe in probes.items():
                         t0 = time.perf_counter()
-                        probe(exp)
+                        probe(exp.probe_context)
                         seconds[name].append(time.perf_counter() - t0)
                 for name, values in seconds.items():
                     shares = [v / e for v, e in zip(values, epochs, strict=True)]

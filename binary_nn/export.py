@@ -20,7 +20,7 @@ from .deploy.c_code import EXAMPLE, c_model
 from .deploy.packed import pack_network
 from .errors import ConfigError
 from .files import write_text_atomic
-from .run.loop import network_from_checkpoint
+from .run.checkpoint import network_from_checkpoint
 
 PROG = "binary_nn.export"
 #: the integer pixel scale of each built-in dataset: x = p / divisor - 1

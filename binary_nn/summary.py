@@ -22,8 +22,8 @@ from .data import DATASETS, load_dataset
 from .files import write_json_atomic
 from .learning.cost import cost_summary, render
 from .options import build_parser, parsed_values
+from .run.architecture import build_network
 from .run.config import TrainConfig
-from .run.loop import build_network
 
 PROG = "binary_nn.summary"
 

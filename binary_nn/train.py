@@ -9,34 +9,14 @@ Example (the published DFA run on CIFAR-10)::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
-from . import options
 from .cli import run_cli
-from .run.config import TrainConfig
+from .run.config import PROG, build_parser, config_from_args
+
+__all__ = ["PROG", "build_parser", "config_from_args", "main"]
 from .run.console import Console
-
-PROG = "binary_nn.train"
-
-
-DESCRIPTION = (
-    "Train a network, real or binary, with backpropagation (GD, alias BP), DFA or DRTP. "
-    "Gradients are sums over the batch, so the learning rates that work are small "
-    "(the published runs use 1e-6 .. 1e-4)."
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every :class:`TrainConfig` option, grouped."""
-    return options.build_parser(TrainConfig, PROG, DESCRIPTION)
-
-
-def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Parse a command line into a (not yet validated) :class:`TrainConfig`."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    return TrainConfig(**options.parsed_values(build_parser(), argv), argv=argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,8 +16,10 @@ from binary_nn.run.alignment import (
     row_angles,
     rule_and_backprop,
 )
+from binary_nn.run.build import build
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import build, run
+from binary_nn.run.loop import run
+from binary_nn.run.probes import ProbeContext
 from binary_nn.train import main
 
 
@@ -39,7 +41,7 @@ def measure(method, **options):
         method=method, dataset="digits", hidden=(24, 16), seed=3, dtype="float64", **options
     ).resolved()
     exp = build(config)
-    return exp, Alignment(n_examples=64)(exp)
+    return exp, Alignment(n_examples=64)(exp.probe_context)
 
 
 @pytest.mark.parametrize("options", [{}, {"bn": True, "hidden_act": "signtanh", "binarize": True}])
@@ -58,13 +60,11 @@ def test_dfa_with_the_transposed_forward_path_is_aligned_in_a_linear_network(rng
     rule = DFA(network, rng)
     for k in range(2):
         rule.feedback[k][...] = forward_path(network, k).T
-    exp = type("Exp", (), {})()  # the probe reads only these attributes of a run
-    exp.model, exp.rule, exp.loss = network, rule, MSELoss()
-    exp.dataset = type("Data", (), {})()
+    data = type("Data", (), {})()  # the probe reads only these attributes of the data
     x, labels = rng.normal(size=(20, 6)), rng.integers(0, 3, 20)
-    exp.dataset.chunks = lambda split, dtype, size, limit: iter([x[:limit]])
-    exp.dataset.y_train = labels
-    metrics = Alignment(n_examples=20)(exp)
+    data.chunks = lambda split, dtype, size, limit: iter([x[:limit]])
+    data.y_train = labels
+    metrics = Alignment(n_examples=20)(ProbeContext(network, rule, MSELoss(), data))
     for k in range(2):
         assert metrics[f"align/weight/{k}"] == pytest.approx(0, abs=1e-6)
         assert metrics[f"align/grad/{k}"] == pytest.approx(0, abs=1e-6)
@@ -95,10 +95,12 @@ def test_bp_twin_gradients_equal_finite_differences(rule_class, rng):
 def test_flips_count_the_changed_signs():
     exp, _ = measure("DFA", binarize=True)
     probe = Alignment(n_examples=32)
-    assert not any(k.startswith("flip/") for k in probe(exp))  # nothing to compare with yet
+    assert not any(
+        k.startswith("flip/") for k in probe(exp.probe_context)
+    )  # nothing to compare with yet
     weight = exp.model.hidden_blocks[1].weight_layer.weight.value
     weight.reshape(-1)[:40] *= -1  # flip 40 of the 24 * 16 signs
-    flips = probe(exp)
+    flips = probe(exp.probe_context)
     assert flips["flip/1"] == pytest.approx(40 / weight.size) and flips["flip/0"] == 0
 
 

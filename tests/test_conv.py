@@ -14,8 +14,9 @@ from binary_nn.nn.conv import Conv2d, MaxPool2d
 from binary_nn.nn.layers import BatchNorm
 from binary_nn.nn.network import parse_conv
 from binary_nn.nn.quantizers import SignQuantizer
+from binary_nn.run.build import build
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import build, run
+from binary_nn.run.loop import run
 from binary_nn.train import main
 
 pytestmark = pytest.mark.usefixtures("kernel_backend")

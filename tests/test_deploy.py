@@ -13,7 +13,7 @@ from binary_nn.inference import Engine
 from binary_nn.nn import classifier
 from binary_nn.predict import integer_pixels
 from binary_nn.predict import main as predict_main
-from binary_nn.run.loop import network_from_checkpoint
+from binary_nn.run.checkpoint import network_from_checkpoint
 from binary_nn.run.probes import predict as float_predict
 from binary_nn.train import main as train_main
 

@@ -9,8 +9,9 @@ import pytest
 
 from binary_nn.data import load_dataset
 from binary_nn.nn import kernels
+from binary_nn.run.build import build
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import build, train_epoch
+from binary_nn.run.loop import train_epoch
 
 DTYPES = [np.float32, np.float64]
 

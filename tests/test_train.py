@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from binary_nn.run.build import build
 from binary_nn.run.checkpoint import save_checkpoint
 from binary_nn.run.config import TrainConfig
-from binary_nn.run.loop import build, run
+from binary_nn.run.loop import run
 from binary_nn.run.probes import Evaluation
 from binary_nn.train import main
 
@@ -120,7 +121,7 @@ def test_save_then_load_round_trips_exactly(tmp_path):
     for key, array in state.items():
         np.testing.assert_array_equal(array, saved[key])
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
-    assert Evaluation()(exp)["test/accuracy"] == summary["test/accuracy"]
+    assert Evaluation()(exp.probe_context)["test/accuracy"] == summary["test/accuracy"]
 
 
 def test_a_checkpoint_of_release_0_1_0_loads_unchanged():
@@ -131,7 +132,9 @@ def test_a_checkpoint_of_release_0_1_0_loads_unchanged():
         method="DFA", hidden=(16, 8), bn=True, binarize=True, hidden_act="signsat", load=str(path)
     ).resolved()
     exp = build(config)
-    assert Evaluation()(exp)["test/accuracy"] == pytest.approx(0.4638888888888889, abs=1e-12)
+    assert Evaluation()(exp.probe_context)["test/accuracy"] == pytest.approx(
+        0.4638888888888889, abs=1e-12
+    )
     with np.load(path) as f:
         np.testing.assert_array_equal(exp.rule.feedback[1], f["feedback.1"])
 
@@ -236,7 +239,7 @@ def test_bn_recalibration_sets_the_batch_average_and_leaves_training_unchanged(t
 
     config = TrainConfig(method="DFA", hidden=(16,), bn=True, seed=3, dtype="float64").resolved()
     exp = build(config, load_dataset("digits"))
-    BatchNormRecalibration(3)(exp)
+    BatchNormRecalibration(3, exp.config.batchsize)(exp.probe_context)
     first = exp.model.blocks[0]
     norm = next(layer for layer in first.layers if isinstance(layer, BatchNorm))
     w = first.weight_layer.effective_weight()

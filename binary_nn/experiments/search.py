@@ -38,7 +38,7 @@ from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
 from ..files import write_json_atomic
 from ..options import by_name
-from ..run.config import TrainConfig
+from ..run.config import TrainConfig, config_from_args
 from .jobs import Job, run_jobs
 
 PROG = "binary_nn.sweep"
@@ -181,8 +181,6 @@ def build_jobs(
     sweep: Sweep, out: Path, extra_args: Sequence[str] = (), drop_wandb: bool = False
 ) -> list[Job]:
     """One validated job per grid point, its run directory under ``out``."""
-    from ..train import config_from_args
-
     fixed = [a for a in sweep.fixed_args if not (drop_wandb and a == "--wandb")]
     jobs = []
     for point in sweep.points():

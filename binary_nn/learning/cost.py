@@ -73,6 +73,17 @@ def layer_costs(network: Network) -> list[LayerCost]:
     return rows
 
 
+def largest_activation(network: Network) -> int:
+    """Values per example of the largest array between two layers (the input included)."""
+    largest = math.prod(network.input_shape)
+    for block in network.blocks:
+        shape = block.input_shape
+        for layer in block.layers:
+            shape = layer.output_shape(shape)
+            largest = max(largest, math.prod(shape))
+    return largest
+
+
 def _block_arrays(block: Block) -> tuple[int, int, int, bool, bool]:
     """(input size, values kept inside the block, output size, whether the block keeps its
     input, whether it keeps its output) per example."""

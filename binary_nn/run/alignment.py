@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,10 +32,7 @@ from ..learning.rules import DFA, GD, LearningRule
 from ..nn.layers import Linear
 from ..nn.network import Network
 from ..nn.quantizers import sign
-from .probes import Probe
-
-if TYPE_CHECKING:
-    from .loop import Experiment
+from .probes import Probe, ProbeContext
 
 #: how many rounding errors a norm must exceed for its direction to mean anything
 NOISE_FACTOR = 1000.0
@@ -133,13 +130,14 @@ class Alignment(Probe):
         self.every = every
         self._signs: list[np.ndarray | None] | None = None
 
-    def __call__(self, exp: Experiment) -> dict:
-        x = next(exp.dataset.chunks("train", exp.model.dtype, self.n_examples, self.n_examples))
-        labels = exp.dataset.y_train[: len(x)]
+    def __call__(self, context: ProbeContext) -> dict[str, Any]:
+        data, dtype = context.dataset, context.network.dtype
+        x = next(data.chunks("train", dtype, self.n_examples, self.n_examples))
+        labels = data.y_train[: len(x)]
         # measured on a copy of the network and rule: nothing of it can reach the run
-        network, rule = copy.deepcopy((exp.model, exp.rule))
-        metrics = self._measure(network, rule, exp.loss, x, labels)
-        metrics.update(self._flips(exp.model))
+        network, rule = copy.deepcopy((context.network, context.rule))
+        metrics: dict[str, Any] = self._measure(network, rule, context.loss, x, labels)
+        metrics.update(self._flips(context.network))
         return metrics
 
     @staticmethod

@@ -7,7 +7,10 @@ sweeps' parameter check, a campaign's identity and the report's sections derive 
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -22,7 +25,13 @@ from ..nn.quantizers import WEIGHT_STES
 from ..options import Needs, option
 
 DTYPES = ("float32", "float64")
-PROGRAM = ("python", "-m", "binary_nn.train")
+PROG = "binary_nn.train"
+PROGRAM = ("python", "-m", PROG)
+DESCRIPTION = (
+    "Train a network, real or binary, with backpropagation (GD, alias BP), DFA or DRTP. "
+    "Gradients are sums over the batch, so the learning rates that work are small "
+    "(the published runs use 1e-6 .. 1e-4)."
+)
 
 
 def parse_hidden(text: str | list[Any] | tuple[Any, ...]) -> tuple[int, ...]:
@@ -253,3 +262,14 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m binary_nn.train``: every :class:`TrainConfig` option, grouped."""
+    return opts.build_parser(TrainConfig, PROG, DESCRIPTION)
+
+
+def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """Parse a command line into a (not yet validated) :class:`TrainConfig`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    return TrainConfig(**opts.parsed_values(build_parser(), argv), argv=argv)

@@ -1,31 +1,43 @@
 """Probes: what a run measures at its start and at epoch ends, each a small object.
 
-The training loop stays short: it calls every probe that is due and logs what it returns. A new
-measurement is a new :class:`Probe`; nothing a probe computes may touch the run's gradients,
-weights or random streams (both probes here evaluate without training-mode side effects).
+The training loop stays short: it asks every probe whether it is due (:meth:`Probe.due`) and
+logs what the due ones return. A probe sees the run through a :class:`ProbeContext`: the
+network, the rule, the loss and the data, nothing else (not the optimizer, not the random
+streams). A new measurement is a new :class:`Probe`; nothing it computes may touch the run's
+gradients, weights or random streams (the probes here evaluate without training-mode side
+effects, or on a copy).
 """
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from ..learning.loss import one_hot
+from ..data import Dataset
+from ..learning.cost import largest_activation
+from ..learning.loss import MSELoss, one_hot
+from ..learning.rules import LearningRule
 from ..nn.layers import BatchNorm
 from ..nn.network import Network
 from .metrics import classification_scores, confusion, information_plane
-
-if TYPE_CHECKING:
-    from ..data import Dataset
-    from .loop import Experiment
 
 HSIC_EXAMPLES = 2000
 #: values of the largest activation of one evaluation chunk: 4,096 examples of a dense net on
 #: MNIST, 128 for the convnet of the README (its first convolution's 28x28x32 outputs)
 EVAL_CHUNK_VALUES = 4096 * 784
 EVAL_CHUNK = 4096  # examples, at most
+
+
+@dataclass(frozen=True)
+class ProbeContext:
+    """What a probe may read of a run."""
+
+    network: Network
+    rule: LearningRule
+    loss: MSELoss
+    dataset: Dataset
 
 
 class Probe:
@@ -35,20 +47,23 @@ class Probe:
     at_start = False
     every = 0
 
-    def __call__(self, exp: Experiment) -> dict:
+    def due(self, *, start: bool = False, iteration: int | None = None) -> bool:
+        """Whether to measure now: before training (``start``), after ``iteration`` (checked
+        after every iteration), or at an epoch end (neither)."""
+        if start:
+            return self.at_start
+        if iteration is not None:
+            return self.every > 0 and iteration % self.every == 0
+        return self.every == 0
+
+    def __call__(self, context: ProbeContext) -> dict[str, Any]:
         raise NotImplementedError
 
 
 def eval_chunk(network: Network) -> int:
     """Examples per evaluation chunk: as many as keep the largest activation of a chunk near
     :data:`EVAL_CHUNK_VALUES` values (a convnet's activations are far larger per example)."""
-    largest = 1
-    for block in network.blocks:
-        shape = block.input_shape
-        for layer in block.layers:
-            shape = layer.output_shape(shape)
-            largest = max(largest, math.prod(shape))
-    return max(1, min(EVAL_CHUNK, EVAL_CHUNK_VALUES // largest))
+    return max(1, min(EVAL_CHUNK, EVAL_CHUNK_VALUES // largest_activation(network)))
 
 
 def predict(network: Network, dataset: Dataset, split: str) -> np.ndarray:
@@ -60,13 +75,13 @@ def predict(network: Network, dataset: Dataset, split: str) -> np.ndarray:
 class Evaluation(Probe):
     """``train/*`` and ``test/*`` accuracy, precision and F1, and the test confusion matrix."""
 
-    def __call__(self, exp: Experiment) -> dict:
-        metrics: dict = {}
-        ds = exp.dataset
+    def __call__(self, context: ProbeContext) -> dict[str, Any]:
+        metrics: dict[str, Any] = {}
+        ds = context.dataset
         for split, labels in (("train", ds.y_train), ("test", ds.y_test)):
             if len(labels) == 0:
                 continue
-            predicted = predict(exp.model, ds, split)
+            predicted = predict(context.network, ds, split)
             metrics.update(classification_scores(labels, predicted, split))
             if split == "test":
                 metrics["test/confusion_matrix"] = confusion(labels, predicted, ds.n_classes)
@@ -79,11 +94,11 @@ class InformationPlane(Probe):
 
     at_start = True
 
-    def __call__(self, exp: Experiment) -> dict:
-        ds, dtype = exp.dataset, exp.model.dtype
+    def __call__(self, context: ProbeContext) -> dict[str, Any]:
+        ds, dtype = context.dataset, context.network.dtype
         x = next(ds.chunks("train", dtype, HSIC_EXAMPLES, limit=HSIC_EXAMPLES))
         targets = one_hot(ds.y_train[: len(x)], ds.n_classes, dtype)
-        return information_plane(exp.model, x, targets)
+        return dict(information_plane(context.network, x, targets))
 
 
 class BatchNormRecalibration(Probe):
@@ -99,31 +114,33 @@ class BatchNormRecalibration(Probe):
 
     at_start = True
 
-    def __init__(self, batches: int) -> None:
+    def __init__(self, batches: int, batchsize: int) -> None:
         self.batches = batches
+        self.batchsize = batchsize
 
-    def __call__(self, exp: Experiment) -> dict:
+    def __call__(self, context: ProbeContext) -> dict[str, Any]:
+        network = context.network
         norms = [
             layer
-            for block in exp.model.blocks
+            for block in network.blocks
             for layer in block.layers
             if isinstance(layer, BatchNorm)
         ]
         if not norms:
             return {}
         momenta = [layer.momentum for layer in norms]
-        size = exp.config.batchsize
-        chunks = exp.dataset.chunks("train", exp.model.dtype, size, limit=self.batches * size)
+        size = self.batchsize
+        chunks = context.dataset.chunks("train", network.dtype, size, limit=self.batches * size)
         try:
             for k, x in enumerate(chunks, start=1):
                 for layer in norms:  # running = (k - 1)/k * running + batch/k: the mean so far
                     layer.momentum = (k - 1) / k
                     layer.running_initialised = k > 1
-                exp.model.forward(x, train=True)
+                network.forward(x, train=True)
         finally:
             for layer, momentum in zip(norms, momenta, strict=True):
                 layer.momentum = momentum
-            for block in exp.model.blocks:
+            for block in network.blocks:
                 block.release()
         return {}
 

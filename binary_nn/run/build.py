@@ -1,0 +1,130 @@
+"""One run's objects, built from a resolved configuration: :class:`TrainingRun` and
+:func:`build`, and where its directory goes (:func:`default_run_dir`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Dataset, load_dataset
+from ..errors import ConfigError
+from ..learning.cost import cost_summary
+from ..learning.loss import LOSSES, MSELoss
+from ..learning.optim import SGD
+from ..learning.rules import RULES, LearningRule
+from ..nn.network import Network
+from ..version import __version__
+from . import memory
+from .alignment import Alignment
+from .architecture import build_network
+from .checkpoint import load_checkpoint
+from .config import TrainConfig
+from .metrics import BatchStatistics
+from .probes import BatchNormRecalibration, Probe, ProbeContext, default_probes
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+
+
+def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
+    """``runs/<timestamp>-<name>``, made unique with a numeric suffix."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{_slug(config.name or config.auto_name)}"
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+@dataclass
+class TrainingRun:
+    """The objects one run is made of, built from a resolved config by :func:`build`."""
+
+    config: TrainConfig
+    dataset: Dataset
+    model: Network
+    rule: LearningRule
+    optimizer: SGD
+    shuffle_rng: np.random.Generator
+    info: dict[str, Any] = field(default_factory=dict)
+    loss: MSELoss = field(default_factory=lambda: LOSSES.get("mse"))
+    statistics: BatchStatistics = field(default_factory=BatchStatistics)
+    probes: list[Probe] = field(default_factory=default_probes)
+
+    @property
+    def probe_context(self) -> ProbeContext:
+        """What the probes may read of this run."""
+        return ProbeContext(self.model, self.rule, self.loss, self.dataset)
+
+
+def check_memory(config: TrainConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
+    """Refuse, before anything is allocated, a run this machine cannot hold."""
+    shape_only = build_network(config, input_shape, n_classes, shape_only=True)
+    memory.check_fits(memory.estimate(shape_only, config.batchsize, config.streaming))
+
+
+def run_info(config: TrainConfig, dataset: Dataset, model: Network) -> dict[str, Any]:
+    """Facts about the run stored beside its configuration (``config.json``)."""
+    stored, packed = model.memory_bytes()
+    return {
+        "version": __version__,
+        "algorithm": config.method,
+        "weights": "binarised" if config.binarize else "continuous",
+        "input_shape": list(dataset.input_shape),
+        "architecture": model.describe(),
+        "n_parameters": model.n_parameters(),
+        "n_classes": dataset.n_classes,
+        "n_features": dataset.n_features,
+        "n_train": len(dataset.y_train),
+        "n_test": len(dataset.y_test),
+        "model_bytes": stored,
+        "model_bytes_packed": packed,
+        "cost": cost_summary(model),
+    }
+
+
+def build(config: TrainConfig, dataset: Dataset | None = None) -> TrainingRun:
+    """Model, rule and optimizer for ``config`` (resolved), drawn from its seed.
+
+    The seed is split into independent streams for the weights, the feedback matrices and the
+    shuffling, so the same seed gives every rule the same initial weights.
+    """
+    dataset = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    n_train = len(dataset.y_train)
+    if config.batchsize > n_train:
+        raise ConfigError(
+            f"-b/--batchsize {config.batchsize} is larger than the training set "
+            f"({n_train} examples); choose at most {n_train}"
+        )
+    check_memory(config, dataset.input_shape, dataset.n_classes)
+    weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
+    model = build_network(
+        config, dataset.input_shape, dataset.n_classes, np.random.default_rng(weights_seq)
+    )
+    rule = RULES.get(config.method)(
+        model, np.random.default_rng(feedback_seq), streaming=config.streaming
+    )
+    if config.load:
+        load_checkpoint(config.load, model, rule)
+    optimizer = SGD(model.parameters(), config.lr, config.weight_clipping)
+    probes = default_probes()
+    if config.bn_recalibrate > 0:  # first: the evaluation and HSIC then use what it sets
+        probes.insert(0, BatchNormRecalibration(config.bn_recalibrate, config.batchsize))
+    if config.alignment_every != 0:
+        probes.append(Alignment(config.alignment_examples, every=config.alignment_every or 0))
+    return TrainingRun(
+        config,
+        dataset,
+        model,
+        rule,
+        optimizer,
+        np.random.default_rng(shuffle_seq),
+        run_info(config, dataset, model),
+        probes=probes,
+    )

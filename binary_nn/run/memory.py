@@ -1,0 +1,82 @@
+"""What a training run needs in memory, estimated before anything is allocated.
+
+The estimate walks a shape-only network (:func:`~binary_nn.nn.network.classifier` with
+``shape_only``), so it covers every layer kind — dense, convolution, pooling, batch norm —
+with the same accounting as the cost summary (:mod:`binary_nn.learning.cost`):
+
+- per parameter: its value, its gradient, the optimizer's state and scratch, and a quantized
+  copy of binary weights;
+- per example of a batch: the activations the backward step holds (``held_values``), plus the
+  largest block's working arrays (twice its output: the next layer's and the signal);
+- the evaluation's chunk (its largest activation, a few arrays of it).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..learning.cost import held_values, largest_activation
+from ..nn.network import Network
+from .probes import eval_chunk
+
+#: arrays per parameter besides its value: the gradient and plain SGD's scratch
+PARAMETER_ARRAYS = 2
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes a training step needs, by what takes them."""
+
+    parameters: int
+    activations: int
+    evaluation: int
+
+    @property
+    def total(self) -> int:
+        return self.parameters + self.activations + self.evaluation
+
+    def describe(self) -> str:
+        return (
+            f"about {self.total / 1e9:.2f} GB (parameters with gradients and optimizer state "
+            f"{self.parameters / 1e9:.2f} GB, activations of a batch "
+            f"{self.activations / 1e9:.2f} GB, evaluation {self.evaluation / 1e9:.2f} GB)"
+        )
+
+
+def estimate(
+    network: Network, batchsize: int, streaming: bool = False, optimizer_arrays: int = 0
+) -> MemoryEstimate:
+    """What training ``network`` (a shape-only one will do) in batches of ``batchsize``
+    needs; ``optimizer_arrays``: the optimizer's state arrays per parameter (Adam: 2)."""
+    itemsize = network.dtype.itemsize
+    values = 0
+    for block in network.blocks:
+        binary = block.weight_layer.quantizer.bits is not None
+        for p in block.parameters():
+            copies = 1 + PARAMETER_ARRAYS + optimizer_arrays
+            copies += binary and p is block.weight_layer.weight
+            values += copies * p.value.size
+    largest = largest_activation(network)
+    held = held_values(network, streaming) + 2 * largest
+    evaluation = 3 * eval_chunk(network) * largest  # a chunk's input, output and scratch
+    return MemoryEstimate(values * itemsize, held * batchsize * itemsize, evaluation * itemsize)
+
+
+def available_bytes() -> int | None:
+    """Physical memory of this machine, or None where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(needed: MemoryEstimate, what: str = "--hidden, --conv or -b/--batchsize") -> None:
+    """Refuse, in one sentence, a run this machine cannot hold."""
+    available = available_bytes()
+    if available is not None and needed.total > available:
+        raise ConfigError(
+            f"training needs {needed.describe()} but this machine has "
+            f"{available / 1e9:.1f} GB; choose a smaller {what}"
+        )
