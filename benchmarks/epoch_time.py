@@ -421,7 +421,7 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
     n_eval = len(dataset.y_train) + len(dataset.y_test)
     eval_bound = eval_flops(dataset.n_features, dataset.n_classes, n_eval) / (rate * 1e9)
     print(
-        f"data: {dataset.name}, {args.threads} threads, {kernels.BACKEND} kernels, "
+        f"data: {dataset.name}, {args.threads} threads, {args.kernels} kernels, "
         f"best large-GEMM rate {rate:.1f} GFLOP/s, "
         f"{args.repeats} repeats: median (min-max); ratios are taken within each repeat.\n"
         "FLOP bound = the epoch's products at the best rate; epoch/bound takes the rate "
@@ -517,16 +517,15 @@ def main() -> None:
     parser.add_argument(
         "--kernels",
         choices=("numba", "numpy"),
-        default=kernels.BACKEND,
+        default=kernels.default_kernels().name,
         help="implementation of binary_nn.nn.kernels (default: numba when installed)",
     )
     parser.add_argument("--torch-worker", choices=list(VARIANTS), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.kernels == "numba" and kernels.numba is None:
+    if args.kernels == "numba" and kernels.NUMBA is None:
         parser.error("--kernels numba needs numba: pip install -e '.[fast]'")
-    kernels.BACKEND = args.kernels
-    if args.kernels == "numpy":  # for the CLI runs of --memory too
-        os.environ[kernels.KERNELS_ENV] = "numpy"
+    # this process's default, and its CLI runs' (--memory) through the environment
+    os.environ[kernels.KERNELS_ENV] = args.kernels
     with threadpool_limits(args.threads):
         if args.torch_worker:
             torch_worker(VARIANTS[args.torch_worker], load(args), args.threads)

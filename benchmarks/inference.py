@@ -108,11 +108,10 @@ def main() -> None:
         engine = Engine(model)
         checks = {}
         for backend in ("numba", "numpy"):
-            if backend == "numba" and kernels.numba is None:
+            if backend == "numba" and kernels.NUMBA is None:
                 continue
-            kernels.BACKEND = backend
-            checks[f"packed engine ({backend})"] = engine.predict(pixels)
-        kernels.BACKEND = "numba" if kernels.numba is not None else "numpy"
+            engine_of = Engine(model, kernels.kernels_named(backend))
+            checks[f"packed engine ({backend})"] = engine_of.predict(pixels)
         if shutil.which("cc"):
             from_c, c_seconds, code = run_c(model, pixels)
             checks["C model"] = from_c

@@ -43,18 +43,17 @@ def train_batches(exp: TrainingRun, order: np.ndarray, batches: range) -> None:
 def measure(dataset: Dataset, rule: str, variant: dict, epochs: int, turn: int) -> dict:
     """Seconds per epoch of each backend, taking turns every ``turn`` batches."""
     config = TrainConfig(method=rule, hidden=HIDDEN, lr=1e-5, seed=1, **variant).resolved()
-    runs = {backend: build(config, dataset) for backend in BACKENDS}
+    backends = {name: kernels.kernels_named(name) for name in BACKENDS}
+    runs = {name: build(config, dataset, backend) for name, backend in backends.items()}
     n_batches = len(dataset.y_train) // config.batchsize
     seconds = dict.fromkeys(BACKENDS, 0.0)
-    for backend in BACKENDS:  # compile or load the kernels before anything is timed
-        kernels.BACKEND = backend
-        train_batches(build(config, dataset), np.arange(len(dataset.y_train)), range(2))
+    for backend in backends.values():  # compile or load the kernels before anything is timed
+        train_batches(build(config, dataset, backend), np.arange(len(dataset.y_train)), range(2))
     for epoch in range(epochs):
         order = np.random.default_rng(epoch).permutation(len(dataset.y_train))
         for k, start in enumerate(range(0, n_batches, turn)):
             batches = range(start, min(start + turn, n_batches))
             for backend in BACKENDS if k % 2 else BACKENDS[::-1]:
-                kernels.BACKEND = backend
                 t0 = time.perf_counter()
                 train_batches(runs[backend], order, batches)
                 seconds[backend] += time.perf_counter() - t0
@@ -69,7 +68,7 @@ def main() -> None:
     parser.add_argument("--rules", default="GD,DFA,DRTP")
     parser.add_argument("--turn", type=int, default=12, help="batches per turn")
     args = parser.parse_args()
-    if kernels.numba is None:
+    if kernels.NUMBA is None:
         parser.error("numba is not installed: pip install -e '.[fast]'")
     dataset = load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
     print(

@@ -44,11 +44,12 @@ KERNEL_BACKENDS = ["numpy", "numba"]
 
 
 @pytest.fixture(params=KERNEL_BACKENDS)
-def kernel_backend(request, monkeypatch) -> str:
-    """Run a test once with each implementation of :mod:`binary_nn.nn.kernels`."""
+def kernel_backend(request, monkeypatch):
+    """Run a test once with each implementation of :mod:`binary_nn.nn.kernels`: the backend,
+    which is also every network's default in the test (through the environment)."""
     from binary_nn.nn import kernels
 
-    if request.param == "numba" and kernels.numba is None:
+    if request.param == "numba" and kernels.NUMBA is None:
         pytest.skip("numba is not installed (pip install -e '.[fast]')")
-    monkeypatch.setattr(kernels, "BACKEND", request.param)
-    return request.param
+    monkeypatch.setenv(kernels.KERNELS_ENV, request.param)
+    return kernels.kernels_named(request.param)

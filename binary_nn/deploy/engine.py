@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..nn import kernels
+from ..nn.kernels import KernelBackend, default_kernels, numba
 from .packed import PackedLayer, PackedModel, pack_bits, unpack_bits
 
 #: below this many examples the pixel layer takes the int8 loop, above it the float32 product
@@ -27,7 +27,7 @@ SMALL_BATCH = 16
 #: examples per chunk of the numpy popcount (its (chunk, neurons, words) temporary)
 NUMPY_CHUNK = 64
 
-if kernels.numba is not None:
+if numba is not None:
     from numba import types
     from numba.extending import intrinsic
 
@@ -38,7 +38,7 @@ if kernels.numba is not None:
 
         return types.uint64(types.uint64), codegen
 
-    @kernels.numba.njit(cache=True, nogil=True, inline="always")
+    @numba.njit(cache=True, nogil=True, inline="always")
     def _row_counts(x, n, w_t, counts):
         # counts[m] = sum_k popcount(~(x[n, k] ^ w_t[k, m])); the inner loop runs over
         # neurons, contiguous in w_t, so that it vectorises
@@ -48,7 +48,7 @@ if kernels.numba is not None:
             for m in range(w_t.shape[1]):
                 counts[m] += np.int64(_popcount(xk ^ w_t[k, m]))
 
-    @kernels.numba.njit(cache=True, nogil=True, inline="always")
+    @numba.njit(cache=True, nogil=True, inline="always")
     def _set_bits(acc, threshold, direction, flags, out, n):
         # bit m of row n: (acc - T) * direction > 0, i.e. acc > T or acc < T (exact: acc and T
         # are integers below 2^24): first one flag byte per neuron (a loop that vectorises),
@@ -63,12 +63,12 @@ if kernels.numba is not None:
                 word |= byte << np.uint64(8 * b)
             out[n, w] = word
 
-    @kernels.numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True)
     def _xnor_counts(x, w_t, counts):
         for n in range(x.shape[0]):
             _row_counts(x, n, w_t, counts[n])
 
-    @kernels.numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True)
     def _xnor_threshold(x, w_t, threshold, direction, out):
         # one binary layer: counts, thresholds and the output bits in one pass per example
         counts = np.empty(w_t.shape[1], np.int64)
@@ -77,13 +77,13 @@ if kernels.numba is not None:
             _row_counts(x, n, w_t, counts)
             _set_bits(counts, threshold, direction, flags, out, n)
 
-    @kernels.numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True)
     def _threshold_bits(acc, threshold, direction, out):
         flags = np.zeros(out.shape[1] * 64, np.uint8)
         for n in range(acc.shape[0]):
             _set_bits(acc[n], threshold, direction, flags, out, n)
 
-    @kernels.numba.njit(cache=True, nogil=True)
+    @numba.njit(cache=True, nogil=True)
     def _pixel_sums(pixels, w, sums):
         # sums[n, m] = sum_i pixels[n, i] * w[i, m] in int32, vectorised over m
         n_rows, n_in = pixels.shape
@@ -98,10 +98,6 @@ if kernels.numba is not None:
                         sums[n, m] += p * w[i, m]
 
 
-def _use_numba() -> bool:
-    return kernels.numba is not None and kernels.BACKEND == "numba"
-
-
 class Engine:
     """A packed model made ready to run: weights laid out for the kernels once, at load.
 
@@ -110,7 +106,9 @@ class Engine:
     AVX-512 units; the float32 products use the BLAS's threads.
     """
 
-    def __init__(self, model: PackedModel) -> None:
+    def __init__(self, model: PackedModel, kernels: KernelBackend | None = None) -> None:
+        # the packed loops run where the float kernels are compiled too
+        self.compiled = (kernels if kernels is not None else default_kernels()).name == "numba"
         self.model = model
         self._prepared = [self._prepare(layer) for layer in model.layers]
 
@@ -164,7 +162,7 @@ class Engine:
         """A threshold layer's output: packed words for a binary layer next, else +-1."""
         assert layer.threshold is not None and layer.direction is not None
         words = -(-layer.n_out // 64)
-        if _use_numba() and to_bits:
+        if self.compiled and to_bits:
             out = np.empty((len(x), words), np.uint64)
             threshold, direction = prepared["threshold"], prepared["direction"]
             if layer.kind == "binary":
@@ -183,14 +181,14 @@ class Engine:
         self, layer: PackedLayer, prepared: dict, x: np.ndarray, bits: bool, first: bool
     ) -> np.ndarray:
         if layer.kind == "pixels":
-            if _use_numba() and len(x) < SMALL_BATCH:
+            if self.compiled and len(x) < SMALL_BATCH:
                 sums = np.empty((len(x), layer.n_out), np.int32)
                 _pixel_sums(np.ascontiguousarray(x, dtype=np.int32), prepared["int8"], sums)
                 return sums
             return np.asarray(x, dtype=np.float32) @ prepared["float"]
         if layer.kind == "binary":
             assert bits, "a binary layer takes packed bits"
-            if _use_numba():
+            if self.compiled:
                 counts = np.empty((len(x), layer.n_out), np.int64)
                 _xnor_counts(x, prepared["words_t"], counts)
                 return counts

@@ -7,7 +7,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from ..nn.kernels import Summary
+from ..nn.kernels import ArrayStatistics
 from ..nn.layers import Parameter
 from ..nn.network import Block, Network
 from .cost import block_held_values
@@ -15,7 +15,7 @@ from .loss import MSELoss, one_hot
 from .optim import SGD
 from .rules import DirectFeedbackRule, LearningRule
 
-Summaries = Mapping[Parameter, Summary] | None
+Summaries = Mapping[Parameter, ArrayStatistics] | None
 
 
 class Statistics(Protocol):

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 
 from ..registry import Registry
-from .kernels import pass_where_below, times_one_minus_square
+from .kernels import NUMPY, KernelBackend
 from .quantizers import sign
 
 
 class Activation:
     """Base class: ``forward(a)`` and ``backward(grad, a, y)`` = ``grad * f'(a)``; with
-    ``in_place`` each may compute in the array it is given (``a``, ``grad``).
+    ``in_place`` each may compute in the array it is given (``a``, ``grad``); ``kernels`` is
+    the layer's kernel backend.
 
     ``saturation_threshold`` is where a pre-activation counts as saturated in the per-iteration
     statistics (``|a| > threshold``). ``needs`` says which array the backward step reads,
@@ -30,10 +31,19 @@ class Activation:
     needs: str | None = None
     binary_output = False
 
-    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
+    def forward(
+        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
+    ) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
+    def backward(
+        self,
+        grad: np.ndarray,
+        a: Any,
+        y: Any,
+        in_place: bool = False,
+        kernels: KernelBackend = NUMPY,
+    ) -> np.ndarray:
         """``grad`` times the derivative used at pre-activation ``a`` (``y`` is ``forward(a)``);
         only the array ``needs`` names is given, the other may be None. ``in_place`` lets it
         overwrite ``grad``."""
@@ -45,20 +55,38 @@ class Tanh(Activation):
     saturation_threshold = 2.0
     needs = "output"
 
-    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
+    def forward(
+        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
+    ) -> np.ndarray:
         return np.tanh(a, out=a if in_place else None)
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
-        return times_one_minus_square(grad, y, in_place)
+    def backward(
+        self,
+        grad: np.ndarray,
+        a: Any,
+        y: Any,
+        in_place: bool = False,
+        kernels: KernelBackend = NUMPY,
+    ) -> np.ndarray:
+        return kernels.times_one_minus_square(grad, y, in_place)
 
 
 class Identity(Activation):
     name = "id"
 
-    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
+    def forward(
+        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
+    ) -> np.ndarray:
         return a
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
+    def backward(
+        self,
+        grad: np.ndarray,
+        a: Any,
+        y: Any,
+        in_place: bool = False,
+        kernels: KernelBackend = NUMPY,
+    ) -> np.ndarray:
         return grad
 
 
@@ -69,10 +97,19 @@ class Sign(Activation):
     saturation_threshold = 1.0
     binary_output = True
 
-    def forward(self, a: np.ndarray, in_place: bool = False) -> np.ndarray:
-        return sign(a, out=a if in_place else None)
+    def forward(
+        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
+    ) -> np.ndarray:
+        return sign(a, out=a if in_place else None, kernels=kernels)
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
+    def backward(
+        self,
+        grad: np.ndarray,
+        a: Any,
+        y: Any,
+        in_place: bool = False,
+        kernels: KernelBackend = NUMPY,
+    ) -> np.ndarray:
         return grad
 
 
@@ -82,8 +119,15 @@ class SignSat(Sign):
     name = "signsat"
     needs = "input"
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
-        return pass_where_below(grad, a, 1.0, in_place)
+    def backward(
+        self,
+        grad: np.ndarray,
+        a: Any,
+        y: Any,
+        in_place: bool = False,
+        kernels: KernelBackend = NUMPY,
+    ) -> np.ndarray:
+        return kernels.pass_where_below(grad, a, 1.0, in_place)
 
 
 class SignTanh(Sign):
@@ -92,8 +136,15 @@ class SignTanh(Sign):
     name = "signtanh"
     needs = "input"
 
-    def backward(self, grad: np.ndarray, a: Any, y: Any, in_place: bool = False) -> np.ndarray:
-        return times_one_minus_square(grad, np.tanh(a), in_place)
+    def backward(
+        self,
+        grad: np.ndarray,
+        a: Any,
+        y: Any,
+        in_place: bool = False,
+        kernels: KernelBackend = NUMPY,
+    ) -> np.ndarray:
+        return kernels.times_one_minus_square(grad, np.tanh(a), in_place)
 
 
 ACTIVATIONS: Registry[Activation] = Registry("activation", "--hidden-act/--last-act")

@@ -8,7 +8,6 @@ import math
 import numpy as np
 
 from ..errors import ConfigError
-from .kernels import col2im, im2col, maxpool, unpool
 from .layers import (
     Layer,
     Parameter,
@@ -67,7 +66,7 @@ class Conv2d(WeightLayer):
         padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
         out = np.empty((*x.shape[:3], w.shape[1]), x.dtype)
         for chunk in self._chunks(padded):
-            cols = im2col(padded[chunk], self.k)
+            cols = self.kernels.im2col(padded[chunk], self.k)
             np.matmul(cols, w, out=out[chunk].reshape(len(cols), -1))
         if train:
             self._padded, self._w = padded, w
@@ -91,7 +90,7 @@ class Conv2d(WeightLayer):
         w_t = np.ascontiguousarray(self._w.T) if need_input_grad else None
         input_grad = np.zeros_like(padded) if need_input_grad else None
         for index, chunk in enumerate(self._chunks(padded)):
-            cols = im2col(padded[chunk], k)
+            cols = self.kernels.im2col(padded[chunk], k)
             rows = grad[chunk].reshape(len(cols), -1)
             if index == 0:
                 np.matmul(cols.T, rows, out=weight_grad)
@@ -99,7 +98,9 @@ class Conv2d(WeightLayer):
                 weight_grad += cols.T @ rows
             if input_grad is not None and w_t is not None:
                 patch_grads = np.matmul(rows, w_t, out=cols)  # the chunk's patches are done
-                col2im(patch_grads.reshape(*grad[chunk].shape[:3], k, k, -1), input_grad[chunk])
+                self.kernels.col2im(
+                    patch_grads.reshape(*grad[chunk].shape[:3], k, k, -1), input_grad[chunk]
+                )
         self.quantizer.backward(self.weight.grad[..., channels], self.weight.value[..., channels])
         if input_grad is None:
             return None
@@ -142,7 +143,7 @@ class MaxPool2d(Layer):
         self._shape: tuple[int, ...] = ()
 
     def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
-        out, index = maxpool(x, self.size)
+        out, index = self.kernels.maxpool(x, self.size)
         if train:
             self._index, self._shape = index, x.shape
         return out
@@ -160,7 +161,7 @@ class MaxPool2d(Layer):
             return None
         shape = self._shape if features is None else (*self._shape[:-1], grad.shape[-1])
         grad = np.ascontiguousarray(grad)
-        return unpool(grad, features_of(self._index, features), self.size, shape)
+        return self.kernels.unpool(grad, features_of(self._index, features), self.size, shape)
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3 or input_shape[0] < self.size or input_shape[1] < self.size:

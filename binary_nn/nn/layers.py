@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .activations import Activation
-from .kernels import batchnorm_backward, batchnorm_train, scale_shift
+from .kernels import KernelBackend, default_kernels
 from .quantizers import WeightQuantizer
 
 Shape = tuple[int, ...]
@@ -93,6 +93,18 @@ class Layer:
     keeps_output = False
     #: whether the output is a view of the input (no new values)
     aliases_input = False
+    _kernels: KernelBackend | None = None
+
+    @property
+    def kernels(self) -> KernelBackend:
+        """The kernel backend the layer computes with (its network's; see
+        :mod:`binary_nn.nn.kernels`)."""
+        if self._kernels is None:
+            self._kernels = default_kernels()
+        return self._kernels
+
+    def use_kernels(self, kernels: KernelBackend) -> None:
+        self._kernels = kernels
 
     def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         raise NotImplementedError
@@ -201,7 +213,7 @@ class WeightLayer(Layer):
 
     def effective_weight(self) -> np.ndarray:
         """The weights the forward computes with, ``q(W)``."""
-        return self.quantizer.forward(self.weight.value)
+        return self.quantizer.forward(self.weight.value, self.kernels)
 
     def named_parameters(self) -> dict[str, Parameter]:
         return {"weight": self.weight}
@@ -330,8 +342,9 @@ class BatchNorm(Layer):
         x = x.reshape(-1, shape[-1])  # (examples x positions, channels): a view
         if not train:  # one affine map per feature: x * scale + shift
             scale = self.gamma.value / np.sqrt(self.running_var + self.eps)
-            return scale_shift(x, scale, self.beta.value - self.running_mean * scale).reshape(shape)
-        out, self._x_hat, mean, var, self._inv_std = batchnorm_train(
+            shift = self.beta.value - self.running_mean * scale
+            return self.kernels.scale_shift(x, scale, shift).reshape(shape)
+        out, self._x_hat, mean, var, self._inv_std = self.kernels.batchnorm_train(
             x, self.gamma.value, self.beta.value, self.eps
         )
         self._update_running(mean, var)
@@ -361,7 +374,7 @@ class BatchNorm(Layer):
         shape = grad.shape
         every = covered(features)
         # exact gradient through the batch mean and variance (each feature's own)
-        result = batchnorm_backward(
+        result = self.kernels.batchnorm_backward(
             grad.reshape(-1, shape[-1]),
             features_of(self._x_hat, features),
             self.gamma.value[every],
@@ -412,7 +425,7 @@ class ActivationLayer(Layer):
     def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
         needs = self.activation.needs
         keep = train and (needs == "input" or self.keep_input)
-        y = self.activation.forward(x, in_place=overwrite and not keep)
+        y = self.activation.forward(x, in_place=overwrite and not keep, kernels=self.kernels)
         if train:
             self.input = x if keep else None
             self._output = y if needs == "output" else None
@@ -430,7 +443,7 @@ class ActivationLayer(Layer):
         assert self._ready, "backward before a training forward"
         a = None if self.input is None else features_of(self.input, features)
         y = None if self._output is None else features_of(self._output, features)
-        return self.activation.backward(grad, a, y, in_place=overwrite)
+        return self.activation.backward(grad, a, y, in_place=overwrite, kernels=self.kernels)
 
     @property
     def keeps_input(self) -> bool:  # type: ignore[override]

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from .activations import ACTIVATIONS
 from .conv import Conv2d, MaxPool2d
+from .kernels import KernelBackend, default_kernels
 from .layers import (
     ActivationLayer,
     BatchNorm,
@@ -170,9 +171,17 @@ class Network:
         Each block's input shape is the previous block's output shape.
     dtype : numpy dtype
         ``float32`` or ``float64``: the precision of every array and product.
+    kernels : KernelBackend, optional
+        The fused kernels every layer computes with (:func:`~binary_nn.nn.kernels.default_kernels`
+        when not given).
     """
 
-    def __init__(self, blocks: Sequence[Block], dtype: type | np.dtype = np.float32) -> None:
+    def __init__(
+        self,
+        blocks: Sequence[Block],
+        dtype: type | np.dtype = np.float32,
+        kernels: KernelBackend | None = None,
+    ) -> None:
         self.blocks = list(blocks)
         if not self.blocks:
             raise ConfigError("a network needs at least an output block")
@@ -185,6 +194,10 @@ class Network:
         if len(self.output_block.output_shape) != 1:
             raise ConfigError("the output block must give one vector per example")
         self.dtype = np.dtype(dtype)
+        self.kernels = kernels if kernels is not None else default_kernels()
+        for block in self.blocks:
+            for layer in block.layers:
+                layer.use_kernels(self.kernels)
 
     @property
     def hidden_blocks(self) -> list[Block]:
@@ -312,6 +325,7 @@ def classifier(
     dtype: type | np.dtype = np.float32,
     rng: np.random.Generator | None = None,
     shape_only: bool = False,
+    kernels: KernelBackend | None = None,
 ) -> Network:
     """The bias-free multilayer perceptron of the published study, after optional
     convolutional blocks.
@@ -356,6 +370,8 @@ def classifier(
         Draw nothing and hold no memory: every weight is a read-only zero-stride view of one
         zero, so that the network tells its shapes, sizes and costs (the memory estimate, the
         cost summary) at any size. It cannot be trained.
+    kernels : KernelBackend, optional
+        See :class:`Network`.
     """
     conv_layers = parse_conv(conv)
     if not hidden or any(int(h) < 1 for h in hidden):
@@ -420,7 +436,7 @@ def classifier(
     output_quantizer = SignQuantizer() if binarize_last else WeightQuantizer()
     output = linear(shape[0], int(n_classes), output_quantizer)
     blocks.append(Block([output, ActivationLayer(last_act)], shape))
-    return Network(blocks, dtype)
+    return Network(blocks, dtype, kernels)
 
 
 def mlp(*args: Any, **kwargs: Any) -> Network:

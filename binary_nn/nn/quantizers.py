@@ -16,12 +16,15 @@ from collections.abc import Callable
 import numpy as np
 
 from ..registry import Registry
-from .kernels import sign_into
+from .kernels import KernelBackend, default_kernels
 
 
-def sign(values: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def sign(
+    values: np.ndarray, out: np.ndarray | None = None, kernels: KernelBackend | None = None
+) -> np.ndarray:
     """``+1`` where ``values > 0``, else ``-1`` (so 0 maps to -1), in the dtype of ``values``."""
-    return sign_into(values, np.empty_like(values) if out is None else out)
+    kernels = kernels if kernels is not None else default_kernels()
+    return kernels.sign_into(values, np.empty_like(values) if out is None else out)
 
 
 class WeightSTE:
@@ -63,7 +66,7 @@ class WeightQuantizer:
     name = "real"
     bits: int | None = None
 
-    def forward(self, weight: np.ndarray) -> np.ndarray:
+    def forward(self, weight: np.ndarray, kernels: KernelBackend | None = None) -> np.ndarray:
         """The weights the layer computes with."""
         return weight
 
@@ -87,8 +90,8 @@ class SignQuantizer(WeightQuantizer):
     def __init__(self, ste: str | WeightSTE = "identity") -> None:
         self.ste = WEIGHT_STES.get(ste) if isinstance(ste, str) else ste
 
-    def forward(self, weight: np.ndarray) -> np.ndarray:
-        return sign(weight)
+    def forward(self, weight: np.ndarray, kernels: KernelBackend | None = None) -> np.ndarray:
+        return sign(weight, kernels=kernels)
 
     def backward(self, grad: np.ndarray, weight: np.ndarray) -> None:
         self.ste.apply(grad, weight)

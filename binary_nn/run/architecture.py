@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..nn.kernels import KernelBackend
 from ..nn.network import Network, classifier
 from .config import TrainConfig
 
@@ -15,10 +16,11 @@ def build_network(
     rng: np.random.Generator | None = None,
     *,
     shape_only: bool = False,
+    kernels: KernelBackend | None = None,
 ) -> Network:
     """The network the model options of ``config`` describe, for examples of ``input_shape``
     (``shape_only``: no memory, for sizes and costs; see
-    :func:`~binary_nn.nn.network.classifier`)."""
+    :func:`~binary_nn.nn.network.classifier`), computing with ``kernels``."""
     return classifier(
         input_shape,
         config.hidden,
@@ -35,4 +37,5 @@ def build_network(
         dtype=np.dtype(config.dtype),
         rng=rng,
         shape_only=shape_only,
+        kernels=kernels,
     )

@@ -16,6 +16,7 @@ from ..learning.cost import cost_summary
 from ..learning.loss import LOSSES, MSELoss
 from ..learning.optim import SGD
 from ..learning.rules import RULES, LearningRule
+from ..nn.kernels import KernelBackend
 from ..nn.network import Network
 from ..version import __version__
 from . import memory
@@ -89,8 +90,11 @@ def run_info(config: TrainConfig, dataset: Dataset, model: Network) -> dict[str,
     }
 
 
-def build(config: TrainConfig, dataset: Dataset | None = None) -> TrainingRun:
-    """Model, rule and optimizer for ``config`` (resolved), drawn from its seed.
+def build(
+    config: TrainConfig, dataset: Dataset | None = None, kernels: KernelBackend | None = None
+) -> TrainingRun:
+    """Model, rule and optimizer for ``config`` (resolved), drawn from its seed, computing with
+    ``kernels`` (:func:`~binary_nn.nn.kernels.default_kernels` when not given).
 
     The seed is split into independent streams for the weights, the feedback matrices and the
     shuffling, so the same seed gives every rule the same initial weights.
@@ -104,15 +108,14 @@ def build(config: TrainConfig, dataset: Dataset | None = None) -> TrainingRun:
         )
     check_memory(config, dataset.input_shape, dataset.n_classes)
     weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
-    model = build_network(
-        config, dataset.input_shape, dataset.n_classes, np.random.default_rng(weights_seq)
-    )
+    rng = np.random.default_rng(weights_seq)
+    model = build_network(config, dataset.input_shape, dataset.n_classes, rng, kernels=kernels)
     rule = RULES.get(config.method)(
         model, np.random.default_rng(feedback_seq), streaming=config.streaming
     )
     if config.load:
         load_checkpoint(config.load, model, rule)
-    optimizer = SGD(model.parameters(), config.lr, config.weight_clipping)
+    optimizer = SGD(model.parameters(), config.lr, config.weight_clipping, model.kernels)
     probes = default_probes()
     if config.bn_recalibrate > 0:  # first: the evaluation and HSIC then use what it sets
         probes.insert(0, BatchNormRecalibration(config.bn_recalibrate, config.batchsize))

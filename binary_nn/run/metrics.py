@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..nn.kernels import Summary, summarize
+from ..nn.kernels import ArrayStatistics
 from ..nn.layers import Parameter
 from ..nn.network import Block, Network
 
@@ -100,7 +100,7 @@ class BatchStatistics:
     """
 
     def __call__(
-        self, network: Network, summaries: Mapping[Parameter, Summary] | None = None
+        self, network: Network, summaries: Mapping[Parameter, ArrayStatistics] | None = None
     ) -> dict[str, float]:
         stats: dict[str, float] = {}
         for k, block in enumerate(network.blocks):
@@ -112,7 +112,7 @@ class BatchStatistics:
         self,
         k: int,
         block: Block,
-        summaries: Mapping[Parameter, Summary] | None,
+        summaries: Mapping[Parameter, ArrayStatistics] | None,
         hidden: bool,
     ) -> dict[str, float]:
         """Block ``k``'s statistics (its pre-activations' only for a hidden block)."""
@@ -120,11 +120,11 @@ class BatchStatistics:
         if hidden:
             act = block.activation
             assert act.input is not None, "statistics need the pre-activations kept"
-            summary = summarize(act.input, act.activation.saturation_threshold)
+            summary = act.kernels.summarize(act.input, act.activation.saturation_threshold)
             stats[f"batch/saturation/{k}"] = summary.fraction_above
             stats[f"batch/preact_var/{k}"] = summary.variance
         weight = block.weight_layer.weight
-        summary = (summaries or {}).get(weight) or summarize(weight.grad)
+        summary = (summaries or {}).get(weight) or block.weight_layer.kernels.summarize(weight.grad)
         stats[f"batch/grad_var/{k}"] = summary.variance
         stats[f"batch/grad_absmax/{k}"] = summary.abs_max
         return stats

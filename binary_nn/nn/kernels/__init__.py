@@ -1,0 +1,65 @@
+"""Fused kernels: one pass over memory where numpy needs several, behind one backend object.
+
+A :class:`KernelBackend` gives every kernel (statistics, optimizer updates, sign and the
+activations' derivatives, batch norm, im2col/col2im, max pooling). :data:`NUMPY` is plain
+numpy; :data:`NUMBA` compiles the same computations into loops when numba is installed
+(``pip install "binary-nn[fast]"``), and is None otherwise. A network, its layers and its
+optimizer use the backend they were built with (:func:`default_kernels` unless told:
+numba when installed, unless ``BINARY_NN_KERNELS=numpy``), so two networks in one process
+can use different backends, and nothing switches them behind a caller's back.
+
+One subject per module: :mod:`.statistics`, :mod:`.updates`, :mod:`.elementwise`,
+:mod:`.batchnorm`, :mod:`.patches`, :mod:`.pooling`; :mod:`.jit` compiles the loops and
+:mod:`.backend` puts them behind the two objects.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+from .backend import KernelBackend, NumbaKernels
+from .jit import numba
+from .statistics import ArrayStatistics
+
+KERNELS_ENV = "BINARY_NN_KERNELS"
+KERNEL_CHOICES = ("auto", "numpy", "numba")
+
+NUMPY = KernelBackend()
+NUMBA: NumbaKernels | None = NumbaKernels() if numba is not None else None
+
+#: the name release 0.1 gave :class:`ArrayStatistics`
+Summary = ArrayStatistics
+
+
+def kernels_named(name: str) -> KernelBackend:
+    """``numpy``, ``numba`` (numpy when numba is missing) or ``auto`` (numba when installed)."""
+    if name == "numpy" or NUMBA is None:
+        return NUMPY
+    return NUMBA
+
+
+def default_kernels() -> KernelBackend:
+    """The backend ``$BINARY_NN_KERNELS`` names (``auto`` when unset)."""
+    choice = os.environ.get(KERNELS_ENV, "auto").strip().lower() or "auto"
+    if choice not in KERNEL_CHOICES:  # a warning, not an error: it must not stop a run
+        warnings.warn(
+            f"{KERNELS_ENV} must be one of {', '.join(KERNEL_CHOICES)}, got {choice!r}; using auto",
+            stacklevel=2,
+        )
+        choice = "auto"
+    return kernels_named(choice)
+
+
+__all__ = [
+    "KERNELS_ENV",
+    "NUMBA",
+    "NUMPY",
+    "ArrayStatistics",
+    "KernelBackend",
+    "NumbaKernels",
+    "Summary",
+    "default_kernels",
+    "kernels_named",
+    "numba",
+]

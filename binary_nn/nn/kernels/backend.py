@@ -1,0 +1,218 @@
+"""The kernel backends: one object gives every fused kernel, so a network computes with the
+one it was built with (chosen once, never switched through a module global)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import batchnorm, elementwise, patches, pooling, statistics, updates
+from .batchnorm import BatchNormForward
+from .jit import contiguous
+from .statistics import ArrayStatistics
+
+
+class KernelBackend:
+    """The numpy implementations: several passes over memory with temporaries, any layout.
+
+    Between this and :class:`NumbaKernels` only the summation order of reductions differs,
+    so results agree to rounding (and bit for bit outside batch norm's sums and the
+    statistics). Arrays are float32 or float64, and scalars are cast to the arrays' dtype, so
+    a float32 model never computes in float64.
+    """
+
+    name = "numpy"
+
+    def summarize(self, values: np.ndarray, threshold: float = np.inf) -> ArrayStatistics:
+        """Mean, variance (``mean(v^2) - mean(v)^2``, floored at 0), largest ``|v|`` and the
+        fraction of ``|v| > threshold``; the sums in the dtype of ``values``."""
+        return statistics.summarize_numpy(values, threshold)
+
+    def sgd_update(
+        self,
+        value: np.ndarray,
+        grad: np.ndarray,
+        lr: float,
+        clip: float,
+        scratch: np.ndarray,
+        summarize_grad: bool = False,
+    ) -> ArrayStatistics | None:
+        """``value -= lr * grad`` in place, then clipped to ``[-clip, clip]`` when ``clip > 0``;
+        with ``summarize_grad``, also :meth:`summarize` of ``grad`` (``scratch``, shaped like
+        ``value``, may hold ``lr * grad``)."""
+        return updates.sgd_numpy(value, grad, lr, clip, scratch, summarize_grad)
+
+    def sign_into(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out = +1 where values > 0, else -1`` (0 maps to -1); ``out`` may be ``values``."""
+        return elementwise.sign_numpy(values, out)
+
+    def pass_where_below(
+        self, grad: np.ndarray, a: np.ndarray, limit: float, in_place: bool = False
+    ) -> np.ndarray:
+        """``grad`` where ``|a| < limit``, else 0 (a new array, or ``grad`` ``in_place``)."""
+        return elementwise.pass_below_numpy(grad, a, limit, in_place)
+
+    def times_one_minus_square(
+        self, grad: np.ndarray, t: np.ndarray, in_place: bool = False
+    ) -> np.ndarray:
+        """``grad * (1 - t^2)``: the tanh derivative from ``t = tanh(a)``."""
+        return elementwise.one_minus_square_numpy(grad, t, in_place)
+
+    def scale_shift(self, x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        """``x * scale + shift`` per feature (a new array): batch norm in evaluation mode."""
+        return batchnorm.scale_shift_numpy(x, scale, shift)
+
+    def batchnorm_train(
+        self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+    ) -> BatchNormForward:
+        """Training-mode batch norm of ``x`` (batch, features) with the batch's statistics:
+        ``out = x_hat * gamma + beta``, ``x_hat``, the batch mean, the biased batch variance
+        and ``inv_std = 1 / sqrt(var + eps)``."""
+        return batchnorm.train_numpy(x, gamma, beta, eps)
+
+    def batchnorm_backward(
+        self,
+        grad: np.ndarray,
+        x_hat: np.ndarray,
+        gamma: np.ndarray,
+        inv_std: np.ndarray,
+        gamma_grad: np.ndarray,
+        beta_grad: np.ndarray,
+        need_input_grad: bool,
+        in_place: bool = False,
+    ) -> np.ndarray | None:
+        """Fill ``gamma_grad`` and ``beta_grad``; return the exact input gradient if asked (in
+        ``grad`` itself ``in_place``), through the batch mean and variance:
+        ``(n * grad - sum(grad) - x_hat * sum(grad * x_hat)) * gamma * inv_std / n``."""
+        return batchnorm.backward_numpy(
+            grad, x_hat, gamma, inv_std, gamma_grad, beta_grad, need_input_grad, in_place
+        )
+
+    def im2col(self, padded: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The ``k x k`` patches of a zero-padded channels-last batch (N, H + k - 1,
+        W + k - 1, C): one row per output position, (N*H*W, k*k*C), in the weights' (row,
+        column, channel) order; into ``out`` when given."""
+        return patches.im2col_numpy(padded, k, _patch_array(padded, k, out))
+
+    def col2im(self, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Each patch (N, H, W, K, K, C) added back into a zero-padded (N, H + K - 1,
+        W + K - 1, C) batch (into ``out``, adding to what it holds): a convolution's input
+        gradient from its patches' gradients."""
+        return patches.col2im_numpy(cols, _image_array(cols, out))
+
+    def maxpool(self, x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """The maxima of ``p x p`` windows (stride ``p``), and the row-major offset of each
+        window's first maximum (int8)."""
+        return pooling.maxpool_numpy(x, p)
+
+    def unpool(
+        self, grad: np.ndarray, index: np.ndarray, p: int, shape: tuple[int, ...]
+    ) -> np.ndarray:
+        """The gradient of :meth:`maxpool`: each window's gradient to its first maximum."""
+        return pooling.unpool_numpy(grad, index, p, shape)
+
+
+class NumbaKernels(KernelBackend):
+    """The numba-compiled loops: one or two passes over memory, C-contiguous arrays only
+    (anything else takes the numpy version)."""
+
+    name = "numba"
+
+    def summarize(self, values: np.ndarray, threshold: float = np.inf) -> ArrayStatistics:
+        if contiguous(values):
+            return statistics.summarize_numba(values, threshold)
+        return super().summarize(values, threshold)
+
+    def sgd_update(
+        self,
+        value: np.ndarray,
+        grad: np.ndarray,
+        lr: float,
+        clip: float,
+        scratch: np.ndarray,
+        summarize_grad: bool = False,
+    ) -> ArrayStatistics | None:
+        if contiguous(value, grad) and grad.size > 0:
+            return updates.sgd_numba(value, grad, lr, clip, scratch, summarize_grad)
+        return super().sgd_update(value, grad, lr, clip, scratch, summarize_grad)
+
+    def sign_into(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
+        if contiguous(values, out):
+            return elementwise.sign_numba(values, out)
+        return super().sign_into(values, out)
+
+    def pass_where_below(
+        self, grad: np.ndarray, a: np.ndarray, limit: float, in_place: bool = False
+    ) -> np.ndarray:
+        if contiguous(grad, a):
+            return elementwise.pass_below_numba(grad, a, limit, in_place)
+        return super().pass_where_below(grad, a, limit, in_place)
+
+    def times_one_minus_square(
+        self, grad: np.ndarray, t: np.ndarray, in_place: bool = False
+    ) -> np.ndarray:
+        if contiguous(grad, t):
+            return elementwise.one_minus_square_numba(grad, t, in_place)
+        return super().times_one_minus_square(grad, t, in_place)
+
+    def scale_shift(self, x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
+        if contiguous(x) and x.ndim == 2:
+            return batchnorm.scale_shift_numba(x, scale, shift)
+        return super().scale_shift(x, scale, shift)
+
+    def batchnorm_train(
+        self, x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float
+    ) -> BatchNormForward:
+        if contiguous(x):
+            return batchnorm.train_numba(x, gamma, beta, eps)
+        return super().batchnorm_train(x, gamma, beta, eps)
+
+    def batchnorm_backward(
+        self,
+        grad: np.ndarray,
+        x_hat: np.ndarray,
+        gamma: np.ndarray,
+        inv_std: np.ndarray,
+        gamma_grad: np.ndarray,
+        beta_grad: np.ndarray,
+        need_input_grad: bool,
+        in_place: bool = False,
+    ) -> np.ndarray | None:
+        args = (grad, x_hat, gamma, inv_std, gamma_grad, beta_grad, need_input_grad, in_place)
+        if contiguous(grad, x_hat):
+            return batchnorm.backward_numba(*args)
+        return super().batchnorm_backward(*args)
+
+    def im2col(self, padded: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
+        out = _patch_array(padded, k, out)
+        if contiguous(padded, out):
+            return patches.im2col_numba(padded, k, out)
+        return patches.im2col_numpy(padded, k, out)
+
+    def col2im(self, cols: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        out = _image_array(cols, out)
+        if contiguous(cols, out):
+            return patches.col2im_numba(cols, out)
+        return patches.col2im_numpy(cols, out)
+
+    def maxpool(self, x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+        if contiguous(x):
+            return pooling.maxpool_numba(x, p)
+        return super().maxpool(x, p)
+
+    def unpool(
+        self, grad: np.ndarray, index: np.ndarray, p: int, shape: tuple[int, ...]
+    ) -> np.ndarray:
+        if contiguous(grad, index):
+            return pooling.unpool_numba(grad, index, p, shape)
+        return super().unpool(grad, index, p, shape)
+
+
+def _patch_array(padded: np.ndarray, k: int, out: np.ndarray | None) -> np.ndarray:
+    n, hp, wp, c = padded.shape
+    rows = n * (hp - k + 1) * (wp - k + 1)
+    return np.empty((rows, k * k * c), padded.dtype) if out is None else out
+
+
+def _image_array(cols: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    n, h, w, k, _, c = cols.shape
+    return np.zeros((n, h + k - 1, w + k - 1, c), cols.dtype) if out is None else out
