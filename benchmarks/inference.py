@@ -37,7 +37,7 @@ from binary_nn.deploy.engine import Engine
 from binary_nn.deploy.packed import pack_bits, pack_network
 from binary_nn.nn import kernels
 from binary_nn.predict import integer_pixels
-from binary_nn.run.checkpoint import network_from_checkpoint
+from binary_nn.run.checkpoint import network_from_checkpoint, pixel_divisor
 from binary_nn.run.probes import predict as float_predict
 
 DRIVER = r"""#define _POSIX_C_SOURCE 199309L
@@ -99,7 +99,7 @@ def main() -> None:
     dataset = load_dataset(args.dataset, args.data_dir)
     reference_net, config = network_from_checkpoint(args.checkpoint, "float64")
     float_net, _ = network_from_checkpoint(args.checkpoint, "float32")
-    model = pack_network(reference_net, 8.0 if config.dataset == "digits" else 127.5)
+    model = pack_network(reference_net, pixel_divisor(args.checkpoint, config))
     pixels = integer_pixels(dataset.x_test, model)
     x32 = dataset.scale(dataset.x_test, np.float32)
     rows = []

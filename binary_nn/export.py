@@ -20,11 +20,9 @@ from .deploy.c_code import EXAMPLE, c_model
 from .deploy.packed import pack_network
 from .errors import ConfigError
 from .files import write_text_atomic
-from .run.checkpoint import network_from_checkpoint
+from .run.checkpoint import network_from_checkpoint, pixel_divisor
 
 PROG = "binary_nn.export"
-#: the integer pixel scale of each built-in dataset: x = p / divisor - 1
-DIVISORS = {"digits": 8.0}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file; give a directory")
         network, config = network_from_checkpoint(args.checkpoint)
-        model = pack_network(network, DIVISORS.get(str(config.dataset).lower(), 127.5))
+        model = pack_network(network, pixel_divisor(args.checkpoint, config))
         model.source = {"checkpoint": str(args.checkpoint), "architecture": network.describe()}
         float32_bytes = 4 * sum(
             math.prod(b.weight_layer.weight.value.shape) for b in network.blocks

@@ -20,20 +20,27 @@ from ..errors import DataError
 
 #: more classes than this is taken for a mistake in the labels
 MAX_CLASSES = 100_000
+#: uint8 images: ``x = p / 127.5 - 1`` maps 0..255 to [-1, 1]
+PIXEL_DIVISOR = 127.5
+#: divisors for which float32's ``(p - d) / d`` equals float64's ``p / d - 1`` rounded
+#: (127.5: checked for all 256 values in the tests; a power of two: every step is exact)
+_EXACT_IN_FLOAT32 = (127.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 
 
-def scale_pixels(raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """uint8 pixels to ``x / 127.5 - 1``, exactly as float64 computes it rounded to ``dtype``.
+def scale_pixels(raw: np.ndarray, dtype: np.dtype, divisor: float = PIXEL_DIVISOR) -> np.ndarray:
+    """Integer pixels ``p`` to ``x = p / divisor - 1``, exactly as float64 computes it rounded
+    to ``dtype``: the one place binary_nn turns pixels into inputs (training, evaluation,
+    export and the packed engine all take ``divisor`` from the dataset).
 
-    In float32, ``(x - 127.5) / 127.5`` has one rounding of an exact quotient and equals the
-    float64 formula rounded to float32 for all 256 values (tested), at a third of the cost of
-    a lookup table; float64 uses the formula itself.
+    In float32, ``(p - divisor) / divisor`` has one rounding of an exact quotient and equals
+    the float64 formula rounded to float32 for the divisors of the built-in datasets, at a
+    third of the cost of a lookup table; float64 uses the formula itself.
     """
-    if np.dtype(dtype) == np.float32:
-        out = np.subtract(raw, np.float32(127.5), dtype=np.float32)
-        out /= np.float32(127.5)
+    if np.dtype(dtype) == np.float32 and divisor in _EXACT_IN_FLOAT32:
+        out = np.subtract(raw, np.float32(divisor), dtype=np.float32)
+        out /= np.float32(divisor)
         return out
-    out = np.divide(raw, 127.5, dtype=np.float64)
+    out = np.divide(raw, divisor, dtype=np.float64)
     out -= 1
     return out.astype(dtype, copy=False)
 
@@ -43,8 +50,8 @@ class Dataset:
     """Train and test arrays of one classification task.
 
     ``x_*`` hold one example per row: vectors ``(N, F)`` or images ``(N, H, W, C)`` (``(N, H, W)``
-    gets a channel axis); uint8 pixels, scaled to ``x / 127.5 - 1`` batch by batch, or floats
-    used as they are. ``y_*`` are integer labels ``0 .. n_classes - 1``.
+    gets a channel axis); uint8 pixels, scaled to ``x / pixel_divisor - 1`` batch by batch, or
+    floats used as they are. ``y_*`` are integer labels ``0 .. n_classes - 1``.
     """
 
     name: str
@@ -53,6 +60,7 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int = 0
+    pixel_divisor: float = PIXEL_DIVISOR
 
     def __post_init__(self) -> None:
         if len(self.x_test) == 0 and self.x_test.ndim < 2:  # an empty test split, any shape
@@ -118,7 +126,7 @@ class Dataset:
     def scale(self, raw: np.ndarray, dtype: np.dtype) -> np.ndarray:
         """Rows of ``x_train``/``x_test`` as the network sees them, in ``dtype``."""
         if raw.dtype == np.uint8:
-            return scale_pixels(raw, dtype)
+            return scale_pixels(raw, dtype, self.pixel_divisor)
         return raw.astype(dtype, copy=False)
 
     def chunks(

@@ -15,11 +15,15 @@ import numpy as np
 
 from ..errors import DataError
 from ..registry import Registry
-from .dataset import Dataset
+from .dataset import PIXEL_DIVISOR, Dataset
 from .formats import CIFAR_DIR, read_cifar, read_idx_gz
 from .remote import FileSet, RemoteFile, check_local, data_home, ensure_files
 
 Loader = Callable[[Path, bool], Dataset]
+
+
+#: digits' pixels are 0..16: ``x = p / 8 - 1`` maps them to [-1, 1]
+DIGITS_DIVISOR = 8.0
 
 
 @dataclass(frozen=True)
@@ -37,20 +41,21 @@ class DatasetSource:
     files: FileSet | None = None
     input_shape: tuple[int, ...] = (28, 28, 1)
     n_classes: int = 10
+    pixel_divisor: float = PIXEL_DIVISOR
 
 
 def load_digits(root: Path | None = None, allow_download: bool = True) -> Dataset:
-    """scikit-learn's 8x8 digits (embedded, no download): ``x / 8 - 1``, stratified 80/20 split,
-    as ``(N, 8, 8, 1)`` images."""
+    """scikit-learn's 8x8 digits (embedded, no download): pixels 0..16 kept as uint8 and
+    scaled to ``x = p / 8 - 1``, stratified 80/20 split, as ``(N, 8, 8, 1)`` images."""
     from sklearn.datasets import load_digits as sklearn_digits
     from sklearn.model_selection import train_test_split
 
     digits = sklearn_digits()
-    x = (digits.data / 8.0 - 1.0).reshape(-1, 8, 8, 1)
+    x = digits.data.astype(np.uint8).reshape(-1, 8, 8, 1)
     x_train, x_test, y_train, y_test = train_test_split(
         x, digits.target, test_size=0.2, random_state=0, stratify=digits.target
     )
-    return Dataset("digits", x_train, y_train, x_test, y_test)
+    return Dataset("digits", x_train, y_train, x_test, y_test, pixel_divisor=DIGITS_DIVISOR)
 
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -216,7 +221,11 @@ DATASETS: Registry[DatasetSource] = Registry("dataset", "-d/--dataset")
 DATASETS.add(
     "digits",
     DatasetSource(
-        "digits", "scikit-learn 8x8 digits, embedded", load_digits, input_shape=(8, 8, 1)
+        "digits",
+        "scikit-learn 8x8 digits, embedded",
+        load_digits,
+        input_shape=(8, 8, 1),
+        pixel_divisor=DIGITS_DIVISOR,
     ),
 )
 DATASETS.add(

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..data import DATASETS
+from ..data.dataset import PIXEL_DIVISOR
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..learning.rules import RULES, LearningRule
@@ -151,3 +152,16 @@ def network_from_checkpoint(
     network = build_network(config, input_shape, n_classes)
     load_checkpoint(path, network, RULES.get(config.method)(network))
     return network, config
+
+
+def pixel_divisor(path: str | Path, config: TrainConfig) -> float:
+    """How the checkpoint's network scales integer pixels (``x = p / divisor - 1``): stored
+    since release 0.2, else its registered dataset's (release 0.1)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            saved = json.loads(str(archive["config"]))
+        return float(saved["pixel_divisor"])
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+        if config.dataset in DATASETS:
+            return DATASETS.get(config.dataset).pixel_divisor
+        return PIXEL_DIVISOR

@@ -140,7 +140,8 @@ def run(
             }
         status = "completed"
         if config.save:
-            save_checkpoint(config.save, training.model, training.rule, config.to_dict())
+            stored = {**config.to_dict(), "pixel_divisor": training.dataset.pixel_divisor}
+            save_checkpoint(config.save, training.model, training.rule, stored)
     except DivergenceError as exc:
         status = "diverged"
         summary["error"] = str(exc)
