@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from .errors import BinaryNNError, ConfigError
 
@@ -40,11 +41,11 @@ class ArgumentParser(argparse.ArgumentParser):
     """An argparse parser whose errors are a :class:`ConfigError` (one sentence, exit code 2)
     and whose help shows each default once."""
 
-    def __init__(self, *args, **kwargs) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
-    def error(self, message: str):
+    def error(self, message: str) -> Any:
         raise ConfigError(f"{message} (see --help)")
 
 
@@ -59,7 +60,7 @@ def _sigterm_unwinds() -> Iterator[None]:
         yield  # signal handlers can only be set from the main thread
         return
 
-    def terminate(signum, frame):
+    def terminate(signum: Any, frame: Any) -> Any:
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)

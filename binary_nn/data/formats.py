@@ -12,6 +12,7 @@ import pickle
 import tarfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class _ArrayUnpickler(pickle.Unpickler):
         }
     )
 
-    def find_class(self, module: str, name: str):
+    def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
         return super().find_class(module, name)
@@ -104,7 +105,7 @@ def read_cifar(source: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     """``x_train, y_train, x_test, y_test`` from ``cifar-10-python.tar.gz`` or its extracted
     ``cifar-10-batches-py`` directory."""
 
-    def gather(read, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def gather(read: Any, names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         parts = [parse_cifar_batch(read(n), f"{source}:{n}") for n in names]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 

@@ -13,6 +13,7 @@ and floats everywhere: export them as ``npz``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 8) -> str:
     return f"static const {ctype} {name}{dims} = {{\n    {body}\n}};\n"
 
 
-def _bits_code(k: int, layer, source_words: int) -> str:
+def _bits_code(k: int, layer: Any, source_words: int) -> str:
     """The loop of threshold layer ``k``: accumulate, compare, set the output bit."""
     if layer.kind == "pixels":
         accumulate = (

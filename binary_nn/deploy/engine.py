@@ -17,6 +17,8 @@ Numba is used when installed (the ``fast`` extra) and ``$BINARY_NN_KERNELS`` is 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..nn.kernels import KernelBackend, default_kernels, numba
@@ -32,14 +34,16 @@ if numba is not None:
     from numba.extending import intrinsic
 
     @intrinsic
-    def _popcount(typingctx, x):  # LLVM's ctpop: one instruction where the CPU has it
-        def codegen(context, builder, signature, args):
+    def _popcount(
+        typingctx: Any, x: Any
+    ) -> Any:  # LLVM's ctpop: one instruction where the CPU has it
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
             return builder.ctpop(args[0])
 
         return types.uint64(types.uint64), codegen
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _row_counts(x, n, w_t, counts):
+    def _row_counts(x: Any, n: Any, w_t: Any, counts: Any) -> Any:
         # counts[m] = sum_k popcount(~(x[n, k] ^ w_t[k, m])); the inner loop runs over
         # neurons, contiguous in w_t, so that it vectorises
         counts[:] = 0
@@ -49,7 +53,7 @@ if numba is not None:
                 counts[m] += np.int64(_popcount(xk ^ w_t[k, m]))
 
     @numba.njit(cache=True, nogil=True, inline="always")
-    def _set_bits(acc, threshold, direction, flags, out, n):
+    def _set_bits(acc: Any, threshold: Any, direction: Any, flags: Any, out: Any, n: Any) -> Any:
         # bit m of row n: (acc - T) * direction > 0, i.e. acc > T or acc < T (exact: acc and T
         # are integers below 2^24): first one flag byte per neuron (a loop that vectorises),
         # then 8 flag bytes to 8 bits at a time by one multiplication
@@ -64,12 +68,12 @@ if numba is not None:
             out[n, w] = word
 
     @numba.njit(cache=True, nogil=True)
-    def _xnor_counts(x, w_t, counts):
+    def _xnor_counts(x: Any, w_t: Any, counts: Any) -> Any:
         for n in range(x.shape[0]):
             _row_counts(x, n, w_t, counts[n])
 
     @numba.njit(cache=True, nogil=True)
-    def _xnor_threshold(x, w_t, threshold, direction, out):
+    def _xnor_threshold(x: Any, w_t: Any, threshold: Any, direction: Any, out: Any) -> Any:
         # one binary layer: counts, thresholds and the output bits in one pass per example
         counts = np.empty(w_t.shape[1], np.int64)
         flags = np.zeros(out.shape[1] * 64, np.uint8)  # the padding flags stay 0
@@ -78,13 +82,13 @@ if numba is not None:
             _set_bits(counts, threshold, direction, flags, out, n)
 
     @numba.njit(cache=True, nogil=True)
-    def _threshold_bits(acc, threshold, direction, out):
+    def _threshold_bits(acc: Any, threshold: Any, direction: Any, out: Any) -> Any:
         flags = np.zeros(out.shape[1] * 64, np.uint8)
         for n in range(acc.shape[0]):
             _set_bits(acc[n], threshold, direction, flags, out, n)
 
     @numba.njit(cache=True, nogil=True)
-    def _pixel_sums(pixels, w, sums):
+    def _pixel_sums(pixels: Any, w: Any, sums: Any) -> Any:
         # sums[n, m] = sum_i pixels[n, i] * w[i, m] in int32, vectorised over m
         n_rows, n_in = pixels.shape
         n_out = w.shape[1]
@@ -113,8 +117,8 @@ class Engine:
         self._prepared = [self._prepare(layer) for layer in model.layers]
 
     @staticmethod
-    def _prepare(layer: PackedLayer) -> dict:
-        prepared: dict = {"float": layer.weights}
+    def _prepare(layer: PackedLayer) -> dict[str, Any]:
+        prepared: dict[str, Any] = {"float": layer.weights}
         if layer.kind == "pixels":
             signs = unpack_bits(layer.weights, layer.n_in).T  # (n_in, n_out) of +-1
             prepared = {"int8": np.ascontiguousarray(signs), "float": signs.astype(np.float32)}
@@ -153,7 +157,7 @@ class Engine:
     def _threshold_layer(
         self,
         layer: PackedLayer,
-        prepared: dict,
+        prepared: dict[str, Any],
         x: np.ndarray,
         bits: bool,
         first: bool,
@@ -178,7 +182,7 @@ class Engine:
         return np.where(on, np.float32(1), np.float32(-1)), False
 
     def _accumulate(
-        self, layer: PackedLayer, prepared: dict, x: np.ndarray, bits: bool, first: bool
+        self, layer: PackedLayer, prepared: dict[str, Any], x: np.ndarray, bits: bool, first: bool
     ) -> np.ndarray:
         if layer.kind == "pixels":
             if self.compiled and len(x) < SMALL_BATCH:

@@ -31,6 +31,7 @@ import math
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -118,7 +119,7 @@ class PackedModel:
     layers: list[PackedLayer]
     input_divisor: float
     last_activation: str
-    source: dict = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict[str, Any])
 
     @property
     def n_inputs(self) -> int:
@@ -142,7 +143,7 @@ class PackedModel:
                     out[f"layer.{k}.{name}"] = value
         return out
 
-    def header(self) -> dict:
+    def header(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -168,7 +169,7 @@ class PackedModel:
     def save(self, path: str | Path) -> None:
         """One ``.npz``: plain arrays and the header as JSON text, written atomically."""
         buffer = io.BytesIO()
-        arrays: dict = {"header": np.array(json.dumps(self.header())), **self.arrays()}
+        arrays: dict[str, Any] = {"header": np.array(json.dumps(self.header())), **self.arrays()}
         np.savez(buffer, **arrays)
         write_bytes_atomic(Path(path), buffer.getvalue())
 
@@ -244,7 +245,7 @@ def _fold(block: Block, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
     return scale, shift
 
 
-def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int):
+def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int) -> Any:
     """``acc * scale + shift > 0`` as ``acc > T`` (direction +1) or ``acc < T`` (-1)."""
     threshold = np.zeros(len(scale), np.int32)
     direction = np.ones(len(scale), np.int8)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -41,7 +42,7 @@ def bundled_settings() -> list[str]:
     )
 
 
-def read_settings(source: str) -> dict:
+def read_settings(source: str) -> dict[str, Any]:
     """A settings file by path, or by the name of a bundled one."""
     path = Path(source)
     if not path.is_file():
@@ -66,7 +67,9 @@ def setting_name(config: TrainConfig) -> str:
     return f"{config.method}-{config.hidden_act}-{weights}"
 
 
-def build_jobs(data: dict, seeds: list[int], out: Path, overrides: dict) -> list[Job]:
+def build_jobs(
+    data: dict[str, Any], seeds: list[int], out: Path, overrides: dict[str, Any]
+) -> list[Job]:
     """One job per (setting, seed), every configuration validated before anything runs."""
     fixed = dict(data.get("fixed") or {})
     if "dataset" in data:
@@ -127,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(PROG, job)
 
 
-def print_table(results) -> None:
+def print_table(results: Any) -> None:
     """Mean and spread of the final test accuracy per setting, over its seeds."""
-    groups: dict[str, list] = {}
+    groups: dict[str, list[Any]] = {}
     for r in results:
         groups.setdefault(r.name.rsplit("/", 1)[0], []).append(r)
     print(f"{'setting':<24} {'runs':>4} {'test acc mean':>14} {'std':>7} {'min':>7} {'max':>7}")

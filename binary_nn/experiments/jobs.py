@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -45,11 +46,11 @@ class JobResult:
     name: str
     run_dir: Path
     status: str  # skipped, completed, diverged or failed
-    summary: dict = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict[str, Any])
     error: str | None = None
 
 
-def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict, str | None]:
+def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict[str, Any], str | None]:
     """Worker: one training run, errors caught and written beside the run."""
     from threadpoolctl import threadpool_limits
 
@@ -92,7 +93,7 @@ def _write_error(run_dir: Path, message: str, config: TrainConfig) -> None:
         pass
 
 
-Outcome = tuple[str, dict, "str | None"]
+Outcome = tuple[str, dict[str, Any], "str | None"]
 
 
 def _serial(configs: dict[int, TrainConfig], blas_threads: int) -> Iterator[tuple[int, Outcome]]:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
@@ -37,14 +38,14 @@ def _being_written(run_dir: Path) -> bool:
     return False
 
 
-def _read(path: Path) -> dict:
+def _read(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 
 
-def list_runs(root: Path) -> list[dict]:
+def list_runs(root: Path) -> list[dict[str, Any]]:
     """One row per run directory under ``root`` (any depth), oldest first."""
     rows = []
     for config_path in sorted(root.rglob(CONFIG_FILE)):

@@ -31,6 +31,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -53,15 +54,15 @@ class Sweep:
     """A parsed sweep file: grid parameters (name -> values) and the fixed arguments."""
 
     path: Path
-    raw: dict
+    raw: dict[str, Any]
     name: str
     method: str
     metric: str
     goal: str
-    parameters: dict[str, list]
+    parameters: dict[str, list[Any]]
     fixed_args: list[str]
 
-    def points(self) -> list[dict]:
+    def points(self) -> list[dict[str, Any]]:
         """The grid, in the order of the file's parameters (the last one varies fastest)."""
         keys = list(self.parameters)
         return [
@@ -74,7 +75,7 @@ class Sweep:
         return [k for k, v in self.parameters.items() if len(v) > 1]
 
 
-def point_args(point: dict) -> list[str]:
+def point_args(point: dict[str, Any]) -> list[str]:
     """The agent's ``${args_no_boolean_flags}`` for one point."""
     args = []
     for name, value in point.items():
@@ -86,7 +87,7 @@ def point_args(point: dict) -> list[str]:
     return args
 
 
-def point_name(point: dict, varying: list[str]) -> str:
+def point_name(point: dict[str, Any], varying: list[str]) -> str:
     """A directory name from the point's varying parameters, e.g. ``method-DFA_lr-1e-05``."""
     parts = [f"{k}-{point[k]}" for k in varying] or ["point"]
     return re.sub(r"[^A-Za-z0-9._=-]", "_", "_".join(parts))
@@ -121,7 +122,7 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     if goal not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: 'metric.goal' must be maximize or minimize, got {goal!r}")
 
-    grid: dict[str, list] = {}
+    grid: dict[str, list[Any]] = {}
     for name, spec in parameters.items():
         if by_name(TrainConfig, str(name)) is None:
             raise ConfigError(
@@ -152,7 +153,7 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     )
 
 
-def _fixed_args(path: Path, command) -> list[str]:
+def _fixed_args(path: Path, command: Any) -> list[str]:
     """The arguments of ``command`` after the entry point, without W&B's macros."""
     if command is None:
         raise ConfigError(
@@ -194,7 +195,7 @@ def build_jobs(
     return jobs
 
 
-def best_point(results, metric: str, goal: str):
+def best_point(results: Any, metric: str, goal: str) -> Any:
     scored = [
         r
         for r in results

@@ -164,7 +164,7 @@ def rule_costs(network: Network) -> list[dict[str, Any]]:
     return rows
 
 
-def cost_summary(network: Network) -> dict:
+def cost_summary(network: Network) -> dict[str, Any]:
     """Both tables as plain data (what ``config.json`` holds under ``cost``)."""
     layers = layer_costs(network)
     stored = sum(r.stored_bytes for r in layers)
@@ -187,7 +187,7 @@ def _n(value: float) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
 
 
-def render(summary: dict, architecture: str) -> str:
+def render(summary: dict[str, Any], architecture: str) -> str:
     """Both tables as markdown."""
     lines = [
         f"# {architecture}",

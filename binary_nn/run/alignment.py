@@ -143,7 +143,7 @@ class Alignment(Probe):
     @staticmethod
     def _measure(
         network: Network, rule: LearningRule, loss: MSELoss, x: np.ndarray, labels: np.ndarray
-    ) -> dict:
+    ) -> dict[str, Any]:
         twin = rule_and_backprop(network, rule, loss, x, labels)
         eps = float(np.finfo(network.dtype).eps)
         metrics: dict[str, float | None] = {}

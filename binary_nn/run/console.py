@@ -41,7 +41,7 @@ class Console(Tracker):
             self.stream = None
             silence_stdout()
 
-    def start(self, config: dict, info: dict) -> None:
+    def start(self, config: dict[str, Any], info: dict[str, Any]) -> None:
         self._run_dir = str(info.get("run_dir", ""))
         self._n_classes = int(info.get("n_classes", 0))
         self._hinted = False
@@ -62,7 +62,7 @@ class Console(Tracker):
             total=n_iterations, desc=f"epoch {epoch}", leave=False, file=sys.stderr, disable=None
         )
 
-    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+    def log_batch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         if self._bar is not None and "batch/loss" in metrics:
             self._bar.update(1)
             self._bar.set_postfix(loss=f"{metrics['batch/loss']:.4f}", refresh=False)
@@ -70,7 +70,7 @@ class Console(Tracker):
             stats = " ".join(f"{k.removeprefix('batch/')}={_short(v)}" for k, v in metrics.items())
             self._print(f"it {iteration}: {stats}")
 
-    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+    def log_epoch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -90,11 +90,11 @@ class Console(Tracker):
                 if values:
                     self._print("  " + " ".join(f"{k}={_short(v)}" for k, v in values.items()))
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: dict[str, Any]) -> None:
         self._close_bar()
         self._print(f"{summary.get('status', 'finished')}: run directory {self._run_dir}")
 
-    def abort(self, summary: dict) -> None:
+    def abort(self, summary: dict[str, Any]) -> None:
         self._close_bar()
         if self._run_dir:
             self._print(
@@ -102,7 +102,7 @@ class Console(Tracker):
                 f"{self._run_dir} keeps everything logged so far"
             )
 
-    def _hint_if_stuck(self, metrics: dict) -> None:
+    def _hint_if_stuck(self, metrics: dict[str, Any]) -> None:
         """One line when training is stuck at chance level with saturated outputs: accuracy
         near chance, a loss no better than every output at -1 (4 / classes) and flat since
         the previous epoch (the published --lr 0.001 does that to small nets)."""

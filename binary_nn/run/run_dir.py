@@ -10,7 +10,7 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ..errors import BinaryNNError, ConfigError
 from ..files import jsonable, write_json_atomic
@@ -32,7 +32,7 @@ class RunFinished(BinaryNNError):
     """The run directory already holds a finished run (a campaign skips it)."""
 
 
-def finished_summary(run_dir: Path) -> dict | None:
+def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     """The run's summary if it finished, else None (never started, killed, or failed)."""
     try:
         summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
@@ -107,23 +107,23 @@ class RunDirectory(Tracker):
             except OSError:
                 pass
 
-    def start(self, config: dict, info: dict) -> None:
+    def start(self, config: dict[str, Any], info: dict[str, Any]) -> None:
         write_json_atomic(self.path / CONFIG_FILE, {**config, **info})
 
-    def _append(self, record: dict) -> None:
+    def _append(self, record: dict[str, Any]) -> None:
         assert self._metrics is not None, "open() the run directory first"
         self._metrics.write(json.dumps(jsonable(record)) + "\n")
         self._metrics.flush()
 
-    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+    def log_batch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         self._append({"epoch": epoch, "iteration": iteration, **metrics})
 
-    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+    def log_epoch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         self._append({"epoch": epoch, "iteration": iteration, **metrics})
         assert self._metrics is not None
         os.fsync(self._metrics.fileno())
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: dict[str, Any]) -> None:
         self._close_metrics()
         write_json_atomic(self.path / SUMMARY_FILE, summary)
         self._release()
@@ -140,5 +140,5 @@ class RunDirectory(Tracker):
         self._close_metrics()
         self._release()
 
-    def abort(self, summary: dict) -> None:
+    def abort(self, summary: dict[str, Any]) -> None:
         self.close()

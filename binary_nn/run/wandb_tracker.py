@@ -28,7 +28,7 @@ class WandbTracker(Tracker):
         self.run = None
         self.class_names: list[str] = []
 
-    def start(self, config: dict, info: dict) -> None:
+    def start(self, config: dict[str, Any], info: dict[str, Any]) -> None:
         # W&B files go beside the run unless WANDB_DIR says where
         directory = None if os.environ.get("WANDB_DIR") else str(self.directory)
         try:
@@ -50,11 +50,11 @@ class WandbTracker(Tracker):
             self.run = None
         self.class_names = [str(c) for c in range(info["n_classes"])]
 
-    def log_batch(self, metrics: dict, epoch: int, iteration: int) -> None:
+    def log_batch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         if self.run is not None:
             self.run.log({**metrics, "epoch": epoch}, step=iteration)
 
-    def log_epoch(self, metrics: dict, epoch: int, iteration: int) -> None:
+    def log_epoch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         if self.run is None:
             return
         data = {k: v for k, v in metrics.items() if k != "test/confusion_matrix"}
@@ -71,7 +71,7 @@ class WandbTracker(Tracker):
             data["test/confusion_matrix"] = table
         self.run.log({**data, "epoch": epoch}, step=iteration)
 
-    def finish(self, summary: dict) -> None:
+    def finish(self, summary: dict[str, Any]) -> None:
         if self.run is not None:
             for key, value in summary.items():
                 if isinstance(value, (int, float, str)):

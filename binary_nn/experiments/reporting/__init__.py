@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from ...cli import ArgumentParser, describe, run_cli
 from ...errors import ConfigError
@@ -40,7 +41,7 @@ PROG = "binary_nn.report"
 __all__ = ["learning_curve", "main", "make_report", "parse_published", "published_table"]
 
 
-def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None) -> dict:
+def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None) -> dict[str, Any]:
     """Write every output into ``out``; return what was written and the markdown table."""
     # everything the outputs need is checked before any of them is written
     if out.exists() and not out.is_dir():

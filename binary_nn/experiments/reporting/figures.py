@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .load import (
     ALGORITHM_ORDER,
@@ -20,7 +21,7 @@ from .load import (
 PANEL = ["binarize", "hidden_act", "bn"]
 
 
-def _per_section_figures(runs, out: Path, prefix: str, draw) -> list[Path]:
+def _per_section_figures(runs: Any, out: Path, prefix: str, draw: Any) -> list[Path]:
     """One PNG per (dataset, bn): ``draw(ax, plt, group, title)`` returns False to skip it."""
     import matplotlib
 
@@ -45,14 +46,14 @@ def _per_section_figures(runs, out: Path, prefix: str, draw) -> list[Path]:
     return written
 
 
-def _triples(group):
+def _triples(group: Any) -> Any:
     """(label, runs) per triple of a section, in a stable order."""
     for key, sub in group.groupby(TRIPLE, sort=True):
         yield triple_label(dict(zip(TRIPLE, key, strict=True))), sub
 
 
-def plot_boxes(runs, out: Path) -> list[Path]:
-    def draw(ax, plt, group, title) -> bool:
+def plot_boxes(runs: Any, out: Path) -> list[Path]:
+    def draw(ax: Any, plt: Any, group: Any, title: Any) -> bool:
         labels, data = zip(
             *((label, sub[BEST_TEST].dropna().to_numpy(float)) for label, sub in _triples(group)),
             strict=True,
@@ -74,12 +75,12 @@ def plot_boxes(runs, out: Path) -> list[Path]:
     return _per_section_figures(runs, out, "boxplot", draw)
 
 
-def plot_curves(runs, out: Path) -> list[Path]:
+def plot_curves(runs: Any, out: Path) -> list[Path]:
     from matplotlib.ticker import MaxNLocator
 
     pd = _pandas()
 
-    def draw(ax, plt, group, title) -> bool:
+    def draw(ax: Any, plt: Any, group: Any, title: Any) -> bool:
         triples = list(_triples(group))
         methods = sorted(set(group["method"]), key=lambda m: ALGORITHM_ORDER.get(m, 9))
         if len(triples) > 6 and len(methods) > 1:  # crowded: one panel per rule
@@ -118,7 +119,7 @@ def plot_curves(runs, out: Path) -> list[Path]:
     return _per_section_figures(runs, out, "curves", draw)
 
 
-def plot_alignment(runs, out: Path) -> list[Path]:
+def plot_alignment(runs: Any, out: Path) -> list[Path]:
     """Per dataset: a grid of panels, a column per rule and a row per weight type (with
     activation and batch norm), each the gradient angle of every hidden layer over epochs."""
     import matplotlib

@@ -73,7 +73,7 @@ def triple_label(row: Any) -> str:
     return f"{row['method']} {row['hidden_act']} {'bin' if row['binarize'] else 'real'}"
 
 
-def _pandas():
+def _pandas() -> Any:
     try:
         import pandas as pd
     except ImportError:
@@ -89,7 +89,7 @@ def _dataset_name(name: str) -> str:
     return DATASETS.canonical(name) if name in DATASETS else str(name)
 
 
-def read_run_dirs(root: Path) -> tuple[list[dict], list[dict]]:
+def read_run_dirs(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of finished runs under ``root``, and the unfinished ones (killed or failed)."""
     rows, unfinished = [], []
     for config_path in sorted(root.rglob(CONFIG_FILE)):
@@ -124,7 +124,7 @@ def read_run_dirs(root: Path) -> tuple[list[dict], list[dict]]:
     return rows, unfinished
 
 
-def read_csv(path: Path):
+def read_csv(path: Path) -> Any:
     """A W&B export: one row per run, config and summary columns under the SPEC names."""
     pd = _pandas()
     try:
@@ -161,7 +161,7 @@ def read_csv(path: Path):
     return frame
 
 
-def load(sources: Sequence[str]):
+def load(sources: Sequence[str]) -> Any:
     """All runs of the given directories and CSV files as one table, plus unfinished runs."""
     pd = _pandas()
     frames, unfinished = [], []
@@ -193,7 +193,7 @@ def load(sources: Sequence[str]):
     return frame, unfinished
 
 
-def records_with(run_dir: str, key: str) -> list[dict]:
+def records_with(run_dir: str, key: str) -> list[dict[str, Any]]:
     """The records of a run's ``metrics.jsonl`` that hold ``key``."""
     path = Path(run_dir) / METRICS_FILE
     if not (run_dir and path.is_file()):
@@ -219,7 +219,7 @@ def learning_curve(run_dir: str) -> dict[int, float]:
     return {r["epoch"]: r["test/accuracy"] for r in records_with(run_dir, "test/accuracy")}
 
 
-def alignment_curves(run_dir: str, iterations_per_epoch: int | None):
+def alignment_curves(run_dir: str, iterations_per_epoch: int | None) -> Any:
     """``align/*`` and ``flip/*`` of a run, indexed by (fractional) epoch."""
     pd = _pandas()
     records = records_with(run_dir, ALIGN)
@@ -232,7 +232,7 @@ def alignment_curves(run_dir: str, iterations_per_epoch: int | None):
     return values.set_axis(x.to_numpy(float), axis=0).astype(float)
 
 
-def _mean_alignment(sub):
+def _mean_alignment(sub: Any) -> Any:
     pd = _pandas()
     curves = [
         c

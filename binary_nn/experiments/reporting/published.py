@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 from ...errors import ConfigError
 
@@ -27,12 +28,12 @@ def published_table(name: str) -> Path:
     return path
 
 
-def parse_published(path: Path) -> dict[tuple, dict]:
+def parse_published(path: Path) -> dict[tuple[Any, ...], dict[str, Any]]:
     """Rows of a published table in the layout of ``mnist_grid_search.md``, keyed by
     (dataset, bn, method, activation, binarize)."""
     from ...data import DATASETS
 
-    rows: dict[tuple, dict] = {}
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     section, header = None, None
     for line in Path(path).read_text().splitlines():
         title = re.match(r"#+\s*(\S+)\s+(with|without)\s+batch\s*norm", line, re.IGNORECASE)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .load import ALGORITHM_ORDER, BEST_TEST, GRID, SCORES, SECTION, SELECT_ON, TRIPLE, _pandas
 
 
-def best_settings(frame):
+def best_settings(frame: Any) -> Any:
     """Per (dataset, bn, triple): the (init, lr) with the best mean ``train/accuracy``."""
     means = (
         frame.groupby([*SECTION, *TRIPLE, *GRID], dropna=False)
@@ -24,13 +26,13 @@ def best_settings(frame):
     return best.sort_values([*SECTION, "order"]).drop(columns="order")
 
 
-def chosen_runs(frame, best):
+def chosen_runs(frame: Any, best: Any) -> Any:
     """The runs (all seeds) of each triple's chosen (init, lr)."""
     keys = [*SECTION, *TRIPLE, *GRID]
     return frame.merge(best[keys], on=keys, how="inner")
 
 
-def summary_table(runs):
+def summary_table(runs: Any) -> Any:
     """Mean, std, 95% CI of the best test accuracy per triple; Mann-Whitney U against GD."""
     import numpy as np
     from scipy import stats

@@ -24,7 +24,7 @@ def _lr(value: float) -> str:
     return f"{mantissa}E{int(exponent)}"
 
 
-def grid_search_markdown(best, unfinished: list[dict]) -> str:
+def grid_search_markdown(best: Any, unfinished: list[dict[str, Any]]) -> str:
     lines = ["# Grid search: best (init, lr) per triple, selected on train/accuracy", ""]
     header = (
         "| algorithm | activation | binary weights | initial value | learning rate | "
@@ -50,7 +50,7 @@ def grid_search_markdown(best, unfinished: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def alignment_markdown(runs) -> str | None:
+def alignment_markdown(runs: Any) -> str | None:
     """The last measured angles per (dataset, rule, weight type), mean over seeds."""
     lines = ["# Final alignment with backpropagation (degrees; mean over seeds)", ""]
     found = False
@@ -72,7 +72,7 @@ def alignment_markdown(runs) -> str | None:
             "|---|---|---|---|---|",
         ]
 
-        def cell(column: str, last=last) -> str:
+        def cell(column: str, last: Any = last) -> str:
             value = last.get(column)
             return "-" if value is None or value != value else f"{value:.1f}"
 
@@ -87,11 +87,11 @@ def alignment_markdown(runs) -> str | None:
     return "\n".join(lines) if found else None
 
 
-def cost_markdown(frame) -> str | None:
+def cost_markdown(frame: Any) -> str | None:
     """Per architecture of the runs, the per-rule cost table their config.json holds."""
     from ...learning.cost import render
 
-    seen: dict[str, dict] = {}
+    seen: dict[str, dict[str, Any]] = {}
     for architecture, cost in zip(frame["architecture"], frame["cost"], strict=True):
         if isinstance(cost, dict) and architecture not in seen:
             seen[architecture] = cost
@@ -102,7 +102,7 @@ def cost_markdown(frame) -> str | None:
     return "\n".join(parts)
 
 
-def comparison_markdown(best, published: dict[tuple, dict]) -> str:
+def comparison_markdown(best: Any, published: dict[tuple[Any, ...], dict[str, Any]]) -> str:
     lines = [
         "# Measured against published",
         "",

@@ -3,13 +3,15 @@ the batch statistics, and the exact backward through them."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .jit import compiled
 
 
 @compiled
-def _scale_shift_loop(x, scale, shift, out):
+def _scale_shift_loop(x: Any, scale: Any, shift: Any, out: Any) -> Any:
     n, features = x.shape
     for i in range(n):
         for j in range(features):
@@ -30,7 +32,9 @@ def scale_shift_numba(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np
 
 
 @compiled
-def _train_loop(x, gamma, beta, eps, count, x_hat, out, mean, var):
+def _train_loop(
+    x: Any, gamma: Any, beta: Any, eps: Any, count: Any, x_hat: Any, out: Any, mean: Any, var: Any
+) -> Any:
     n, features = x.shape
     mean[:] = 0
     var[:] = 0
@@ -79,7 +83,7 @@ def train_numba(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) 
 
 
 @compiled
-def _grads_loop(grad, x_hat, gamma_grad, beta_grad):
+def _grads_loop(grad: Any, x_hat: Any, gamma_grad: Any, beta_grad: Any) -> Any:
     n, features = grad.shape
     gamma_grad[:] = 0
     beta_grad[:] = 0
@@ -91,7 +95,9 @@ def _grads_loop(grad, x_hat, gamma_grad, beta_grad):
 
 
 @compiled
-def _input_grad_loop(grad, x_hat, gamma_grad, beta_grad, count, scale, out):
+def _input_grad_loop(
+    grad: Any, x_hat: Any, gamma_grad: Any, beta_grad: Any, count: Any, scale: Any, out: Any
+) -> Any:
     target = grad if out is None else out
     n, features = grad.shape
     for i in range(n):

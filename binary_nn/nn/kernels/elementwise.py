@@ -8,13 +8,15 @@ unvectorised, 4-6x slower).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .jit import compiled
 
 
 @compiled
-def _sign_loop(values, out):
+def _sign_loop(values: Any, out: Any) -> Any:
     target = values if out is None else out
     for i in range(values.size):
         target[i] = 1 if values[i] > 0 else -1
@@ -35,12 +37,12 @@ def sign_numba(values: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 @compiled
-def _passed(g, a, limit):
+def _passed(g: Any, a: Any, limit: Any) -> Any:
     return g if abs(a) < limit else g - g
 
 
 @compiled
-def _pass_below_loop(grad, a, limit, out):
+def _pass_below_loop(grad: Any, a: Any, limit: Any, out: Any) -> Any:
     target = grad if out is None else out
     for i in range(grad.size):
         target[i] = _passed(grad[i], a[i], limit)
@@ -65,12 +67,12 @@ def pass_below_numba(grad: np.ndarray, a: np.ndarray, limit: float, in_place: bo
 
 
 @compiled
-def _times_one_minus_square(g, t, one):
+def _times_one_minus_square(g: Any, t: Any, one: Any) -> Any:
     return (one - t * t) * g
 
 
 @compiled
-def _one_minus_square_loop(grad, t, one, out):
+def _one_minus_square_loop(grad: Any, t: Any, one: Any, out: Any) -> Any:
     target = grad if out is None else out
     for i in range(grad.size):
         target[i] = _times_one_minus_square(grad[i], t[i], one)

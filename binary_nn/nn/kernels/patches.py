@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .jit import compiled
 
 
 @compiled
-def _im2col_loop(padded, k, out):
+def _im2col_loop(padded: Any, k: Any, out: Any) -> Any:
     n_, hp, wp, c = padded.shape
     h, w = hp - k + 1, wp - k + 1
     for n in range(n_):
@@ -38,7 +40,7 @@ def im2col_numba(padded: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
 
 
 @compiled
-def _col2im_loop(cols, out):
+def _col2im_loop(cols: Any, out: Any) -> Any:
     n_, h, w, k, _, c = cols.shape
     for n in range(n_):
         for i in range(h):

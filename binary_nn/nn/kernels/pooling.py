@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .jit import compiled
 
 
 @compiled
-def _maxpool_loop(x, p, out, index):
+def _maxpool_loop(x: Any, p: Any, out: Any, index: Any) -> Any:
     # the channel loop innermost: contiguous, so that it vectorises
     n_, ho, wo, c = out.shape
     for n in range(n_):
@@ -54,7 +56,7 @@ def maxpool_numba(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @compiled
-def _unpool_loop(grad, index, p, out):
+def _unpool_loop(grad: Any, index: Any, p: Any, out: Any) -> Any:
     n_, ho, wo, c = grad.shape
     zero = grad.dtype.type(0)
     for n in range(n_):

@@ -38,7 +38,7 @@ def from_sums(
 
 
 @compiled
-def accumulate(total, total_sq, top, v, magnitude):
+def accumulate(total: Any, total_sq: Any, top: Any, v: Any, magnitude: Any) -> Any:
     # one element into the sums and the largest |v|: |v| as the bits of v with the sign
     # cleared, since for finite floats those unsigned integers order like the absolute values
     # and an integer max vectorises where a float max does not. The sums stay in the arrays'
@@ -47,7 +47,7 @@ def accumulate(total, total_sq, top, v, magnitude):
 
 
 @compiled
-def _summary_loop(values, bits, mask, threshold_bits):
+def _summary_loop(values: Any, bits: Any, mask: Any, threshold_bits: Any) -> Any:
     total = values[0] - values[0]
     total_sq = total
     top = bits[0] ^ bits[0]

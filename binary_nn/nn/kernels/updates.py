@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .jit import compiled
@@ -9,14 +11,16 @@ from .statistics import ArrayStatistics, abs_max_bits, accumulate, from_sums, su
 
 
 @compiled
-def _sgd_loop(value, grad, lr, low, high):
+def _sgd_loop(value: Any, grad: Any, lr: Any, low: Any, high: Any) -> Any:
     for i in range(value.size):
         v = value[i] - lr * grad[i]
         value[i] = min(max(v, low), high)
 
 
 @compiled
-def _sgd_summary_loop(value, grad, grad_bits, mask, lr, low, high):
+def _sgd_summary_loop(
+    value: Any, grad: Any, grad_bits: Any, mask: Any, lr: Any, low: Any, high: Any
+) -> Any:
     # the step and the gradient's statistics (as in statistics.py) from one read of it
     total = grad[0] - grad[0]
     total_sq = total
