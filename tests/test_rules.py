@@ -1,4 +1,4 @@
-"""Learning rules and SGD against the formulas of SPEC.md, written out here by hand."""
+"""Learning rules and SGD against the formulas of the behaviour spec (docs/behaviour.md), written out here by hand."""
 
 import numpy as np
 import pytest
@@ -45,7 +45,7 @@ def test_bp_is_an_alias_of_gd():
 
 
 def manual_direct_feedback_step(model, x, t, signal, feedback, lr, act="tanh"):
-    """SPEC.md for DFA/DRTP with no batch norm, written out: returns the new weights."""
+    """the behaviour spec (docs/behaviour.md) for DFA/DRTP with no batch norm, written out: returns the new weights."""
     w1, w2, w3 = (lin.weight.value.copy() for lin in weight_layers(model))
     binary = weight_layers(model)[0].quantizer.binary
     q = (lambda w: np.where(w > 0, 1.0, -1.0)) if binary else (lambda w: w)

@@ -1,6 +1,6 @@
 """Hidden and output activations, looked up by name (``--hidden-act``, ``--last-act``).
 
-Each activation gives its forward map and the backward step of SPEC.md: the sign family are
+Each activation gives its forward map and the backward step of the behaviour spec (docs/behaviour.md): the sign family are
 straight-through estimators whose "derivative" is a surrogate, not the (zero) true derivative.
 """
 
