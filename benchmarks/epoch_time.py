@@ -500,7 +500,7 @@ def targets_table(rows: list[tuple[str, dict]]) -> None:
         met = "yes" if statistics.median(ratios) <= limit else "**no**"
         print(f"| {what} | {variant} | {spread(ratios)} | {limit} | {met} |")
     print(
-        "| float64 exact to the behaviour spec | all | tests/test_spec_step.py, tests/test_rules.py "
+        "| float64 exact to the spec | all | tests/test_spec_step.py, tests/test_rules.py "
         "| - | tested |"
     )
 

@@ -1,4 +1,4 @@
-"""Learning rules and SGD against the formulas of the behaviour spec (docs/behaviour.md), written out here by hand."""
+"""Learning rules and SGD against the formulas of the behaviour spec, written out here by hand."""
 
 import numpy as np
 import pytest
@@ -45,7 +45,7 @@ def test_bp_is_an_alias_of_gd():
 
 
 def manual_direct_feedback_step(model, x, t, signal, feedback, lr, act="tanh"):
-    """the behaviour spec (docs/behaviour.md) for DFA/DRTP with no batch norm, written out: returns the new weights."""
+    """the behaviour spec for DFA/DRTP with no batch norm, written out: returns the new weights."""
     w1, w2, w3 = (lin.weight.value.copy() for lin in weight_layers(model))
     binary = weight_layers(model)[0].quantizer.binary
     q = (lambda w: np.where(w > 0, 1.0, -1.0)) if binary else (lambda w: w)
@@ -143,7 +143,7 @@ def test_sgd_updates_every_parameter_and_clips_only_weights(rng):
             expected = np.clip(expected, -0.2, 0.2)
             assert np.abs(p.value).max() <= 0.2
         np.testing.assert_allclose(p.value, expected)
-    assert any(np.abs(p.value).max() > 0.2 for p in model.parameters() if p.kind == "gamma")
+    assert any(np.abs(p.value).max() > 0.2 for p in model.parameters() if p.role == "scale")
 
 
 @pytest.mark.parametrize("clipping", [0.0, 0.2])

@@ -1,6 +1,6 @@
-"""One full-batch training step of every rule x option against the behaviour spec (docs/behaviour.md), written out here.
+"""One full-batch training step of every rule x option against the behaviour spec, written out here.
 
-The reference below uses plain numpy and nothing of binary_nn: the forward of the behaviour spec (docs/behaviour.md)'s model,
+The reference below uses plain numpy and nothing of binary_nn: the forward of the spec's model,
 the loss error ``e = 2 (y - t)``, the true output-layer gradient (no weight STE there, binarized
 or not), each rule's hidden signal (chained backprop, ``e @ B_l``, ``y01 @ P_l``) through the
 activation derivative, batch norm and scaler, the weight STE of hidden layers, and SGD with
@@ -54,7 +54,7 @@ STE = {
 
 
 def reference_step(weights, feedback, x, labels, rule, opt):
-    """the behaviour spec (docs/behaviour.md), one step: returns the new weights, gammas, betas and running statistics."""
+    """The behaviour spec, one step: the new weights, gammas, betas and running statistics."""
     n_classes = weights[-1].shape[1]
     t = -np.ones((len(x), n_classes))
     t[np.arange(len(x)), labels] = 1
@@ -83,7 +83,7 @@ def reference_step(weights, feedback, x, labels, rule, opt):
     y = np.tanh(h @ q_last(weights[-1]))
     e = 2 * (y - t)
 
-    # the output layer: its true gradient, with no weight STE (the behaviour spec (docs/behaviour.md))
+    # the output layer: its true gradient, with no weight STE (the behaviour spec)
     delta = e * (1 - y**2)
     grads = [None] * len(weights)
     grads[-1] = h.T @ delta

@@ -1,7 +1,8 @@
 """Hidden and output activations, looked up by name (``--hidden-act``, ``--last-act``).
 
-Each activation gives its forward map and the backward step of the behaviour spec (docs/behaviour.md): the sign family are
-straight-through estimators whose "derivative" is a surrogate, not the (zero) true derivative.
+Each activation gives its forward map and the backward step of the behaviour spec
+(``docs/behaviour.md``): the sign family are straight-through estimators whose "derivative" is
+a surrogate, not the (zero) true derivative.
 """
 
 from __future__ import annotations

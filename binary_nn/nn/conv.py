@@ -10,12 +10,12 @@ import numpy as np
 from ..errors import ConfigError
 from .layers import (
     Layer,
-    Parameter,
     Shape,
     WeightLayer,
     covered,
     features_of,
     refuse_slice_input_grad,
+    weight_parameter,
 )
 from .quantizers import WeightQuantizer
 
@@ -39,8 +39,8 @@ class Conv2d(WeightLayer):
             raise ConfigError(
                 f"Conv2d takes (K, K, C_in, C_out) weights, odd K; got {weight.shape}"
             )
-        self.weight = Parameter(weight, "weight")
         self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
+        self.weight = weight_parameter(weight, self.quantizer)
         self._padded: np.ndarray | None = None
         self._w: np.ndarray | None = None
 

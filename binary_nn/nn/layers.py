@@ -54,19 +54,38 @@ def refuse_slice_input_grad(layer: Layer, features: slice | None, need_input_gra
         raise ValueError(f"a {layer.kind} layer gives no input gradient of a slice of features")
 
 
+#: what a parameter is, for an optimizer that treats them differently (larq's CaseOptimizer):
+#: ``binary``: the latent real weights behind binary (sign) weights; ``weight``: real weights;
+#: ``scale`` and ``shift``: batch norm's gamma and beta
+ROLES = ("binary", "weight", "scale", "shift")
+
+
 class Parameter:
-    """A trainable array and its gradient; ``kind`` tells an optimizer what it is.
+    """A trainable array and its gradient; ``role`` (one of :data:`ROLES`) tells an optimizer
+    what it is.
 
     The gradient array is made when first used, so a network built only to be described
     (:func:`~binary_nn.nn.network.classifier` with ``shape_only``) holds no memory.
     """
 
-    __slots__ = ("_grad", "kind", "value")
+    __slots__ = ("_grad", "role", "value")
 
-    def __init__(self, value: np.ndarray, kind: str) -> None:
+    def __init__(self, value: np.ndarray, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"a parameter's role is one of {ROLES}, got {role!r}")
         self.value = value
-        self.kind = kind
+        self.role = role
         self._grad: np.ndarray | None = None
+
+    @property
+    def is_weight(self) -> bool:
+        """A weight layer's (latent) weights, binary or real: what weight clipping clips."""
+        return self.role in ("binary", "weight")
+
+    @property
+    def kind(self) -> str:
+        """Release 0.1's name: ``weight`` for weights of either kind, else the role."""
+        return "weight" if self.is_weight else self.role
 
     @property
     def grad(self) -> np.ndarray:
@@ -77,6 +96,11 @@ class Parameter:
     @grad.setter
     def grad(self, value: np.ndarray) -> None:
         self._grad = value
+
+
+def weight_parameter(weight: np.ndarray, quantizer: WeightQuantizer) -> Parameter:
+    """A weight layer's weights, whose role its quantizer decides (binary or real)."""
+    return Parameter(weight, "binary" if quantizer.binary else "weight")
 
 
 class Layer:
@@ -234,8 +258,8 @@ class Linear(WeightLayer):
     keeps_input = True  # for the weight gradient
 
     def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
-        self.weight = Parameter(weight, "weight")
         self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
+        self.weight = weight_parameter(weight, self.quantizer)
         self._x: np.ndarray | None = None
         self._w: np.ndarray | None = None
 
@@ -327,8 +351,8 @@ class BatchNorm(Layer):
         eps: float = 1e-3,
         momentum: float = 0.9,
     ) -> None:
-        self.gamma = Parameter(np.ones(n_features, dtype), "gamma")
-        self.beta = Parameter(np.zeros(n_features, dtype), "beta")
+        self.gamma = Parameter(np.ones(n_features, dtype), "scale")
+        self.beta = Parameter(np.zeros(n_features, dtype), "shift")
         self.running_mean: np.ndarray = np.zeros(n_features, dtype)
         self.running_var: np.ndarray = np.ones(n_features, dtype)
         self.running_initialised = False

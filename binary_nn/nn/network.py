@@ -218,6 +218,15 @@ class Network:
     def parameters(self) -> list[Parameter]:
         return [p for block in self.blocks for p in block.parameters()]
 
+    def named_parameters(self) -> dict[str, Parameter]:
+        """``{kind}.{block}.{name}`` -> parameter, the names :meth:`named_state` gives them."""
+        return {
+            f"{layer.kind}.{k}.{name}": p
+            for k, block in enumerate(self.blocks)
+            for layer in block.layers
+            for name, p in layer.named_parameters().items()
+        }
+
     def n_parameters(self) -> int:
         return sum(p.value.size for p in self.parameters())
 

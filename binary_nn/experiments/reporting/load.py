@@ -125,7 +125,8 @@ def read_run_dirs(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 
 def read_csv(path: Path) -> Any:
-    """A W&B export: one row per run, config and summary columns under the names of the behaviour spec."""
+    """A W&B export: one row per run, config and summary columns under the names of the
+    behaviour spec."""
     pd = _pandas()
     try:
         frame = pd.read_csv(path)

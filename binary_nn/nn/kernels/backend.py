@@ -41,6 +41,50 @@ class KernelBackend:
         ``value``, may hold ``lr * grad``)."""
         return updates.sgd_numpy(value, grad, lr, clip, scratch, summarize_grad)
 
+    def momentum_update(
+        self,
+        value: np.ndarray,
+        grad: np.ndarray,
+        buf: np.ndarray,
+        lr: float,
+        momentum: float,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        clip: float = 0.0,
+    ) -> None:
+        """SGD with momentum (``torch.optim.SGD``'s): ``g = grad + weight_decay * value``,
+        ``buf = momentum * buf + g``, ``value -= lr * (g + momentum * buf if nesterov else
+        buf)``, then clipped to ``[-clip, clip]`` when ``clip > 0``; ``grad`` is not changed."""
+        updates.momentum_numpy(value, grad, buf, lr, momentum, weight_decay, nesterov, clip)
+
+    def adam_update(
+        self,
+        value: np.ndarray,
+        grad: np.ndarray,
+        m: np.ndarray,
+        v: np.ndarray,
+        t: int,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        clip: float = 0.0,
+    ) -> None:
+        """Adam's step ``t`` (from 1; ``torch.optim.Adam``'s, or AdamW's with ``decoupled``):
+        ``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2``, ``value -= lr / (1 - b1^t) *
+        m / (sqrt(v) / sqrt(1 - b2^t) + eps)``, with ``g = grad + weight_decay * value``
+        (coupled), or ``value *= 1 - lr * weight_decay`` first (decoupled); then clipped."""
+        updates.adam_numpy(value, grad, m, v, t, lr, betas, eps, weight_decay, decoupled, clip)
+
+    def bop_update(
+        self, value: np.ndarray, grad: np.ndarray, m: np.ndarray, gamma: float, threshold: float
+    ) -> int:
+        """Bop (Helwegen et al., 2019) on latent weights whose signs are the binary weights:
+        ``m = (1 - gamma) m + gamma grad``; where ``|m| > threshold`` and ``m`` has the sign
+        of the binary weight, the weight flips (``value = -value``). Returns the flips."""
+        return updates.bop_numpy(value, grad, m, gamma, threshold)
+
     def sign_into(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``out = +1 where values > 0, else -1`` (0 maps to -1); ``out`` may be ``values``."""
         return elementwise.sign_numpy(values, out)
@@ -134,6 +178,48 @@ class NumbaKernels(KernelBackend):
         if contiguous(value, grad) and grad.size > 0:
             return updates.sgd_numba(value, grad, lr, clip, scratch, summarize_grad)
         return super().sgd_update(value, grad, lr, clip, scratch, summarize_grad)
+
+    def momentum_update(
+        self,
+        value: np.ndarray,
+        grad: np.ndarray,
+        buf: np.ndarray,
+        lr: float,
+        momentum: float,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        clip: float = 0.0,
+    ) -> None:
+        args = (value, grad, buf, lr, momentum, weight_decay, nesterov, clip)
+        if contiguous(value, grad, buf):
+            return updates.momentum_numba(*args)
+        return super().momentum_update(*args)
+
+    def adam_update(
+        self,
+        value: np.ndarray,
+        grad: np.ndarray,
+        m: np.ndarray,
+        v: np.ndarray,
+        t: int,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        weight_decay: float = 0.0,
+        decoupled: bool = False,
+        clip: float = 0.0,
+    ) -> None:
+        args = (value, grad, m, v, t, lr, betas, eps, weight_decay, decoupled, clip)
+        if contiguous(value, grad, m, v):
+            return updates.adam_numba(*args)
+        return super().adam_update(*args)
+
+    def bop_update(
+        self, value: np.ndarray, grad: np.ndarray, m: np.ndarray, gamma: float, threshold: float
+    ) -> int:
+        if contiguous(value, grad, m):
+            return updates.bop_numba(value, grad, m, gamma, threshold)
+        return super().bop_update(value, grad, m, gamma, threshold)
 
     def sign_into(self, values: np.ndarray, out: np.ndarray) -> np.ndarray:
         if contiguous(values, out):
