@@ -63,7 +63,7 @@ class Option:
     help: str
     group: str
     check: Check | None = None
-    kind: Literal["value", "flag", "count"] = "value"
+    kind: Literal["value", "flag", "switch", "count"] = "value"
     metavar: str | None = None
     effect: Effect = "result"
     needs: tuple[Needs, ...] = ()
@@ -85,7 +85,7 @@ def option(
     help: str,
     group: str,
     check: Check | None = None,
-    kind: Literal["value", "flag", "count"] = "value",
+    kind: Literal["value", "flag", "switch", "count"] = "value",
     metavar: str | None = None,
     effect: Effect = "result",
     needs: Sequence[Needs] = (),
@@ -107,8 +107,9 @@ def option(
         Takes a value (from the command line: a string) and returns the canonical value, or
         raises :class:`~binary_nn.errors.ConfigError` in one sentence naming the flag (see
         :func:`integer`, :func:`number`, :func:`one_of`, :func:`registered`).
-    kind : {"value", "flag", "count"}
-        ``flag`` is a boolean switch, ``count`` a repeatable one (``-vv``).
+    kind : {"value", "flag", "switch", "count"}
+        ``flag`` is a boolean that its flag turns on; ``switch`` one with a ``--no-`` form
+        too (for a default of True); ``count`` a repeatable flag (``-vv``).
     effect : {"result", "measurement", "io"}
         See :data:`Effect`.
     needs : sequence of Needs
@@ -184,19 +185,34 @@ def integer(low: int | None = None, high: int | None = None, *, allowed: str = "
     return check
 
 
-def number(low: float | None = None, *, above: bool = True, allowed: str = "") -> Check:
-    """A finite number, ``> low`` (``above``) or ``>= low``; any finite number when low is None."""
+def number(
+    low: float | None = None,
+    *,
+    above: bool = True,
+    high: float | None = None,
+    below: bool = True,
+    allowed: str = "",
+) -> Check:
+    """A finite number, ``> low`` (``above``) or ``>= low``, and ``< high`` (``below``) or
+    ``<= high``; an open end where a bound is None."""
 
     def check(value: Any, flag: str = "") -> float:
         try:
             result = float(_number(value, float))
         except (TypeError, ValueError, OverflowError):
             result = math.nan
-        valid = math.isfinite(result) and (
-            low is None or (result > low if above else result >= low)
+        valid = (
+            math.isfinite(result)
+            and (low is None or (result > low if above else result >= low))
+            and (high is None or (result < high if below else result <= high))
         )
         if not valid:
-            bound = "" if low is None else f" {'>' if above else '>='} {low:g}"
+            if low is not None and high is not None:
+                bound = f" in {'(' if above else '['}{low:g}, {high:g}{')' if below else ']'}"
+            elif low is not None:
+                bound = f" {'>' if above else '>='} {low:g}"
+            else:
+                bound = ""
             raise ConfigError(f"{flag} must be {allowed or 'a finite number' + bound}, "
                               f"got {value!r}")  # fmt: skip
         return result
@@ -284,7 +300,7 @@ def validate(config: Any) -> dict[str, Any]:
         value = getattr(config, name)
         if opt.check is not None:
             value = opt.check(value, opt.label)
-        elif opt.kind == "flag":
+        elif opt.kind in ("flag", "switch"):
             value = boolean(value, opt.label)
         values[name] = value
     canonical = dataclasses.replace(config, **values)
@@ -323,6 +339,8 @@ def build_parser(
         kwargs: dict[str, Any] = {"dest": name, "help": opt.help}
         if opt.kind == "flag":
             kwargs.update(action="store_true", default=default)
+        elif opt.kind == "switch":
+            kwargs.update(action=argparse.BooleanOptionalAction, default=default)
         elif opt.kind == "count":
             kwargs.update(action="count", default=default)
         else:
@@ -351,6 +369,8 @@ def command_line(config: Any, program: Sequence[str]) -> str:
         if opt.kind == "flag":
             if value:
                 words.append(opt.flag)
+        elif opt.kind == "switch":
+            words.append(opt.flag if value else "--no-" + opt.flag.removeprefix("--"))
         elif isinstance(value, (list, tuple)):
             words += [opt.flag, ",".join(map(str, value))]
         elif value is not None:

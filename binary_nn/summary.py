@@ -15,14 +15,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from .cli import describe, run_cli
 from .data import DATASETS, load_dataset
 from .files import write_json_atomic
 from .learning.cost import cost_summary, render
 from .options import build_parser, parsed_values
+from .run import memory
 from .run.architecture import build_network
+from .run.build import make_optimizer_for
 from .run.config import TrainConfig
 
 PROG = "binary_nn.summary"
@@ -37,7 +37,9 @@ def _shape(config: TrainConfig) -> tuple[tuple[int, ...], int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser(TrainConfig, PROG, describe(__doc__), groups=("data", "model"))
+    parser = build_parser(
+        TrainConfig, PROG, describe(__doc__), groups=("data", "model", "learning")
+    )
     parser.add_argument("--json", metavar="FILE", help="also write both tables as JSON")
 
     def job() -> int:
@@ -45,9 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         json_path = args.pop("json")
         config = TrainConfig(**args).resolved()
         input_shape, n_classes = _shape(config)
-        network = build_network(config, input_shape, n_classes, np.random.default_rng(0))
-        summary = cost_summary(network)
+        # shape only: described at any size without the memory it would take
+        network = build_network(config, input_shape, n_classes, shape_only=True)
+        state = make_optimizer_for(config, network).state_size()
+        summary = cost_summary(network, state)
+        needed = memory.estimate(network, config.batchsize, config.streaming, state)
+        summary["memory"] = {"batchsize": config.batchsize, "training_bytes": needed.total}
         print(render(summary, network.describe()), end="")
+        print(f"\nTraining in batches of {config.batchsize} needs {needed.describe()}.")
         if json_path:
             write_json_atomic(Path(json_path), {"architecture": network.describe(), **summary})
         return 0

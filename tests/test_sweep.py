@@ -184,8 +184,8 @@ def test_a_failed_point_is_recorded_and_the_others_go_on(tmp_path, capsys):
         (lambda d: d.pop("parameters"), "'parameters' is missing"),
         (lambda d: d.update(method="bayes"), "method 'bayes' needs W&B's sweep controller"),
         (
-            lambda d: d["parameters"].update(momentum={"value": 0.9}),
-            "parameter 'momentum' is not a flag of binary_nn.train",
+            lambda d: d["parameters"].update(dropout={"value": 0.9}),
+            "parameter 'dropout' is not a flag of binary_nn.train",
         ),
         (
             lambda d: d["parameters"].update(lr={"min": 0.1, "max": 1}),

@@ -76,12 +76,16 @@ class Sweep:
 
 
 def point_args(point: dict[str, Any]) -> list[str]:
-    """The agent's ``${args_no_boolean_flags}`` for one point."""
+    """The agent's ``${args_no_boolean_flags}`` for one point (a false switch whose default
+    is true, such as ``binarize_first``, as its ``--no-`` form)."""
     args = []
     for name, value in point.items():
         if isinstance(value, bool):
+            opt = by_name(TrainConfig, name)
             if value:
                 args.append(f"--{name}")
+            elif opt is not None and opt.kind == "switch":
+                args.append(f"--no-{name}")
         else:
             args.append(f"--{name}={value}")
     return args

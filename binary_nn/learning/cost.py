@@ -131,11 +131,13 @@ def held_values(network: Network, streaming: bool = False) -> int:
     return total + (out if keeps_out else 0)
 
 
-def rule_costs(network: Network) -> list[dict[str, Any]]:
+def rule_costs(network: Network, optimizer_state: int = 0) -> list[dict[str, Any]]:
     """Per rule (and streaming DRTP), per example: forward and backward MACs, held values and
-    bytes, feedback bytes, totals and the ratio to GD."""
+    bytes, feedback bytes, totals and the ratio to GD; and the optimizer's ``optimizer_state``
+    values (for the whole network: they depend on neither the rule nor the batch)."""
     forward = sum(row.macs for row in layer_costs(network))
     itemsize = network.dtype.itemsize
+    optimizer_bytes = optimizer_state * itemsize
     rows: list[dict[str, Any]] = []
     variants: list[tuple[str, type[LearningRule], bool]] = [
         (name, RULES.get(name), False) for name in RULES.names()
@@ -155,6 +157,7 @@ def rule_costs(network: Network) -> list[dict[str, Any]]:
                 "held_values": held,
                 "held_bytes": held * itemsize,
                 "feedback_bytes": feedback,
+                "optimizer_state_bytes": optimizer_bytes,
             }
         )
     gd = rows[0]
@@ -164,15 +167,16 @@ def rule_costs(network: Network) -> list[dict[str, Any]]:
     return rows
 
 
-def cost_summary(network: Network) -> dict[str, Any]:
-    """Both tables as plain data (what ``config.json`` holds under ``cost``)."""
+def cost_summary(network: Network, optimizer_state: int = 0) -> dict[str, Any]:
+    """Both tables as plain data (what ``config.json`` holds under ``cost``); the
+    optimizer keeps ``optimizer_state`` values (see :func:`rule_costs`)."""
     layers = layer_costs(network)
     stored = sum(r.stored_bytes for r in layers)
     packed = sum(r.packed_bytes for r in layers)
     macs = sum(r.macs for r in layers)
     return {
         "layers": [asdict(r) for r in layers],
-        "rules": rule_costs(network),
+        "rules": rule_costs(network, optimizer_state),
         "totals": {
             "parameters": sum(r.parameters for r in layers),
             "stored_bytes": stored,
@@ -212,17 +216,19 @@ def render(summary: dict[str, Any], architecture: str) -> str:
         "",
         "Per training example: MACs of the forward pass and of the backward work (chained input "
         "gradients, feedback projections, weight gradients); activations held between the "
-        "forward pass and the update; the fixed feedback matrices.",
+        "forward pass and the update; the fixed feedback matrices; the optimizer's state (for "
+        "the whole network, not per example).",
         "",
         "| rule | forward MACs | input grads | projections | weight grads | total MACs | vs GD "
-        "| held values | held bytes | vs GD | feedback bytes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| held values | held bytes | vs GD | feedback bytes | optimizer state bytes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["rules"]:
         lines.append(
             f"| {r['rule']} | {_n(r['forward_macs'])} | {_n(r['backward_macs/input_grads'])} "
             f"| {_n(r['backward_macs/projections'])} | {_n(r['backward_macs/weight_grads'])} "
             f"| {_n(r['total_macs'])} | {r['macs_vs_gd']:.3f} | {_n(r['held_values'])} "
-            f"| {_n(r['held_bytes'])} | {r['held_vs_gd']:.3f} | {_n(r['feedback_bytes'])} |"
+            f"| {_n(r['held_bytes'])} | {r['held_vs_gd']:.3f} | {_n(r['feedback_bytes'])} "
+            f"| {_n(r.get('optimizer_state_bytes', 0))} |"
         )
     return "\n".join(lines) + "\n"

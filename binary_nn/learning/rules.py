@@ -1,7 +1,7 @@
 """Learning rules: how the error reaches each hidden block.
 
 A rule works on a network it does not own, like a ``torch.optim`` optimizer: it fills the
-parameters' ``grad`` arrays from the output error; an :class:`~binary_nn.learning.optim.SGD`
+parameters' ``grad`` arrays from the output error; an :class:`~binary_nn.learning.optim.Optimizer`
 then applies them. In every rule the output block gets its true gradient. Adding a rule touches
 no layer code: subclass :class:`LearningRule` (or :class:`DirectFeedbackRule` for a rule that
 projects a signal straight to every hidden block) and register it in :data:`RULES`.

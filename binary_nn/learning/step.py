@@ -11,8 +11,8 @@ from ..nn.kernels import ArrayStatistics
 from ..nn.layers import Parameter
 from ..nn.network import Block, Network
 from .cost import block_held_values
-from .loss import MSELoss, one_hot
-from .optim import SGD
+from .loss import Loss, one_hot
+from .optim import Optimizer
 from .rules import DirectFeedbackRule, LearningRule
 
 Summaries = Mapping[Parameter, ArrayStatistics] | None
@@ -37,8 +37,8 @@ class StepResult(NamedTuple):
 def train_step(
     network: Network,
     rule: LearningRule,
-    optimizer: SGD,
-    loss: MSELoss,
+    optimizer: Optimizer,
+    loss: Loss,
     x: np.ndarray,
     labels: np.ndarray,
     statistics: Statistics | None = None,
@@ -88,8 +88,8 @@ def feature_slices(block: Block, batch: int, itemsize: int, chunk_bytes: int) ->
 def streaming_step(
     network: Network,
     rule: DirectFeedbackRule,
-    optimizer: SGD,
-    loss: MSELoss,
+    optimizer: Optimizer,
+    loss: Loss,
     x: np.ndarray,
     labels: np.ndarray,
     statistics: Statistics | None = None,

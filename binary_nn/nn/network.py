@@ -329,6 +329,7 @@ def classifier(
     scale: bool = False,
     binarize: bool = False,
     binarize_last: bool = False,
+    binarize_first: bool = True,
     weight_ste: str = "identity",
     init: float = 0.1,
     dtype: type | np.dtype = np.float32,
@@ -363,6 +364,9 @@ def classifier(
         Insert a :class:`BatchNorm` in every hidden block.
     scale : bool
         Insert a :class:`Scaler` (divide by fan-in) after every hidden Linear.
+    binarize_first : bool
+        With ``binarize``, whether the first weight layer (the one that reads pixels) is
+        binary too (as published); False keeps it real, as BNN recipes do.
     binarize, binarize_last : bool
         Compute with ``sign(W)`` in the hidden layers / the output layer.
     weight_ste : str
@@ -410,6 +414,11 @@ def classifier(
         return Linear(draw((fan_in, fan_out)), quantizer)
 
     blocks: list[Block] = []
+
+    def hidden_quantizer() -> WeightQuantizer:
+        first = not blocks
+        return weight_quantizer(binarize and (binarize_first or not first), weight_ste)
+
     for kind, channels, k in conv_layers:
         if kind == "pool":  # joins the block of the convolution before it
             block = blocks[-1]
@@ -422,7 +431,7 @@ def classifier(
             continue
         if len(shape) != 3:
             raise ConfigError(f"--conv needs images (H, W, C), but examples have shape {shape}")
-        weights = Conv2d(draw((k, k, shape[2], channels)), weight_quantizer(binarize, weight_ste))
+        weights = Conv2d(draw((k, k, shape[2], channels)), hidden_quantizer())
         conv_block: list[Layer] = [weights]
         if scale:
             conv_block.append(Scaler(weights.fan_in))
@@ -434,7 +443,7 @@ def classifier(
     for size in [int(h) for h in hidden]:
         layers: list[Layer] = [Flatten()] if len(shape) > 1 else []
         fan_in = math.prod(shape)
-        layers.append(linear(fan_in, size, weight_quantizer(binarize, weight_ste)))
+        layers.append(linear(fan_in, size, hidden_quantizer()))
         if scale:
             layers.append(Scaler(fan_in))
         if batch_norm:

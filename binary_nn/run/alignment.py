@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..learning.loss import MSELoss, one_hot
+from ..learning.loss import Loss, one_hot
 from ..learning.rules import DFA, GD, LearningRule
 from ..nn.layers import Linear
 from ..nn.network import Network
@@ -91,7 +91,7 @@ class Twin(NamedTuple):
 
 
 def rule_and_backprop(
-    network: Network, rule: LearningRule, loss: MSELoss, x: np.ndarray, labels: np.ndarray
+    network: Network, rule: LearningRule, loss: Loss, x: np.ndarray, labels: np.ndarray
 ) -> Twin:
     """One training-mode forward of ``x``; the rule's backward, then a backpropagation twin's
     on the same forward. Overwrites the network's gradients and moves batch norm's running
@@ -142,7 +142,7 @@ class Alignment(Probe):
 
     @staticmethod
     def _measure(
-        network: Network, rule: LearningRule, loss: MSELoss, x: np.ndarray, labels: np.ndarray
+        network: Network, rule: LearningRule, loss: Loss, x: np.ndarray, labels: np.ndarray
     ) -> dict[str, Any]:
         twin = rule_and_backprop(network, rule, loss, x, labels)
         eps = float(np.finfo(network.dtype).eps)

@@ -32,6 +32,7 @@ def build_network(
         scale=config.sn,
         binarize=config.binarize,
         binarize_last=config.binarize_last,
+        binarize_first=config.binarize_first,
         weight_ste=config.weight_ste,
         init=config.init,
         dtype=np.dtype(config.dtype),

@@ -13,8 +13,8 @@ import numpy as np
 from ..data import Dataset, load_dataset
 from ..errors import ConfigError
 from ..learning.cost import cost_summary
-from ..learning.loss import LOSSES, MSELoss
-from ..learning.optim import SGD
+from ..learning.loss import LOSSES, Loss
+from ..learning.optim import Optimizer, Schedule, make_optimizer
 from ..learning.rules import RULES, LearningRule
 from ..nn.kernels import KernelBackend
 from ..nn.network import Network
@@ -51,12 +51,13 @@ class TrainingRun:
     dataset: Dataset
     model: Network
     rule: LearningRule
-    optimizer: SGD
+    optimizer: Optimizer
     shuffle_rng: np.random.Generator
     info: dict[str, Any] = field(default_factory=dict)
-    loss: MSELoss = field(default_factory=lambda: LOSSES.get("mse"))
+    loss: Loss = field(default_factory=lambda: LOSSES.get("mse"))
     statistics: BatchStatistics = field(default_factory=BatchStatistics)
     probes: list[Probe] = field(default_factory=default_probes)
+    schedule: Schedule = field(default_factory=Schedule)
 
     @property
     def probe_context(self) -> ProbeContext:
@@ -64,13 +65,23 @@ class TrainingRun:
         return ProbeContext(self.model, self.rule, self.loss, self.dataset)
 
 
+def make_optimizer_for(config: TrainConfig, model: Network) -> Optimizer:
+    """The optimizer ``config`` names, over ``model``'s parameters (nothing is allocated
+    before its first step)."""
+    settings = config.optimizer_settings()
+    return make_optimizer(config.optimizer, model.named_parameters(), settings, model.kernels)
+
+
 def check_memory(config: TrainConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
     """Refuse, before anything is allocated, a run this machine cannot hold."""
     shape_only = build_network(config, input_shape, n_classes, shape_only=True)
-    memory.check_fits(memory.estimate(shape_only, config.batchsize, config.streaming))
+    state = make_optimizer_for(config, shape_only).state_size()
+    memory.check_fits(memory.estimate(shape_only, config.batchsize, config.streaming, state))
 
 
-def run_info(config: TrainConfig, dataset: Dataset, model: Network) -> dict[str, Any]:
+def run_info(
+    config: TrainConfig, dataset: Dataset, model: Network, optimizer: Optimizer
+) -> dict[str, Any]:
     """Facts about the run stored beside its configuration (``config.json``)."""
     stored, packed = model.memory_bytes()
     return {
@@ -87,7 +98,7 @@ def run_info(config: TrainConfig, dataset: Dataset, model: Network) -> dict[str,
         "pixel_divisor": dataset.pixel_divisor,
         "model_bytes": stored,
         "model_bytes_packed": packed,
-        "cost": cost_summary(model),
+        "cost": cost_summary(model, optimizer.state_size()),
     }
 
 
@@ -116,7 +127,7 @@ def build(
     )
     if config.load:
         load_checkpoint(config.load, model, rule)
-    optimizer = SGD(model.parameters(), config.lr, config.weight_clipping, model.kernels)
+    optimizer = make_optimizer_for(config, model)
     probes = default_probes()
     if config.bn_recalibrate > 0:  # first: the evaluation and HSIC then use what it sets
         probes.insert(0, BatchNormRecalibration(config.bn_recalibrate, config.batchsize))
@@ -129,6 +140,8 @@ def build(
         rule,
         optimizer,
         np.random.default_rng(shuffle_seq),
-        run_info(config, dataset, model),
+        run_info(config, dataset, model, optimizer),
+        loss=LOSSES.get(config.loss),
         probes=probes,
+        schedule=config.schedule(),
     )

@@ -25,6 +25,7 @@ from ..data import DATASETS
 from ..data.dataset import PIXEL_DIVISOR
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
+from ..learning.optim import Optimizer
 from ..learning.rules import RULES, LearningRule
 from ..nn.network import Network
 from .architecture import build_network
@@ -39,10 +40,18 @@ def _arrays(model: Network, rule: LearningRule | None) -> dict[str, np.ndarray]:
     return {**model.named_state(), **(rule.named_state() if rule is not None else {})}
 
 
+OPTIMIZER_PREFIX = "optimizer."
+
+
 def save_checkpoint(
-    path: str | Path, model: Network, rule: LearningRule | None, config: dict[str, Any]
+    path: str | Path,
+    model: Network,
+    rule: LearningRule | None,
+    config: dict[str, Any],
+    optimizer: Optimizer | None = None,
 ) -> None:
-    """Write the checkpoint atomically (a temporary file renamed into place)."""
+    """Write the checkpoint atomically (a temporary file renamed into place); with
+    ``optimizer``, its state too (``optimizer.{parameter}.{state}``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
@@ -51,12 +60,21 @@ def save_checkpoint(
         "config": np.array(json.dumps({**config, **facts})),
         **_arrays(model, rule),
     }
+    if optimizer is not None:
+        arrays.update({OPTIMIZER_PREFIX + k: v for k, v in optimizer.state_dict().items()})
     np.savez(buffer, **arrays)
     write_bytes_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None) -> dict[str, Any]:
-    """Overwrite the model's (and rule's) arrays with the checkpoint's; return its config.
+def load_checkpoint(
+    path: str | Path,
+    model: Network,
+    rule: LearningRule | None,
+    optimizer: Optimizer | None = None,
+) -> dict[str, Any]:
+    """Overwrite the model's (and rule's, and with ``optimizer`` the optimizer's) arrays with
+    the checkpoint's; return its config. Without ``optimizer``, a stored optimizer state is
+    not used (``--load`` starts a new optimization from the weights).
 
     Every key the model built from the flags needs must be present with the same shape, and
     the checkpoint may hold no other arrays; otherwise a :class:`ConfigError` names the key.
@@ -72,6 +90,11 @@ def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None)
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError(f"--load: {path} is not a readable checkpoint .npz ({exc})") from None
     saved_config = stored.pop("config", None)
+    optimizer_state = {
+        key[len(OPTIMIZER_PREFIX) :]: stored.pop(key)
+        for key in list(stored)
+        if key.startswith(OPTIMIZER_PREFIX)
+    }
     wanted = _arrays(model, rule)
     for key, target in wanted.items():
         if key not in stored:
@@ -99,6 +122,8 @@ def load_checkpoint(path: str | Path, model: Network, rule: LearningRule | None)
     model.load_named_state({key: stored[key] for key in model.named_state()})
     if rule is not None:
         rule.load_named_state({key: stored[key] for key in rule.named_state()})
+    if optimizer is not None:
+        optimizer.load_state_dict(optimizer_state)
     try:
         return json.loads(str(saved_config)) if saved_config is not None else {}
     except json.JSONDecodeError:

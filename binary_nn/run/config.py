@@ -18,6 +18,8 @@ import numpy as np
 
 from .. import options as opts
 from ..errors import ConfigError
+from ..learning.loss import LOSSES
+from ..learning.optim import OPTIMIZERS, OTHER_OPTIMIZERS, SCHEDULES, OptimizerSettings, Schedule
 from ..learning.rules import RULES
 from ..nn.activations import ACTIVATIONS
 from ..nn.network import parse_conv
@@ -50,6 +52,25 @@ def _streams(config: TrainConfig) -> bool:
     return RULES.get(config.method).supports_streaming
 
 
+def _loss_fits(config: TrainConfig) -> bool:
+    wanted = LOSSES.get(config.loss).output_activation
+    return wanted is None or config.last_act == wanted
+
+
+def _bop_fits(config: TrainConfig) -> bool:
+    return config.optimizer != "bop" or config.binarize or config.binarize_last
+
+
+def _uses(config: TrainConfig, *names: str) -> bool:
+    """Whether the run's optimizer is one of ``names``, or Bop with one of them beside it."""
+    return config.optimizer in names or (config.optimizer == "bop" and config.bop_other in names)
+
+
+SGD_USED = Needs("--optimizer sgd (or bop with --bop-other sgd)", lambda c: _uses(c, "sgd"))
+ADAM_USED = Needs(
+    "--optimizer adam or adamw (or bop with --bop-other adam)", lambda c: _uses(c, "adam", "adamw")
+)
+BOP_USED = Needs("--optimizer bop", lambda c: c.optimizer == "bop")
 BN = Needs("--bn", lambda c: c.bn)
 BINARY_WEIGHTS = Needs("--binarize", lambda c: c.binarize)
 ALIGNMENT_ON = Needs("--alignment-every other than 0", lambda c: c.alignment_every != 0)
@@ -113,6 +134,11 @@ class TrainConfig:
         False, "--binarize_last", "--binarize-last", group="model", kind="flag",
         help="binary weights in the output layer too",
     )  # fmt: skip
+    binarize_first: bool = option(
+        True, "--binarize-first", group="model", kind="switch", needs=[BINARY_WEIGHTS],
+        help="with --binarize, whether the first layer (the one that reads pixels) is binary "
+        "too; --no-binarize-first keeps it real, as BNN recipes do",
+    )  # fmt: skip
     weight_ste: str = option(
         "identity", "--weight-ste", group="model", check=opts.registered(WEIGHT_STES),
         needs=[BINARY_WEIGHTS],
@@ -138,6 +164,82 @@ class TrainConfig:
     weight_clipping: float = option(
         0.0, "--weight-clipping", group="learning", check=opts.number(),
         help="clip every weight to [-c, c] after each update; off when <= 0",
+    )  # fmt: skip
+    loss: str = option(
+        "mse", "--loss", group="learning", check=opts.registered(LOSSES),
+        needs=[Needs("--last-act id (the loss takes the softmax itself)", _loss_fits)],
+        help="mse (the published loss, on the output activation) or cross-entropy (softmax "
+        "cross-entropy on the output layer, with --last-act id)",
+    )  # fmt: skip
+    optimizer: str = option(
+        "sgd", "--optimizer", group="learning", check=opts.registered(OPTIMIZERS),
+        needs=[Needs("--binarize (Bop flips binary weights)", _bop_fits)],
+        help=f"{', '.join(OPTIMIZERS.names())}: plain SGD is the published update; bop flips "
+        "binary weights and trains the rest with --bop-other",
+    )  # fmt: skip
+    momentum: float = option(
+        0.0, "--momentum", group="learning", check=opts.number(0, above=False, high=1),
+        needs=[SGD_USED], help="SGD's momentum, in [0, 1)",
+    )  # fmt: skip
+    nesterov: bool = option(
+        False, "--nesterov", group="learning", kind="flag",
+        needs=[SGD_USED, Needs("--momentum above 0", lambda c: c.momentum > 0)],
+        help="Nesterov momentum",
+    )  # fmt: skip
+    beta1: float = option(
+        0.9, "--beta1", group="learning", check=opts.number(0, above=False, high=1),
+        needs=[ADAM_USED], help="Adam's first-moment decay, in [0, 1)",
+    )  # fmt: skip
+    beta2: float = option(
+        0.999, "--beta2", group="learning", check=opts.number(0, above=False, high=1),
+        needs=[ADAM_USED], help="Adam's second-moment decay, in [0, 1)",
+    )  # fmt: skip
+    eps: float = option(
+        1e-8, "--eps", group="learning", check=opts.number(0), needs=[ADAM_USED],
+        help="Adam's epsilon, > 0",
+    )  # fmt: skip
+    weight_decay: float = option(
+        0.0, "--weight-decay", group="learning", check=opts.number(0, above=False),
+        help="weight decay on weights (not batch norm's): decoupled with adamw, an L2 term "
+        "in the gradient with sgd and adam",
+    )  # fmt: skip
+    bop_threshold: float = option(
+        1e-8, "--bop-threshold", group="learning", check=opts.number(0), needs=[BOP_USED],
+        help="Bop's threshold tau: a binary weight flips when its gradient momentum exceeds it",
+    )  # fmt: skip
+    bop_gamma: float = option(
+        1e-4, "--bop-gamma", group="learning", check=opts.number(0, high=1, below=False),
+        needs=[BOP_USED], help="Bop's adaptivity gamma (the momentum's rate), in (0, 1]",
+    )  # fmt: skip
+    bop_other: str = option(
+        "adam", "--bop-other", group="learning", check=opts.one_of(*OTHER_OPTIMIZERS),
+        needs=[BOP_USED], help="with --optimizer bop, the optimizer of every parameter that "
+        "is not a binary weight (with --lr and that optimizer's options)",
+    )  # fmt: skip
+    lr_schedule: str = option(
+        "constant", "--lr-schedule", group="learning", check=opts.registered(SCHEDULES),
+        help=f"the rate per epoch: {', '.join(SCHEDULES.names())}",
+    )  # fmt: skip
+    warmup_epochs: int = option(
+        0, "--warmup-epochs", group="learning", check=opts.integer(0),
+        needs=[Needs("-e/--epochs above it", lambda c: c.warmup_epochs < c.epochs)],
+        help="epochs of linear warm-up to --lr before the schedule",
+    )  # fmt: skip
+    lr_min: float = option(
+        0.0, "--lr-min", group="learning", check=opts.number(0, above=False),
+        needs=[Needs("--lr-schedule cosine", lambda c: c.lr_schedule == "cosine")],
+        help="where the cosine schedule ends",
+    )  # fmt: skip
+    lr_step: int = option(
+        1, "--lr-step", group="learning", check=opts.integer(1), metavar="EPOCHS",
+        needs=[Needs("--lr-schedule step", lambda c: c.lr_schedule == "step")],
+        help="the step schedule multiplies the rate by --lr-factor every EPOCHS epochs",
+    )  # fmt: skip
+    lr_factor: float = option(
+        0.1, "--lr-factor", group="learning", check=opts.number(0),
+        needs=[Needs("--lr-schedule step or exponential",
+                     lambda c: c.lr_schedule in ("step", "exponential"))],
+        help="the step schedule's factor, or the exponential one's per epoch",
     )  # fmt: skip
     streaming: bool = option(
         False, "--streaming", group="learning", kind="flag", effect="measurement",
@@ -230,6 +332,29 @@ class TrainConfig:
         """The ``python -m binary_nn.train`` command that runs this configuration (flags that
         differ from the defaults)."""
         return opts.command_line(self, PROGRAM)
+
+    def optimizer_settings(self) -> OptimizerSettings:
+        """The hyperparameters of :attr:`optimizer` (see :mod:`binary_nn.learning.optim`)."""
+        return OptimizerSettings(
+            lr=self.lr,
+            weight_clipping=self.weight_clipping,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            beta1=self.beta1,
+            beta2=self.beta2,
+            eps=self.eps,
+            weight_decay=self.weight_decay,
+            bop_threshold=self.bop_threshold,
+            bop_gamma=self.bop_gamma,
+            bop_other=self.bop_other,
+        )
+
+    def schedule(self) -> Schedule:
+        """The learning rate of each epoch."""
+        return Schedule(
+            self.lr_schedule, self.lr, self.epochs, self.warmup_epochs, self.lr_min,
+            self.lr_step, self.lr_factor,
+        )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

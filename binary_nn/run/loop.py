@@ -122,9 +122,11 @@ def run(
         iteration, best_test = 0, -np.inf
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
+            rate = training.schedule.rate(epoch)
+            training.optimizer.lr = rate
             iteration, mean_loss = train_epoch(training, epoch, iteration, trackers)
             t_train = time.perf_counter() - t0
-            metrics = {"train/loss": mean_loss, **probe(training)}
+            metrics = {"train/loss": mean_loss, "train/lr": rate, **probe(training)}
             metrics["time/epoch"] = time.perf_counter() - t0
             metrics["time/train"] = t_train
             for tracker in trackers:
@@ -141,7 +143,7 @@ def run(
         status = "completed"
         if config.save:
             stored = {**config.to_dict(), "pixel_divisor": training.dataset.pixel_divisor}
-            save_checkpoint(config.save, training.model, training.rule, stored)
+            save_checkpoint(config.save, training.model, training.rule, stored, training.optimizer)
     except DivergenceError as exc:
         status = "diverged"
         summary["error"] = str(exc)

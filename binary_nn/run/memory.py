@@ -46,18 +46,19 @@ class MemoryEstimate:
 
 
 def estimate(
-    network: Network, batchsize: int, streaming: bool = False, optimizer_arrays: int = 0
+    network: Network, batchsize: int, streaming: bool = False, optimizer_state: int = 0
 ) -> MemoryEstimate:
     """What training ``network`` (a shape-only one will do) in batches of ``batchsize``
-    needs; ``optimizer_arrays``: the optimizer's state arrays per parameter (Adam: 2)."""
+    needs; ``optimizer_state``: the optimizer's state values (Adam: 2 per parameter)."""
     itemsize = network.dtype.itemsize
     values = 0
     for block in network.blocks:
         binary = block.weight_layer.quantizer.bits is not None
         for p in block.parameters():
-            copies = 1 + PARAMETER_ARRAYS + optimizer_arrays
+            copies = 1 + PARAMETER_ARRAYS
             copies += binary and p is block.weight_layer.weight
             values += copies * p.value.size
+    values += optimizer_state
     largest = largest_activation(network)
     held = held_values(network, streaming) + 2 * largest
     evaluation = 3 * eval_chunk(network) * largest  # a chunk's input, output and scratch

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..data import Dataset
 from ..learning.cost import largest_activation
-from ..learning.loss import MSELoss, one_hot
+from ..learning.loss import Loss, one_hot
 from ..learning.rules import LearningRule
 from ..nn.layers import BatchNorm
 from ..nn.network import Network
@@ -36,7 +36,7 @@ class ProbeContext:
 
     network: Network
     rule: LearningRule
-    loss: MSELoss
+    loss: Loss
     dataset: Dataset
 
 

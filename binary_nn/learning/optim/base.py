@@ -1,0 +1,132 @@
+"""The optimizer seam, as ``torch.optim`` has it: an optimizer works over parameters it does not
+own, keeps per-parameter state, and saves and restores it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from ...errors import ConfigError
+from ...nn.kernels import ArrayStatistics, KernelBackend, default_kernels
+from ...nn.layers import Parameter
+
+Summaries = dict[Parameter, ArrayStatistics]
+NamedParameters = Mapping[str, Parameter] | Iterable[Parameter]
+
+
+def named(parameters: NamedParameters) -> dict[str, Parameter]:
+    """Parameters by name: a mapping as given (``Network.named_parameters()``), a sequence
+    numbered."""
+    if isinstance(parameters, Mapping):
+        return dict(parameters)
+    return {str(k): p for k, p in enumerate(parameters)}
+
+
+class Optimizer:
+    """Base class: updates parameters from the gradients a learning rule filled.
+
+    A subclass implements :meth:`update` (one parameter, its state, the current rate) and
+    names its per-parameter state in :attr:`state_names` (arrays shaped like the parameter);
+    the base keeps the state, the step counts, the clipping and :meth:`state_dict`. An
+    optimizer never changes a gradient (the per-iteration statistics read them after the
+    step).
+
+    Parameters
+    ----------
+    parameters : mapping of name to Parameter, or sequence of Parameter
+        What to update. Names key the state in checkpoints (``optimizer.{name}.{state}``).
+    lr : float
+        Learning rate, > 0; a schedule may change :attr:`lr` between epochs.
+    weight_clipping : float
+        Clip every weight (binary latent or real; not batch norm's) to ``[-c, c]`` after its
+        update; off when ``c <= 0``.
+    kernels : KernelBackend, optional
+        The fused updates (the network's, :func:`~binary_nn.nn.kernels.default_kernels` when
+        not given).
+    """
+
+    name = ""
+    #: the arrays of state each parameter keeps, e.g. ``("m", "v")`` for Adam
+    state_names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        parameters: NamedParameters,
+        lr: float,
+        weight_clipping: float = 0.0,
+        kernels: KernelBackend | None = None,
+    ) -> None:
+        if not lr > 0:
+            raise ConfigError(f"lr must be > 0, got {lr}")
+        self.named_parameters = named(parameters)
+        self.parameters = list(self.named_parameters.values())
+        self.lr = float(lr)
+        self.weight_clipping = float(weight_clipping)
+        self.kernels = kernels if kernels is not None else default_kernels()
+        self.state: dict[Parameter, dict[str, np.ndarray]] = {}
+        self.steps: dict[Parameter, int] = dict.fromkeys(self.parameters, 0)
+
+    def clip_of(self, p: Parameter) -> float:
+        return self.weight_clipping if p.is_weight else 0.0
+
+    def state_of(self, p: Parameter) -> dict[str, np.ndarray]:
+        """The parameter's state arrays, made (zeros) on first use."""
+        if p not in self.state:
+            self.state[p] = {name: np.zeros_like(p.value) for name in self.state_names}
+        return self.state[p]
+
+    def step(
+        self, summarize_grads: bool = False, only: Iterable[Parameter] | None = None
+    ) -> Summaries | None:
+        """Update every parameter (``only`` these, when given: a block's, when it updates on
+        its own). With ``summarize_grads`` an optimizer may return the gradients' statistics
+        taken in the same pass (plain SGD does); the statistics take the rest themselves."""
+        summaries: Summaries = {}
+        for p in self.parameters if only is None else only:
+            self.steps[p] += 1
+            summary = self.update(p, self.state_of(p), self.steps[p], summarize_grads)
+            if summary is not None:
+                summaries[p] = summary
+        return summaries if summarize_grads else None
+
+    def update(
+        self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
+    ) -> ArrayStatistics | None:
+        """Update ``p`` in place from ``p.grad``; ``t`` counts its updates, this one included."""
+        raise NotImplementedError
+
+    def state_size(self) -> int:
+        """Values of state the optimizer keeps for all its parameters (Adam: 2 per parameter
+        value): what the cost summary and the memory estimate count. Nothing is allocated."""
+        return len(self.state_names) * sum(p.value.size for p in self.parameters)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """``{name}.{state}`` -> a copy of each state array, and ``{name}.step``."""
+        out: dict[str, np.ndarray] = {}
+        for name, p in self.named_parameters.items():
+            for key, array in self.state_of(p).items():
+                out[f"{name}.{key}"] = array.copy()
+            out[f"{name}.step"] = np.array(self.steps[p])
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        """Restore what :meth:`state_dict` gave (the same parameters' names and shapes)."""
+        wanted = set(self.state_dict())
+        if set(state) != wanted:
+            missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)
+            raise ConfigError(
+                f"the {self.name} optimizer's state does not match: missing {missing[:3]}, "
+                f"unexpected {extra[:3]} (was it saved with another --optimizer?)"
+            )
+        for name, p in self.named_parameters.items():
+            for key, array in self.state_of(p).items():
+                if state[f"{name}.{key}"].shape != array.shape:
+                    raise ConfigError(f"optimizer state {name}.{key} has another shape")
+                array[...] = state[f"{name}.{key}"]
+            self.steps[p] = int(state[f"{name}.step"])
+
+    def settings(self) -> dict[str, Any]:
+        """The hyperparameters, for logs."""
+        return {"optimizer": self.name, "lr": self.lr}
