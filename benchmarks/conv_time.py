@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from timing import paired, spread, timed
 
 from binary_nn import RULES, SGD, MSELoss, classifier, train_step
 
@@ -89,6 +90,11 @@ def torch_worker(variant_name: str, steps: int, threads: int) -> None:
         print(time.perf_counter() - t0, flush=True)
 
 
+def steps(network, rule, optimizer, x: np.ndarray, labels: np.ndarray, n: int) -> None:
+    for _ in range(n):
+        train_step(network, rule, optimizer, MSELoss(), x, labels)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=20, help="steps per timed turn")
@@ -126,20 +132,14 @@ def main() -> None:
                 worker.stdin.write("step\n")
                 worker.stdin.flush()
                 theirs.append(float(worker.stdout.readline()) / args.steps)
-                t0 = time.perf_counter()
-                for _ in range(args.steps):
-                    train_step(network, rule, optimizer, MSELoss(), x, labels)
-                ours.append((time.perf_counter() - t0) / args.steps)
+                ours.append(
+                    timed(steps, network, rule, optimizer, x, labels, args.steps) / args.steps
+                )
         worker.stdin.close()
         worker.wait()
-        ratio = [a / b for a, b in zip(ours, theirs, strict=True)]
-
-        def spread(v: list[float], scale: float = 1e3) -> str:
-            return f"{statistics.median(v) * scale:.0f} ({min(v) * scale:.0f}-{max(v) * scale:.0f})"
-
         print(
-            f"| {name} | {spread(ours)} | {spread(theirs)} | {statistics.median(ratio):.2f} "
-            f"({min(ratio):.2f}-{max(ratio):.2f}) | {statistics.median(ours) * 468:.0f} |",
+            f"| {name} | {spread(ours, 0, 1e3)} | {spread(theirs, 0, 1e3)} "
+            f"| {spread(paired(ours, theirs))} | {statistics.median(ours) * 468:.0f} |",
             flush=True,
         )
 

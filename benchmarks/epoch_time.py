@@ -26,9 +26,12 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from timing import paired, spread, timed
 
 from binary_nn.data import Dataset, load_dataset
+from binary_nn.learning.cost import rule_costs
 from binary_nn.nn import kernels
+from binary_nn.nn.network import classifier
 from binary_nn.run.build import build
 from binary_nn.run.config import TrainConfig
 from binary_nn.run.loop import train_epoch
@@ -50,30 +53,24 @@ def gemm_rate(size: int = 2048, repeats: int = 5) -> float:
     rng = np.random.default_rng(0)
     a, b = (rng.standard_normal((size, size)).astype(np.float32) for _ in range(2))
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    best = min(timed(lambda: a @ b) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
-
-
-def _timed(fn, *args) -> float:
-    t0 = time.perf_counter()
-    fn(*args)
-    return time.perf_counter() - t0
 
 
 def _layers(n_in: int, n_classes: int) -> list[tuple[int, int]]:
     return list(itertools.pairwise([n_in, *HIDDEN, n_classes]))
 
 
+def _rule_macs(n_in: int, n_classes: int) -> dict[str, dict[str, int]]:
+    """The cost summary's MACs per example, per rule, of the published MLP."""
+    network = classifier(n_in, HIDDEN, n_classes, shape_only=True)
+    return {row["rule"]: row for row in rule_costs(network)}
+
+
 def epoch_flops(rule: str, n_in: int, n_classes: int, n_examples: int) -> float:
-    """Multiply-adds x 2 of one epoch's products (elementwise work not counted)."""
-    layers = _layers(n_in, n_classes)
-    forward = sum(2 * i * o for i, o in layers)
-    weight_grads = forward
-    if rule == "GD":  # input gradients of every layer but the first
-        backward = weight_grads + sum(2 * i * o for i, o in layers[1:])
-    else:  # projections e @ B_l instead of the chained backward pass
-        backward = weight_grads + sum(2 * n_classes * h for h in HIDDEN)
-    return float(n_examples * (forward + backward))
+    """Multiply-adds x 2 of one epoch's products, as the cost summary counts them
+    (:mod:`binary_nn.learning.cost`; elementwise work not counted)."""
+    return float(2 * n_examples * _rule_macs(n_in, n_classes)[rule]["total_macs"])
 
 
 def products_seconds(rule: str, n_in: int, n_classes: int, n_batches: int) -> float:
@@ -107,7 +104,7 @@ def products_seconds(rule: str, n_in: int, n_classes: int, n_batches: int) -> fl
 
 def eval_flops(n_in: int, n_classes: int, n_examples: int) -> float:
     """Multiply-adds x 2 of the forward passes of an evaluation of ``n_examples``."""
-    return float(n_examples * sum(2 * i * o for i, o in _layers(n_in, n_classes)))
+    return float(2 * n_examples * _rule_macs(n_in, n_classes)["GD"]["forward_macs"])
 
 
 def synthetic(shape: str) -> Dataset:
@@ -247,7 +244,7 @@ def summarising_step_seconds(run, n_batches: int, pairs: int = 20) -> float:
     extra = []
     for k in range(pairs):
         order = (True, False) if k % 2 else (False, True)
-        seconds = {flag: _timed(run.optimizer.step, flag) for flag in order}
+        seconds = {flag: timed(run.optimizer.step, flag) for flag in order}
         extra.append(seconds[True] - seconds[False])
     return max(statistics.median(extra), 0.0) * n_batches
 
@@ -269,8 +266,10 @@ def measure(
     the statistics' share is taken within the very epoch they ran in.
     """
 
-    def config(rule: str) -> TrainConfig:
-        return TrainConfig(method=rule, hidden=HIDDEN, lr=1e-5, seed=1, init=0.1, **variant)
+    def config(key: str) -> TrainConfig:
+        rule, _, optimizer = key.partition("@")  # e.g. "GD@adam"; plain SGD otherwise
+        return TrainConfig(method=rule, optimizer=optimizer or "sgd", hidden=HIDDEN,
+                           lr=1e-5, seed=1, init=0.1, **variant)  # fmt: skip
 
     runs = {rule: build(config(rule).resolved(), dataset) for rule in rules}
     for run in runs.values():
@@ -281,7 +280,7 @@ def measure(
     for rule in rules:
         warm_up = build(config(rule).resolved(), small)
         train_epoch(warm_up, 1, 0, [])
-        evaluate(warm_up)
+        evaluate(warm_up.probe_context)
     times: dict[str, list[float]] = {"torch": [], "torch/eval": [], "cli": []}
     for rule in rules:
         times |= {f"{rule}/{k}": [] for k in ("epoch", "stats", "eval", "rate", "products")}
@@ -290,7 +289,7 @@ def measure(
         # the machine's rate right before, for a bound paired with this very epoch
         times[f"{rule}/rate"].append(gemm_rate(repeats=3))
         runs[rule].statistics.seconds = 0.0
-        return _timed(train_epoch, runs[rule], 1, 0, [])
+        return timed(train_epoch, runs[rule], 1, 0, [])
 
     # the epochs of a repeat run back to back (in reverse order every other repeat), so that
     # each ratio pairs epochs that ran seconds apart; the rest of the repeat comes after them
@@ -309,17 +308,14 @@ def measure(
             n_batches = len(dataset.y_train) // run.config.batchsize
             fused = summarising_step_seconds(run, n_batches)
             times[f"{rule}/stats"].append(run.statistics.seconds + fused)
-            times[f"{rule}/eval"].append(_timed(evaluate, run))
-            products = products_seconds(rule, dataset.n_features, dataset.n_classes, n_batches)
+            times[f"{rule}/eval"].append(timed(evaluate, run.probe_context))
+            base = rule.partition("@")[0]
+            products = products_seconds(base, dataset.n_features, dataset.n_classes, n_batches)
             times[f"{rule}/products"].append(products)
     for rule in rules:  # the training alone, as PyTorch's epoch does nothing else
         epochs, stats = times[f"{rule}/epoch"], times[f"{rule}/stats"]
         times[f"{rule}/train"] = [e - s for e, s in zip(epochs, stats, strict=True)]
     return times
-
-
-def paired(numerator: list[float], denominator: list[float]) -> list[float]:
-    return [a / b for a, b in zip(numerator, denominator, strict=True)]
 
 
 def cli_data(shape: str, data_dir: str | None, tmp: Path) -> list[str]:
@@ -373,13 +369,6 @@ def peak_memory_mb(shape: str, data_dir: str | None) -> float:
         return int(out.stdout.strip()) / 1024
 
 
-def spread(values: list[float], digits: int = 2) -> str:
-    return (
-        f"{statistics.median(values):.{digits}f} "
-        f"({min(values):.{digits}f}-{max(values):.{digits}f})"
-    )
-
-
 def load(args: argparse.Namespace) -> Dataset:
     return load_dataset("MNIST", args.data_dir) if args.data_dir else synthetic("mnist")
 
@@ -401,6 +390,8 @@ def feasibility(dataset: Dataset, n_train: int, n_eval: int) -> str:
 
 def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
     rules = args.rules.split(",")
+    if "GD" in rules:  # BP with each other optimizer, beside plain SGD's BP
+        rules += [f"GD@{name}" for name in args.optimizers.split(",") if name]
     rate_before = gemm_rate()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -442,7 +433,9 @@ def table(dataset: Dataset, args: argparse.Namespace, has_torch: bool) -> None:
         for rule in rules:
             epoch, ev, rates = t[f"{rule}/epoch"], t[f"{rule}/eval"], t[f"{rule}/rate"]
             products = t[f"{rule}/products"]
-            flops = epoch_flops(rule, dataset.n_features, dataset.n_classes, n_train)
+            flops = epoch_flops(
+                rule.partition("@")[0], dataset.n_features, dataset.n_classes, n_train
+            )
             bound = flops / (rate * 1e9)
             paired_bound = [e * r * 1e9 / flops for e, r in zip(epoch, rates, strict=True)]
             stats = t[f"{rule}/stats"]
@@ -484,6 +477,10 @@ TARGETS = [
         ("evaluation of 70,000 / PyTorch's no_grad forward", variant, "GD/eval", "torch/eval", 0.9)
         for variant in VARIANTS
     ],
+    *[
+        ("BP epoch with Adam / with plain SGD", variant, "GD@adam/epoch", "GD/epoch", 1.10)
+        for variant in VARIANTS
+    ],
 ]
 
 
@@ -511,6 +508,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rules", default="GD,DFA,DRTP")
+    parser.add_argument(
+        "--optimizers", default="adam", help="BP epochs with these optimizers too (beside sgd)"
+    )
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--no-cli", action="store_true", help="no one-epoch CLI runs")
     parser.add_argument("--memory", action="store_true", help="also peak RSS of whole runs")

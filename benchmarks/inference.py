@@ -25,11 +25,11 @@ import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+from timing import taking_turns
 
 from binary_nn.data import load_dataset
 from binary_nn.deploy.c_code import c_model
@@ -61,12 +61,7 @@ int main(void) {
 
 def turns(functions: dict, repeats: int) -> dict[str, float]:
     """Median seconds of each function, the functions taking turns every repeat."""
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for r in range(repeats):
-        for name in functions if r % 2 else list(functions)[::-1]:
-            t0 = time.perf_counter()
-            functions[name]()
-            times[name].append(time.perf_counter() - t0)
+    times = taking_turns(functions, repeats)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
