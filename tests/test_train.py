@@ -117,7 +117,9 @@ def test_save_then_load_round_trips_exactly(tmp_path):
     ).resolved()
     exp = build(config)
     state = {**exp.model.named_state(), **exp.rule.named_state()}
-    assert sorted(state) == sorted(k for k in saved if k != "config")
+    optimizer = {k for k in saved if k.startswith("optimizer.")}
+    assert optimizer == {f"optimizer.{name}.step" for name in exp.model.named_parameters()}
+    assert sorted(state) == sorted(k for k in saved if k != "config" and k not in optimizer)
     for key, array in state.items():
         np.testing.assert_array_equal(array, saved[key])
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
