@@ -223,7 +223,8 @@ class TrainConfig:
     warmup_epochs: int = option(
         0, "--warmup-epochs", group="learning", check=opts.integer(0),
         needs=[Needs("-e/--epochs above it", lambda c: c.warmup_epochs < c.epochs)],
-        help="epochs of linear warm-up to --lr before the schedule",
+        help="epochs of linear warm-up: the first N epochs run at 1/N, 2/N, ... of the "
+        "schedule's rate",
     )  # fmt: skip
     lr_min: float = option(
         0.0, "--lr-min", group="learning", check=opts.number(0, above=False),

@@ -15,8 +15,8 @@ class Bop(Optimizer):
     gradient, ``m = (1 - gamma) m + gamma grad``; the weight flips when ``|m| > threshold``
     and ``m`` agrees in sign with it (the gradient keeps pushing against it).
 
-    Here a binary weight is the sign of a latent weight; a flip negates the latent weight, so
-    its magnitude never changes and ``sign`` flips exactly. Only parameters whose role is
+    Bop's weights are the binary weights themselves: the latent weights are set to their signs
+    (+-1) at Bop's first step, and a flip negates one. Only parameters whose role is
     ``binary`` are Bop's (see :class:`~binary_nn.learning.optim.case.CaseOptimizer` for the
     rest). ``lr`` is not used: Bop has a threshold instead; :attr:`flips` counts the flips of
     the last step.
@@ -55,6 +55,8 @@ class Bop(Optimizer):
     def update(
         self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
     ) -> ArrayStatistics | None:
+        if t == 1:  # the binary weights themselves, +-1 (sign(0) = -1)
+            np.copyto(p.value, np.where(p.value > 0, 1, -1))
         self.flips += self.kernels.bop_update(
             p.value, p.grad, state["m"], self.gamma, self.threshold
         )

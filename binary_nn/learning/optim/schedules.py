@@ -10,17 +10,17 @@ from ...registry import Registry
 
 @dataclass(frozen=True)
 class Schedule:
-    """The rate in force during ``epoch`` (1-based) of ``epochs``.
-
-    A linear warm-up first, over ``warmup`` epochs: epoch ``e <= warmup`` runs at
-    ``lr * e / (warmup + 1)``; then, counting ``k = e - warmup - 1`` epochs from the end of
-    the warm-up, over ``n = epochs - warmup`` epochs:
+    """The rate in force during ``epoch`` (1-based) of ``epochs`` (``E``), as the behaviour
+    spec fixes it. With ``e = epoch - 1`` the epoch index from 0:
 
     - ``constant``: ``lr``;
-    - ``step``: ``lr * factor ** (k // step)``;
-    - ``exponential``: ``lr * factor ** k``;
-    - ``cosine``: ``lr_min + (lr - lr_min) (1 + cos(pi k / n)) / 2``, from ``lr`` down
-      towards ``lr_min`` (SGDR without restarts).
+    - ``step``: ``lr * factor ** (e // step)``;
+    - ``exponential``: ``lr * factor ** e``;
+    - ``cosine``: ``lr_min + (lr - lr_min) (1 + cos(pi e / E)) / 2``, from ``lr`` down towards
+      ``lr_min`` (SGDR without restarts);
+
+    and a linear warm-up over the first ``warmup`` epochs, from ``1 / warmup`` of the
+    schedule's value up to it: epoch index ``e < warmup`` runs at ``(e + 1) / warmup`` of it.
     """
 
     kind: str = "constant"
@@ -32,16 +32,18 @@ class Schedule:
     factor: float = 0.1
 
     def rate(self, epoch: int) -> float:
-        if epoch <= self.warmup:
-            return self.lr * epoch / (self.warmup + 1)
-        k, n = epoch - self.warmup - 1, max(1, self.epochs - self.warmup)
+        e = epoch - 1
+        rate = self.lr
         if self.kind == "step":
-            return self.lr * self.factor ** (k // self.step)
-        if self.kind == "exponential":
-            return self.lr * self.factor**k
-        if self.kind == "cosine":
-            return self.lr_min + (self.lr - self.lr_min) * (1 + math.cos(math.pi * k / n)) / 2
-        return self.lr
+            rate = self.lr * self.factor ** (e // self.step)
+        elif self.kind == "exponential":
+            rate = self.lr * self.factor**e
+        elif self.kind == "cosine":
+            cosine = (1 + math.cos(math.pi * e / self.epochs)) / 2
+            rate = self.lr_min + (self.lr - self.lr_min) * cosine
+        if e < self.warmup:
+            rate *= (e + 1) / self.warmup
+        return rate
 
 
 SCHEDULES: Registry[str] = Registry("learning-rate schedule", "--lr-schedule")
