@@ -70,6 +70,49 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class StopRequest:
+    """Ctrl-C or SIGTERM asked the work to stop; it stops at the next safe point (a run:
+    between two steps, after writing its checkpoint). See :func:`deferred_stop`."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    def exception(self) -> KeyboardInterrupt:
+        """What stopping raises: :class:`Terminated` for SIGTERM, else KeyboardInterrupt."""
+        return Terminated() if self.signal == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def deferred_stop() -> Iterator[StopRequest]:
+    """While inside, the first Ctrl-C or SIGTERM only sets the yielded request (the work
+    checks it at safe points); a second one stops at once. Signals this process ignores
+    (campaign workers ignore Ctrl-C, which their parent handles) stay ignored; outside the
+    main thread nothing is installed."""
+    stop = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum: int, frame: object) -> None:
+        if stop.requested:
+            raise stop.exception()
+        stop.signal = signum
+
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, request)
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def run_cli(prog: str, main: Callable[[], int | None]) -> int:
     """Call ``main``; a user error prints ``prog: error: <sentence>`` and returns its exit code.
     Ctrl-C and SIGTERM stop it with one line (exit codes 130 and 143)."""

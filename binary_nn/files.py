@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,28 @@ def jsonable(value: Any) -> Any:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
     write_text_atomic(path, json.dumps(jsonable(data), indent=2) + "\n")
+
+
+#: the largest JSON document binary_nn reads (a run's config.json is a few kB)
+MAX_JSON_BYTES = 64 << 20
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """The JSON document at ``path``, checked first for being a regular file of a sane size;
+    any problem is one :class:`ConfigError` sentence naming ``what`` it should have been."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; it should be {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror}); it should be {what}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ConfigError(f"{path} is {kind}; it should be {what}")
+    if info.st_size > MAX_JSON_BYTES:
+        raise ConfigError(f"{path} is {info.st_size:,} bytes, too large for {what}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable as {what} ({exc})") from None

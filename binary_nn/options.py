@@ -322,10 +322,15 @@ def build_parser(
     description: str,
     groups: Iterable[str] | None = None,
     epilog: str | None = None,
+    given_only: bool = False,
 ) -> argparse.ArgumentParser:
     """The parser of ``cls``'s options (only those of ``groups`` when given), grouped as
-    :data:`GROUPS`; every value arrives as given (strings), for :func:`validate` to check."""
+    :data:`GROUPS`; every value arrives as given (strings), for :func:`validate` to check.
+    With ``given_only``, options not on the command line are left out of the result (what a
+    command line sets, as opposed to what it leaves to the defaults)."""
     parser = ArgumentParser(prog=prog, description=description, epilog=epilog)
+    if given_only:
+        parser.argument_default = argparse.SUPPRESS
     defaults = {f.name: f for f in dataclasses.fields(cls)}
     sections: dict[str, Any] = {}
     wanted = set(GROUPS if groups is None else groups)
@@ -346,6 +351,8 @@ def build_parser(
         else:
             shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
             kwargs.update(default=shown, metavar=opt.metavar)
+        if given_only:
+            kwargs["default"] = argparse.SUPPRESS
         sections[opt.group].add_argument(*opt.flags, **kwargs)
     return parser
 

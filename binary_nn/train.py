@@ -12,19 +12,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from .cli import run_cli
+from .cli import deferred_stop, run_cli
+from .run.command import train_request
 from .run.config import PROG, build_parser, config_from_args
+from .run.console import Console
 
 __all__ = ["PROG", "build_parser", "config_from_args", "main"]
-from .run.console import Console
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .run.loop import run
 
     def job() -> int:
-        config = config_from_args(argv)
-        summary = run(config, trackers=[Console(config.verbose)])
+        config, resume = train_request(argv)
+        with deferred_stop() as stop:  # Ctrl-C, SIGTERM: stop between steps, checkpointed
+            summary = run(config, trackers=[Console(config.verbose)], resume=resume, stop=stop)
         epochs = summary["epochs_completed"]
         accuracy = summary.get("test/accuracy")
         scores = "no test set" if accuracy is None else f"test accuracy {accuracy:.4f}"

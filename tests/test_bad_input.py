@@ -69,7 +69,7 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path, capsys):
     bad.write_bytes(b"\x00" * 10)
     assert main(["-e", "1", "--hidden", "4", "--load", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "is not a checkpoint .npz" in err and "allow_pickle" not in err
+    assert "is not a checkpoint written by binary_nn" in err and "allow_pickle" not in err
 
 
 def test_user_npz_with_uint8_images_is_scaled_and_trained(tmp_path, capsys):

@@ -183,8 +183,8 @@ def test_without_numba_everything_runs_on_numpy(tmp_path):
         "from binary_nn.run.config import TrainConfig\n"
         "from binary_nn.run.loop import run\n"
         "assert kernels.default_kernels().name == 'numpy'\n"
-        f"summary = run(TrainConfig(epochs=1, hidden=(32,), bn=True, binarize=True, seed=1, "
-        f"out={str(tmp_path / 'run')!r}))\n"
+        "summary = run(TrainConfig(epochs=1, lr=1e-3, hidden=(32,), bn=True, binarize=True, "
+        f"seed=1, out={str(tmp_path / 'run')!r}))\n"
         "assert summary['status'] == 'completed', summary\n"
         "print(summary['test/accuracy'])\n"
     )

@@ -270,7 +270,7 @@ def test_a_full_disk_stops_a_campaign_cleanly(tmp_path, capsys, monkeypatch):
 
 
 def test_chance_level_with_saturated_outputs_gets_a_hint(tmp_path, capsys):
-    assert main(["-e", "3", "--seed", "1", "--out", str(tmp_path / "r")]) == 0  # lr 0.001
+    assert main(["-e", "3", "--lr", "1e-3", "--seed", "1", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert out.count("hint: training is stuck at chance level") == 1 and "--lr 1e-4" in out
     assert main(["-e", "3", "--seed", "1", "--lr", "1e-4", "--out", str(tmp_path / "s")]) == 0
@@ -328,7 +328,9 @@ def test_the_run_directory_is_printed_at_start_end_and_interruption(tmp_path, ca
     assert main([*FAST, "--out", str(tmp_path / "s")]) == 130
     captured = capsys.readouterr()
     assert f"stopped after 0 epochs: run directory {tmp_path / 's'} keeps" in captured.out
-    assert not (tmp_path / "s" / "summary.json").exists()
+    assert f"--resume {tmp_path / 's'}" in captured.out
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["status"] == "stopped" and summary["epochs_completed"] == 0
 
 
 def test_binarize_last_has_both_spellings(tmp_path):
@@ -353,5 +355,6 @@ def test_sigterm_stops_a_run_with_one_sentence_and_keeps_what_it_logged(tmp_path
     assert process.returncode == 143, stderr
     assert stderr.strip().count("\n") == 0 and "terminated (SIGTERM)" in stderr
     assert f"run directory {out} keeps everything logged so far" in stdout
-    assert not (out / "summary.json").exists()
+    assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
     assert all(json.loads(line) for line in metrics.read_text().splitlines())
+    assert (out / "checkpoint.npz").is_file()  # written at the stop: the run resumes from it

@@ -250,15 +250,23 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_points(tmp_path):
         start_new_session=True,
     )
     deadline = time.monotonic() + 60
-    while len(list(out.glob("*/summary.json"))) < 2 and time.monotonic() < deadline:
+    while len(list(out.glob("*epochs-1/summary.json"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     while len(list(out.glob("*epochs-2000/metrics.jsonl"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, err = proc.communicate(timeout=120)  # generous: a loaded CI machine is slow to stop
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
-    finished = sorted(p.parent.name for p in out.glob("*/summary.json"))
-    assert finished == ["method-DFA_epochs-1", "method-GD_epochs-1"]
+    status = {
+        p.parent.name: json.loads(p.read_text())["status"] for p in out.glob("*/summary.json")
+    }
+    assert status == {
+        "method-DFA_epochs-1": "completed",
+        "method-GD_epochs-1": "completed",
+        "method-DFA_epochs-2000": "stopped",  # checkpointed at the stop: a rerun resumes them
+        "method-GD_epochs-2000": "stopped",
+    }
+    assert all((out / name / "checkpoint.npz").is_file() for name in status)
     # no worker left behind (multiprocessing's resource tracker may take a moment to exit)
     for _ in range(50):
         alive = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)

@@ -61,11 +61,17 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int = 0
     pixel_divisor: float = PIXEL_DIVISOR
+    #: a validation split held out of the training set (:meth:`with_validation`); empty if none
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.x_val is None or self.y_val is None:
+            self.x_val = self.x_train[:0]
+            self.y_val = self.y_train[:0]
         if len(self.x_test) == 0 and self.x_test.ndim < 2:  # an empty test split, any shape
             self.x_test = self.x_test.reshape(0, *self.x_train.shape[1:])
-        for split in ("train", "test"):
+        for split in ("train", "val", "test"):
             x, y = getattr(self, f"x_{split}"), getattr(self, f"y_{split}")
             if x.ndim < 2:
                 raise DataError(f"{self.name}: x_{split} must hold one example per row")
@@ -112,6 +118,7 @@ class Dataset:
         self.n_classes = max(self.n_classes, largest + 1)
         self.y_train = self.y_train.astype(np.intp, copy=False)
         self.y_test = self.y_test.astype(np.intp, copy=False)
+        self.y_val = self.labels("val").astype(np.intp, copy=False)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -129,10 +136,42 @@ class Dataset:
             return scale_pixels(raw, dtype, self.pixel_divisor)
         return raw.astype(dtype, copy=False)
 
+    @property
+    def splits(self) -> list[str]:
+        """The splits that hold examples: ``train``, then ``val`` when held out, then ``test``."""
+        return [s for s in ("train", "val", "test") if len(self.labels(s))]
+
+    def labels(self, split: str) -> np.ndarray:
+        y: np.ndarray = getattr(self, f"y_{split}")
+        return y
+
+    def with_validation(self, fraction: float, seed: int) -> Dataset:
+        """A copy whose training set keeps ``1 - fraction`` of this one (in its order) and
+        whose validation split holds the rest, drawn stratified by class with ``seed``."""
+        from sklearn.model_selection import train_test_split
+
+        if fraction <= 0:
+            return self
+        rows = np.arange(len(self.y_train))
+        try:
+            kept, held = train_test_split(
+                rows, test_size=fraction, stratify=self.y_train, random_state=seed
+            )
+        except ValueError as exc:
+            raise DataError(
+                f"--val-split {fraction:g} cannot hold out a stratified validation set of "
+                f"{self.name}'s {len(rows)} training examples ({exc}); choose another fraction"
+            ) from None
+        kept, held = np.sort(kept), np.sort(held)
+        return Dataset(
+            self.name, self.x_train[kept], self.y_train[kept], self.x_test, self.y_test,
+            self.n_classes, self.pixel_divisor, self.x_train[held], self.y_train[held],
+        )  # fmt: skip
+
     def chunks(
         self, split: str, dtype: np.dtype, size: int = 4096, limit: int | None = None
     ) -> Iterator[np.ndarray]:
-        """The scaled rows of ``split`` ("train" or "test") in consecutive chunks."""
+        """The scaled rows of ``split`` ("train", "val" or "test") in consecutive chunks."""
         x = getattr(self, f"x_{split}")
         stop = len(x) if limit is None else min(limit, len(x))
         for start in range(0, stop, size):

@@ -1,8 +1,9 @@
 """Run many training runs — repeated seeds, grid points — in parallel processes, resumably.
 
 Each run goes into its own directory. A directory whose ``summary.json`` says the run
-finished (``completed`` or ``diverged``) is skipped, so an interrupted campaign resumes where it
-stopped; a run that fails records its error in ``error.json`` and the others go on.
+finished (``completed`` or ``diverged``) is skipped, and an unfinished one continues from its
+checkpoint, so an interrupted campaign resumes where it stopped without redoing an epoch; a
+run that fails records its error in ``error.json`` and the others go on.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import multiprocessing
 import os
 import signal
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,7 @@ from ..errors import ConfigError, DiskFullError
 from ..files import write_json_atomic
 from ..options import identity_keys
 from ..run.config import TrainConfig
+from ..run.console import duration
 from ..run.run_dir import CONFIG_FILE, finished_summary
 
 ERROR_FILE = "error.json"
@@ -54,6 +57,7 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict[str, Any
     """Worker: one training run, errors caught and written beside the run."""
     from threadpoolctl import threadpool_limits
 
+    from ..cli import deferred_stop
     from ..errors import BinaryNNError, DiskFullError, DivergenceError
     from ..run.loop import run
     from ..run.run_dir import RunBusy, RunFinished
@@ -61,12 +65,19 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict[str, Any
     assert config.out is not None, "a job's config names its run directory"
     run_dir = Path(config.out)
     try:
-        with threadpool_limits(blas_threads):
-            # an unfinished run of the campaign is replaced; a finished one, or one that
-            # another campaign writes right now, is skipped
-            summary = run(replace(config, overwrite=True), skip_finished=True)
+        with threadpool_limits(blas_threads), deferred_stop() as stop:
+            # an unfinished run of the campaign continues from its checkpoint (or starts
+            # again without one); a finished one, or one another campaign writes, is skipped
+            config = replace(config, overwrite=True)
+            summary = run(config, skip_finished=True, resume=True, stop=stop)
         (run_dir / ERROR_FILE).unlink(missing_ok=True)
         return summary["status"], summary, None
+    except KeyboardInterrupt:
+        if multiprocessing.parent_process() is None:
+            raise  # this process runs the campaign: it stops
+        # a worker stopped by its parent (Ctrl-C there): the run is checkpointed and marked
+        # stopped; the worker ends quietly (not with a traceback) and takes no other run
+        raise SystemExit(143) from None
     except RunFinished:
         return "skipped", finished_summary(run_dir) or {}, None
     except RunBusy as exc:
@@ -202,6 +213,9 @@ def run_jobs(
         unit="run",
         disable=None if progress else True,
     )
+    # off a terminal (nohup, a batch scheduler) the bar is silent: a line per finished run
+    lines = progress and bar.disable
+    started, ran = time.perf_counter(), 0
     try:
         for index, (status, summary, error) in outcomes:
             if status == "disk full":  # every later run would fail too: stop cleanly
@@ -209,6 +223,16 @@ def run_jobs(
             results[index] = JobResult(
                 jobs[index].name, jobs[index].run_dir, status, summary, error
             )
+            ran += 1
+            if lines:
+                left = (time.perf_counter() - started) / ran * (len(todo) - ran)
+                score = summary.get("test/accuracy")
+                shown = "" if score is None else f", test accuracy {score:.4f}"
+                print(
+                    f"[{len(results)}/{len(jobs)}] {jobs[index].name}: {status}{shown}; "
+                    f"about {duration(left)} left",
+                    flush=True,
+                )
             bar.update(1)
             bar.set_postfix(failed=sum(r.status == "failed" for r in results.values()))
             if status == "failed" and error:

@@ -168,6 +168,19 @@ class Alignment(Probe):
                 )
         return metrics
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The signs of the last measurement (``flip/*`` compares with them)."""
+        if self._signs is None:
+            return {}
+        state = {f"signs.{k}": s for k, s in enumerate(self._signs) if s is not None}
+        return {**state, "blocks": np.array(len(self._signs))}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if "blocks" not in state:
+            self._signs = None
+            return
+        self._signs = [state.get(f"signs.{k}") for k in range(int(state["blocks"]))]
+
     def _flips(self, network: Network) -> dict[str, float | None]:
         signs = [
             sign(b.weight_layer.weight.value) if b.weight_layer.quantizer.binary else None

@@ -108,10 +108,14 @@ def build(
     """Model, rule and optimizer for ``config`` (resolved), drawn from its seed, computing with
     ``kernels`` (:func:`~binary_nn.nn.kernels.default_kernels` when not given).
 
-    The seed is split into independent streams for the weights, the feedback matrices and the
-    shuffling, so the same seed gives every rule the same initial weights.
+    The seed is split into independent streams for the weights, the feedback matrices, the
+    shuffling and the validation split, so the same seed gives every rule the same initial
+    weights (and a validation split leaves the other streams as they were).
     """
     dataset = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    weights_seq, feedback_seq, shuffle_seq, split_seq = np.random.SeedSequence(config.seed).spawn(4)
+    if config.val_split > 0:
+        dataset = dataset.with_validation(config.val_split, int(split_seq.generate_state(1)[0]))
     n_train = len(dataset.y_train)
     if config.batchsize > n_train:
         raise ConfigError(
@@ -119,7 +123,6 @@ def build(
             f"({n_train} examples); choose at most {n_train}"
         )
     check_memory(config, dataset.input_shape, dataset.n_classes)
-    weights_seq, feedback_seq, shuffle_seq = np.random.SeedSequence(config.seed).spawn(3)
     rng = np.random.default_rng(weights_seq)
     model = build_network(config, dataset.input_shape, dataset.n_classes, rng, kernels=kernels)
     rule = RULES.get(config.method)(

@@ -15,6 +15,7 @@ import json
 import math
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ import numpy as np
 from ..data import DATASETS
 from ..data.dataset import PIXEL_DIVISOR
 from ..errors import ConfigError
-from ..files import write_bytes_atomic
+from ..files import jsonable, write_bytes_atomic
 from ..learning.optim import Optimizer
 from ..learning.rules import RULES, LearningRule
 from ..nn.network import Network
 from .architecture import build_network
 from .config import TrainConfig
+from .probes import Probe
+from .progress import Progress
 
 #: a weight layer's key: its kind, its block
 WEIGHT_KEY = re.compile(r"(linear|conv)\.([0-9]+)\.weight")
@@ -41,6 +44,12 @@ def _arrays(model: Network, rule: LearningRule | None) -> dict[str, np.ndarray]:
 
 
 OPTIMIZER_PREFIX = "optimizer."
+#: a run directory's checkpoint, written at every epoch end (and every --checkpoint-every
+#: iterations, and when the run is stopped): what --resume continues from
+RUN_CHECKPOINT = "checkpoint.npz"
+PROGRESS_KEY = "progress"
+ORDER_KEY = "progress.order"
+PROBE_PREFIX = "probe."
 
 
 def save_checkpoint(
@@ -71,6 +80,7 @@ def load_checkpoint(
     model: Network,
     rule: LearningRule | None,
     optimizer: Optimizer | None = None,
+    extra_prefixes: Sequence[str] = (PROGRESS_KEY, PROBE_PREFIX),
 ) -> dict[str, Any]:
     """Overwrite the model's (and rule's, and with ``optimizer`` the optimizer's) arrays with
     the checkpoint's; return its config. Without ``optimizer``, a stored optimizer state is
@@ -95,6 +105,9 @@ def load_checkpoint(
         for key in list(stored)
         if key.startswith(OPTIMIZER_PREFIX)
     }
+    for key in list(stored):  # a run checkpoint's progress and probes: not the network's
+        if key.startswith(tuple(extra_prefixes)):
+            stored.pop(key)
     wanted = _arrays(model, rule)
     for key, target in wanted.items():
         if key not in stored:
@@ -190,3 +203,78 @@ def pixel_divisor(path: str | Path, config: TrainConfig) -> float:
         if config.dataset in DATASETS:
             return DATASETS.get(config.dataset).pixel_divisor
         return PIXEL_DIVISOR
+
+
+def save_run_state(
+    path: str | Path,
+    model: Network,
+    rule: LearningRule,
+    optimizer: Optimizer,
+    config: dict[str, Any],
+    progress: Progress,
+    probes: Sequence[Probe],
+) -> None:
+    """A checkpoint a run continues from exactly: the network, the feedback, the optimizer's
+    state, the progress (epoch, iteration, the shuffle and its generator's state, the best
+    epoch, how much of the metrics it covers) and the probes' state; written atomically."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    facts = {"input_shape": list(model.input_shape), "n_classes": model.n_classes}
+    arrays: dict[str, Any] = {
+        "config": np.array(json.dumps({**config, **facts})),
+        PROGRESS_KEY: np.array(json.dumps(jsonable(progress.to_json()))),
+        **_arrays(model, rule),
+        **{OPTIMIZER_PREFIX + k: v for k, v in optimizer.state_dict().items()},
+    }
+    if progress.order is not None:
+        arrays[ORDER_KEY] = progress.order
+    for k, probe in enumerate(probes):
+        arrays.update({f"{PROBE_PREFIX}{k}.{name}": a for name, a in probe.state_dict().items()})
+    np.savez(buffer, **arrays)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def restore_run_state(
+    path: str | Path,
+    model: Network,
+    rule: LearningRule,
+    optimizer: Optimizer,
+    probes: Sequence[Probe],
+) -> Progress:
+    """Load what :func:`save_run_state` wrote into a run built from the same configuration;
+    return the progress to continue from."""
+    load_checkpoint(path, model, rule, optimizer, extra_prefixes=(PROGRESS_KEY, PROBE_PREFIX))
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = json.loads(str(archive[PROGRESS_KEY]))
+            order = archive[ORDER_KEY] if ORDER_KEY in archive.files else None
+            stored = {k: archive[k] for k in archive.files if k.startswith(PROBE_PREFIX)}
+        progress = Progress.from_json(data, order)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        raise ConfigError(f"{path} holds no run progress to resume from ({exc})") from None
+    for k, probe in enumerate(probes):
+        prefix = f"{PROBE_PREFIX}{k}."
+        probe.load_state_dict(
+            {n[len(prefix) :]: a for n, a in stored.items() if n.startswith(prefix)}
+        )
+    return progress
+
+
+def stored_config(path: str | Path, flag: str = "checkpoint") -> dict[str, Any]:
+    """The configuration stored in a checkpoint (its options and facts), or a one-sentence
+    :class:`ConfigError`, naming ``flag``, when the file is not a checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(f"{flag}: {path} {what}; give a .npz written by train --save")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = json.loads(str(archive["config"]))
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+        raise ConfigError(
+            f"{flag}: {path} is not a checkpoint written by binary_nn (train --save or a run "
+            "directory's checkpoint.npz)"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{flag}: {path} holds a configuration of the wrong shape")
+    return data

@@ -96,6 +96,13 @@ class TrainConfig:
         help="where dataset files are looked for and cached "
         "(default: $BINARY_NN_DATA, else the user cache directory)",
     )  # fmt: skip
+    val_split: float = option(
+        0.0, "--val-split", group="data", check=opts.number(0, above=False, high=1),
+        metavar="F",
+        help="hold out a stratified, seeded fraction F of the training set for validation "
+        "(val/* metrics; the best epoch is then chosen on val/accuracy, not on the test set); "
+        "0: none, as published",
+    )  # fmt: skip
     # --- model
     hidden: tuple[int, ...] = option(
         (700, 500), "--hidden", group="model", check=opts.int_list,
@@ -154,9 +161,9 @@ class TrainConfig:
         help=f"learning rule: {', '.join(RULES.names())} (BP is an alias of GD)",
     )  # fmt: skip
     lr: float = option(
-        0.001, "--lr", group="learning", check=opts.number(0),
-        help="learning rate; gradients are sums over the batch, not means, so the published "
-        "runs use 1e-6 .. 1e-4",
+        1e-4, "--lr", group="learning", check=opts.number(0),
+        help="learning rate; gradients are sums over the batch, not means, so the rates that "
+        "work are small (the published runs use 1e-6 .. 1e-4; the published default was 1e-3)",
     )  # fmt: skip
     batchsize: int = option(
         128, "-b", "--batchsize", group="learning", check=opts.integer(1), help="batch size",
@@ -250,12 +257,30 @@ class TrainConfig:
     )  # fmt: skip
     # --- run
     epochs: int = option(
-        5, "-e", "--epochs", group="run", check=opts.integer(1), help="number of epochs",
+        20, "-e", "--epochs", group="run", check=opts.integer(1),
+        help="number of epochs (the published default was 5)",
     )  # fmt: skip
     seed: int | None = option(
         None, "--seed", group="run",
         check=opts.optional(opts.integer(0, 2**32 - 1, allowed="an integer in 0..2**32-1")),
         help="seed of every random draw; drawn and reported when not given",
+    )  # fmt: skip
+    early_stopping: int = option(
+        0, "--early-stopping", group="run", check=opts.integer(0), metavar="N",
+        needs=[Needs("--val-split (it stops on validation, not on test data)",
+                     lambda c: c.val_split > 0)],
+        help="stop after N epochs without a better val/accuracy; 0: never",
+    )  # fmt: skip
+    checkpoint_every: int = option(
+        0, "--checkpoint-every", group="run", check=opts.integer(0), effect="io",
+        metavar="N",
+        help="also write the run directory's checkpoint every N iterations (it is written at "
+        "every epoch end, and when the run is stopped); 0: epoch ends only",
+    )  # fmt: skip
+    save_best: str | None = option(
+        None, "--save-best", group="run", check=opts.text, effect="io", metavar="PATH",
+        needs=[Needs("--val-split", lambda c: c.val_split > 0)],
+        help="write the model of the best epoch on val/accuracy to this .npz",
     )  # fmt: skip
     out: str | None = option(
         None, "--out", group="run", check=opts.text, effect="io",
@@ -267,11 +292,13 @@ class TrainConfig:
     )  # fmt: skip
     save: str | None = option(
         None, "--save", group="run", check=opts.text, effect="io", metavar="PATH",
-        help="write the trained model and feedback matrices to this .npz",
+        help="write the trained model, its feedback matrices and optimizer state to this .npz "
+        "(also when the run is stopped, marked so)",
     )  # fmt: skip
     load: str | None = option(
         None, "--load", group="run", check=opts.text, metavar="PATH",
-        help="start from this checkpoint .npz instead of drawing weights and feedback",
+        help="start from this checkpoint's weights and feedback (a new optimization); the "
+        "model options not given are the checkpoint's",
     )  # fmt: skip
     # --- logging and measurements
     verbose: int = option(
@@ -390,12 +417,56 @@ class TrainConfig:
         return json.dumps(self.to_dict())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of ``python -m binary_nn.train``: every :class:`TrainConfig` option, grouped."""
-    return opts.build_parser(TrainConfig, PROG, DESCRIPTION)
+def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
+    """The parser of ``python -m binary_nn.train``: every :class:`TrainConfig` option, grouped,
+    and ``--resume`` (``given_only``: see :func:`binary_nn.options.build_parser`)."""
+    parser = opts.build_parser(TrainConfig, PROG, DESCRIPTION, given_only=given_only)
+    parser.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        default=argparse.SUPPRESS if given_only else None,
+        help="continue the run in RUN_DIR from its checkpoint, with its configuration (other "
+        "options only to raise --epochs, or change where things go and what is printed)",
+    )
+    return parser
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Parse a command line into a (not yet validated) :class:`TrainConfig`."""
+    """Parse a command line into a (not yet validated) :class:`TrainConfig` (``--resume``
+    aside: see :mod:`binary_nn.run.command`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    return TrainConfig(**opts.parsed_values(build_parser(), argv), argv=argv)
+    values = opts.parsed_values(build_parser(), argv)
+    values.pop("resume", None)
+    return TrainConfig(**values, argv=argv)
+
+
+def given_options(argv: Sequence[str]) -> dict[str, Any]:
+    """The options a command line sets itself (not left to their defaults)."""
+    values = opts.parsed_values(build_parser(given_only=True), argv)
+    values.pop("resume", None)
+    return values
+
+
+def resume_config(stored: TrainConfig, given: dict[str, Any]) -> TrainConfig:
+    """The configuration a resumed run continues with: the stored one, with the options
+    given again on the command line. An option that changes what the run computes must not
+    differ (one sentence names it), but ``epochs`` may grow; where things go and how much is
+    printed may change."""
+    options = opts.options_of(TrainConfig)
+    stored = stored.resolved()
+    wanted = replace(stored, **given).resolved()
+    for name, opt in options.items():
+        if name not in given or opt.effect == "io" or name == "epochs":
+            continue
+        if getattr(wanted, name) != getattr(stored, name):
+            raise ConfigError(
+                f"{opt.label} {getattr(wanted, name)!r} contradicts the run's "
+                f"{getattr(stored, name)!r}; a resumed run keeps its configuration (leave "
+                f"{opt.flag} out, or start a new run)"
+            )
+    if wanted.epochs < stored.epochs:
+        raise ConfigError(
+            f"-e/--epochs {wanted.epochs} is fewer than the run's {stored.epochs}; a resumed "
+            "run may only be extended"
+        )
+    return wanted

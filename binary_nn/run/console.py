@@ -1,8 +1,10 @@
-"""The console tracker: a progress bar per epoch, one line per epoch, hints when stuck."""
+"""The console tracker: a progress bar per epoch (on a terminal), one line per epoch with the
+time left, hints when stuck; and the same lines in the run directory's ``log.txt``."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm.auto import tqdm
@@ -10,9 +12,21 @@ from tqdm.auto import tqdm
 from ..cli import silence_stdout
 from .tracker import Tracker
 
+LOG_FILE = "log.txt"
+
 
 def _short(value: Any) -> str:
     return "null" if value is None else f"{value:.4g}"
+
+
+def duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 class Console(Tracker):
@@ -30,8 +44,17 @@ class Console(Tracker):
         self._n_classes = 0
         self._hinted = False
         self._last_loss: float | None = None
+        self._log: TextIO | None = None
+        self._epochs = 0
+        self._epoch_seconds: list[float] = []
 
     def _print(self, text: str) -> None:
+        if self._log is not None:
+            try:
+                self._log.write(text + "\n")
+                self._log.flush()
+            except OSError:  # a full disk: the console goes on
+                self._log = None
         if self.stream is None:  # the reader went away (| head): training goes on silently
             return
         try:
@@ -46,7 +69,16 @@ class Console(Tracker):
         self._n_classes = int(info.get("n_classes", 0))
         self._hinted = False
         self._last_loss = None
+        self._epochs = int(config.get("epochs", 0))
+        self._epoch_seconds = []
+        if self._run_dir:
+            try:  # appended to: a resumed run's log goes on
+                self._log = open(Path(self._run_dir) / LOG_FILE, "a")
+            except OSError:
+                self._log = None
         self._print(f"run directory: {self._run_dir}")
+        if info.get("resumed_at"):
+            self._print(f"resumed after iteration {info['resumed_at']}")
         if self.verbose >= 1:
             self._print("configuration:")
             for key, value in {**config, **info}.items():
@@ -76,13 +108,18 @@ class Console(Tracker):
             self._bar = None
         if "train/accuracy" in metrics:
             parts = [f"epoch {epoch}: loss {metrics['train/loss']:.5f}"]
-            for split in ("train", "test"):  # an empty test split has no test scores
+            for split in ("train", "val", "test"):  # a split with no examples has no scores
                 if f"{split}/accuracy" in metrics:
                     parts.append(
                         f"{split} acc {metrics[f'{split}/accuracy']:.4f} "
                         f"f1 {metrics[f'{split}/f1']:.4f}"
                     )
-            self._print("  ".join(parts) + f"  ({metrics['time/epoch']:.2f} s)")
+            self._epoch_seconds.append(metrics["time/epoch"])
+            eta = ""
+            if self._epochs > epoch:
+                mean = sum(self._epoch_seconds) / len(self._epoch_seconds)
+                eta = f", {duration(mean * (self._epochs - epoch))} left"
+            self._print("  ".join(parts) + f"  ({metrics['time/epoch']:.2f} s{eta})")
             self._hint_if_stuck(metrics)
         if self.verbose >= 1:
             for prefix in ("hsic/", "align/", "flip/"):
@@ -92,15 +129,33 @@ class Console(Tracker):
 
     def finish(self, summary: dict[str, Any]) -> None:
         self._close_bar()
-        self._print(f"{summary.get('status', 'finished')}: run directory {self._run_dir}")
+        best = ""
+        if summary.get("best/metric") == "val/accuracy":
+            best = (
+                f" (best on validation: epoch {summary['best/epoch']}, val acc "
+                f"{summary['best/val/accuracy']:.4f}, test acc "
+                f"{summary.get('best/test/accuracy', float('nan')):.4f})"
+            )
+        self._print(f"{summary.get('status', 'finished')}: run directory {self._run_dir}{best}")
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            try:
+                self._log.close()
+            except OSError:
+                pass
+            self._log = None
 
     def abort(self, summary: dict[str, Any]) -> None:
         self._close_bar()
         if self._run_dir:
             self._print(
-                f"stopped after {summary.get('epochs_completed', 0)} epochs: run directory "
-                f"{self._run_dir} keeps everything logged so far"
+                f"{summary.get('status', 'stopped')} after {summary.get('epochs_completed', 0)} "
+                f"epochs: run directory {self._run_dir} keeps everything logged so far; "
+                f"continue with python -m binary_nn.train --resume {self._run_dir}"
             )
+        self._close_log()
 
     def _hint_if_stuck(self, metrics: dict[str, Any]) -> None:
         """One line when training is stuck at chance level with saturated outputs: accuracy

@@ -1,4 +1,13 @@
-"""One run's loop: train epoch by epoch, call the probes that are due, log, finish."""
+"""One run's loop: train epoch by epoch, call the probes that are due, log, keep a checkpoint
+to resume from, select the best epoch, finish.
+
+A run writes its directory's ``checkpoint.npz`` at every epoch end (every ``--checkpoint-every``
+iterations too, and when Ctrl-C or SIGTERM stops it between two steps): the network, the
+feedback, the optimizer's state, the shuffle and its generator, the best epoch so far, the
+probes' memory and how much of ``metrics.jsonl`` it covers. A run resumed from it
+(:func:`run` with ``resume``) drops what was logged after it and goes on as the uninterrupted
+run would: the same weights and the same metrics, bit for bit.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +20,16 @@ from typing import Any
 
 import numpy as np
 
+from ..cli import StopRequest
 from ..data import Dataset
 from ..errors import DiskFullError, DivergenceError
 from ..files import check_writable
 from ..learning.step import train_step
+from ..nn.layers import BatchNorm
 from .build import TrainingRun, build, default_run_dir
-from .checkpoint import save_checkpoint
+from .checkpoint import restore_run_state, save_checkpoint, save_run_state
 from .config import TrainConfig
+from .progress import SELECT_ON_TEST, SELECT_ON_VALIDATION, Progress, Selection
 from .run_dir import RunDirectory
 from .tracker import Tracker
 from .wandb_tracker import wandb_tracker
@@ -34,42 +46,161 @@ def probe(run: TrainingRun, *, start: bool = False, iteration: int | None = None
     return metrics
 
 
+def _batch_norms(training: TrainingRun) -> list[BatchNorm]:
+    layers = (layer for block in training.model.blocks for layer in block.layers)
+    return [layer for layer in layers if isinstance(layer, BatchNorm)]
+
+
+class _Stopped(Exception):
+    """A stop request was honoured at a step boundary (the checkpoint is written)."""
+
+
+class Session:
+    """One run in progress: its objects, directory, trackers and :class:`Progress`; the loop
+    and what happens at its boundaries (checkpoints, selection, stops)."""
+
+    def __init__(
+        self,
+        training: TrainingRun,
+        directory: RunDirectory | None,
+        trackers: list[Tracker],
+        progress: Progress,
+        stop: StopRequest | None = None,
+    ) -> None:
+        self.training = training
+        self.config = training.config
+        self.directory = directory
+        self.trackers = trackers
+        self.progress = progress
+        self.stop = stop
+
+    # --- state ------------------------------------------------------------------------------
+
+    def stored_config(self) -> dict[str, Any]:
+        return {**self.config.to_dict(), "pixel_divisor": self.training.dataset.pixel_divisor}
+
+    def checkpoint(self) -> None:
+        """Write the run directory's checkpoint for where the run stands now."""
+        if self.directory is None:
+            return
+        t = self.training
+        self.progress.metrics_bytes = self.directory.metrics_bytes
+        self.progress.shuffle_state = dict(t.shuffle_rng.bit_generator.state)
+        self.progress.batchnorm_ready = [bn.running_initialised for bn in _batch_norms(t)]
+        save_run_state(
+            self.directory.checkpoint, t.model, t.rule, t.optimizer, self.stored_config(),
+            self.progress, t.probes,
+        )  # fmt: skip
+
+    def restore(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path`` (a run built from the same config)."""
+        t = self.training
+        self.progress = restore_run_state(path, t.model, t.rule, t.optimizer, t.probes)
+        t.shuffle_rng.bit_generator.state = self.progress.shuffle_state
+        for bn, ready in zip(_batch_norms(t), self.progress.batchnorm_ready, strict=False):
+            bn.running_initialised = ready
+
+    def save_model(self, path: str, **marks: Any) -> None:
+        t = self.training
+        save_checkpoint(path, t.model, t.rule, {**self.stored_config(), **marks}, t.optimizer)
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def batches(self, epoch: int) -> float:
+        """Train the rest of ``epoch``'s batches (all of them from its start); returns the
+        epoch's mean loss."""
+        t, cfg, p = self.training, self.config, self.progress
+        ds = t.dataset
+        n_batches = len(ds.y_train) // cfg.batchsize
+        if p.batch == 0:  # a new epoch: its shuffle
+            p.order, p.loss_sum = t.shuffle_rng.permutation(len(ds.y_train)), 0.0
+        assert p.order is not None
+        for tracker in self.trackers:
+            tracker.epoch_start(epoch, n_batches)
+        for b in range(p.batch, n_batches):
+            index = p.order[b * cfg.batchsize : (b + 1) * cfg.batchsize]
+            p.iteration += 1
+            log_now = p.iteration % cfg.log_every == 0
+            loss, stats = train_step(
+                t.model,
+                t.rule,
+                t.optimizer,
+                t.loss,
+                # handed over, not kept: a streaming step frees it after the first block
+                ds.scale(ds.x_train[index], t.model.dtype),
+                ds.y_train[index],
+                t.statistics if log_now else None,
+            )
+            if not np.isfinite(loss):
+                raise DivergenceError(
+                    f"the loss became {loss} at epoch {epoch}, iteration {p.iteration} "
+                    f"(batch {b + 1} of the epoch); lower --lr or --init, or add --bn"
+                )
+            p.loss_sum += loss
+            p.batch = b + 1
+            metrics = {"batch/loss": loss, **stats} if stats is not None else {}
+            metrics.update(probe(t, iteration=p.iteration))
+            if metrics:
+                for tracker in self.trackers:
+                    tracker.log_batch(metrics, epoch, p.iteration)
+            if p.batch < n_batches:
+                every = cfg.checkpoint_every
+                if every and p.iteration % every == 0:
+                    self.checkpoint()
+                self.stop_if_asked()
+        return p.loss_sum / max(n_batches, 1)
+
+    def epoch(self, epoch: int) -> dict[str, Any]:
+        """Train (the rest of) ``epoch``, measure, log, select, checkpoint."""
+        t, p = self.training, self.progress
+        started = time.perf_counter()
+        rate = t.schedule.rate(epoch)
+        t.optimizer.lr = rate
+        mean_loss = self.batches(epoch)
+        trained = time.perf_counter() - started
+        metrics = {"train/loss": mean_loss, "train/lr": rate, **probe(t)}
+        metrics["time/epoch"] = time.perf_counter() - started
+        metrics["time/train"] = trained
+        for tracker in self.trackers:
+            tracker.log_epoch(metrics, epoch, p.iteration)
+        p.epoch, p.batch, p.order = epoch, 0, None
+        p.last_metrics = {k: v for k, v in metrics.items() if not k.startswith("hsic/")}
+        if p.selection.update(epoch, metrics) and self.config.save_best:
+            self.save_model(self.config.save_best, best_epoch=epoch)
+        self.checkpoint()
+        return metrics
+
+    def stop_if_asked(self) -> None:
+        if self.stop is not None and self.stop.requested:
+            self.checkpoint()
+            raise _Stopped
+
+    def summary(self, status: str) -> dict[str, Any]:
+        p = self.progress
+        return {
+            **p.last_metrics,
+            **p.selection.summary(),
+            "epoch": p.epoch,
+            "iteration": p.iteration,
+            "epochs_completed": p.epoch,
+            "seed": self.config.seed,
+            "status": status,
+        }
+
+
 def train_epoch(
     training: TrainingRun, epoch: int, iteration: int, trackers: list[Tracker]
 ) -> tuple[int, float]:
-    """One pass over the shuffled training set in full batches; returns (iteration, mean loss)."""
-    cfg, ds = training.config, training.dataset
-    n_batches = len(ds.y_train) // cfg.batchsize
-    order = training.shuffle_rng.permutation(len(ds.y_train))
-    for tracker in trackers:
-        tracker.epoch_start(epoch, n_batches)
-    loss_sum = 0.0
-    for b in range(n_batches):
-        index = order[b * cfg.batchsize : (b + 1) * cfg.batchsize]
-        iteration += 1
-        log_now = iteration % cfg.log_every == 0
-        loss, stats = train_step(
-            training.model,
-            training.rule,
-            training.optimizer,
-            training.loss,
-            # handed over, not kept: a streaming step frees it after the first block
-            ds.scale(ds.x_train[index], training.model.dtype),
-            ds.y_train[index],
-            training.statistics if log_now else None,
-        )
-        if not np.isfinite(loss):
-            raise DivergenceError(
-                f"the loss became {loss} at epoch {epoch}, iteration {iteration} "
-                f"(batch {b + 1} of the epoch); lower --lr or --init, or add --bn"
-            )
-        loss_sum += loss
-        metrics = {"batch/loss": loss, **stats} if stats is not None else {}
-        metrics.update(probe(training, iteration=iteration))
-        if metrics:
-            for tracker in trackers:
-                tracker.log_batch(metrics, epoch, iteration)
-    return iteration, loss_sum / max(n_batches, 1)
+    """One pass over the shuffled training set in full batches, outside any run directory
+    (benchmarks, tests); returns (iteration, mean loss)."""
+    session = Session(training, None, trackers, Progress(iteration=iteration))
+    loss = session.batches(epoch)
+    return session.progress.iteration, loss
+
+
+def _selection(training: TrainingRun) -> Selection:
+    has_val = len(training.dataset.labels("val")) > 0
+    return Selection(SELECT_ON_VALIDATION if has_val else SELECT_ON_TEST)
 
 
 def run(
@@ -77,6 +208,8 @@ def run(
     dataset: Dataset | None = None,
     trackers: list[Tracker] | None = None,
     skip_finished: bool = False,
+    resume: bool = False,
+    stop: StopRequest | None = None,
 ) -> dict[str, Any]:
     """Train as ``config`` says and return the summary (also written to the run directory).
 
@@ -91,78 +224,87 @@ def run(
     skip_finished : bool
         Raise :class:`~binary_nn.run.run_dir.RunFinished` instead of training when the run
         directory already holds a finished run (campaigns resume this way).
+    resume : bool
+        Continue from the run directory's ``checkpoint.npz`` when it has one (made with the
+        same configuration; ``epochs`` may be larger, to extend a finished run).
+    stop : StopRequest, optional
+        Checked between steps: when set, the run writes its checkpoint (and ``--save``,
+        marked ``stopped``), records the status ``stopped`` and raises the request's
+        exception (KeyboardInterrupt). Without it, Ctrl-C stops at once and the run resumes
+        from its last checkpoint.
     """
     config = config.resolved()
     out = Path(config.out) if config.out else default_run_dir(config)
     # claimed before any work: a directory that holds a run, or that another run is writing,
     # is refused (or skipped) before the data are even loaded
-    directory = RunDirectory(out, config.overwrite, skip_finished)
+    directory = RunDirectory(out, config.overwrite, skip_finished, resume)
     try:
-        if config.save:
-            check_writable(config.save, "--save")
+        for path, flag in ((config.save, "--save"), (config.save_best, "--save-best")):
+            if path:
+                check_writable(path, flag)
         training = build(config, dataset)
+        session = Session(training, directory, [], Progress(selection=_selection(training)), stop)
+        if directory.resuming:
+            session.restore(directory.checkpoint)
     except BaseException:
         directory.abandon()
         raise
-    directory.open()
-    trackers = [directory, *(trackers or [])]
+    directory.open(session.progress.metrics_bytes)
+    session.trackers = [directory, *(trackers or [])]
     if config.wandb:
         wandb = wandb_tracker(f"{config.dataset} custom", config.name, out)
         if wandb is not None:
-            trackers.append(wandb)
-    info = {**training.info, "run_dir": str(out)}
-    status = "running"  # stays so when interrupted: no summary.json, the run is incomplete
-    summary: dict[str, Any] = {"seed": config.seed, "epochs_completed": 0}
-    started = time.perf_counter()
+            session.trackers.append(wandb)
+    info = {**training.info, "run_dir": str(out), "resumed_at": session.progress.iteration}
+    status = "running"  # until it finishes, stops, diverges or fails
+    p = session.progress
+    started = time.perf_counter() - p.seconds
     try:
-        for tracker in trackers:
+        for tracker in session.trackers:
             tracker.start(config.to_dict(), info)
-        for tracker in trackers:
-            tracker.log_epoch(probe(training, start=True), 0, 0)
-        iteration, best_test = 0, -np.inf
-        for epoch in range(1, config.epochs + 1):
-            t0 = time.perf_counter()
-            rate = training.schedule.rate(epoch)
-            training.optimizer.lr = rate
-            iteration, mean_loss = train_epoch(training, epoch, iteration, trackers)
-            t_train = time.perf_counter() - t0
-            metrics = {"train/loss": mean_loss, "train/lr": rate, **probe(training)}
-            metrics["time/epoch"] = time.perf_counter() - t0
-            metrics["time/train"] = t_train
-            for tracker in trackers:
-                tracker.log_epoch(metrics, epoch, iteration)
-            best_test = max(best_test, metrics.get("test/accuracy", -np.inf))
-            summary = {
-                **{k: v for k, v in metrics.items() if not k.startswith("hsic/")},
-                "best/test/accuracy": best_test,
-                "epoch": epoch,
-                "iteration": iteration,
-                "epochs_completed": epoch,
-                "seed": config.seed,
-            }
+        if not directory.resuming:
+            for tracker in session.trackers:
+                tracker.log_epoch(probe(training, start=True), 0, 0)
+        while p.epoch < config.epochs:
+            p.seconds = time.perf_counter() - started
+            session.epoch(p.epoch + 1)
+            session.stop_if_asked()
+            if config.early_stopping and p.selection.stale >= config.early_stopping:
+                break
         status = "completed"
         if config.save:
-            stored = {**config.to_dict(), "pixel_divisor": training.dataset.pixel_divisor}
-            save_checkpoint(config.save, training.model, training.rule, stored, training.optimizer)
+            session.save_model(config.save)
+    except _Stopped:
+        status = "stopped"
+        if config.save:
+            session.save_model(config.save, stopped=True)
+        assert stop is not None
+        raise stop.exception() from None
     except DivergenceError as exc:
         status = "diverged"
-        summary["error"] = str(exc)
+        session.progress.last_metrics["error"] = str(exc)
         raise
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise DiskFullError(
             f"the disk holding {out} is full ({exc.strerror}) after "
-            f"{summary['epochs_completed']} epochs; free some space and run again: what was "
+            f"{session.progress.epoch} epochs; free some space and run again: what was "
             "logged before stays in the run directory"
         ) from None
+    except KeyboardInterrupt:
+        status = "stopped"  # at once: the last checkpoint is where it resumes
+        raise
     finally:
-        summary["status"] = status
+        status = "failed" if status == "running" else status
+        summary = session.summary(status)
         summary["time/total"] = time.perf_counter() - started
-        for tracker in trackers:
-            if status != "running":
+        if config.early_stopping and status == "completed" and p.epoch < config.epochs:
+            summary["stopped_early"] = True
+        for tracker in session.trackers:
+            if status in ("completed", "diverged"):
                 tracker.finish(summary)
-            else:  # interrupted: no summary.json, the run is incomplete
+            else:
                 tracker.abort(summary)
     return summary
 

@@ -59,6 +59,14 @@ class Probe:
     def __call__(self, context: ProbeContext) -> dict[str, Any]:
         raise NotImplementedError
 
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """What the probe remembers between measurements (checkpoints keep it, so that a
+        resumed run measures as the uninterrupted one would)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict`."""
+
 
 def eval_chunk(network: Network) -> int:
     """Examples per evaluation chunk: as many as keep the largest activation of a chunk near
@@ -73,14 +81,14 @@ def predict(network: Network, dataset: Dataset, split: str) -> np.ndarray:
 
 
 class Evaluation(Probe):
-    """``train/*`` and ``test/*`` accuracy, precision and F1, and the test confusion matrix."""
+    """``train/*``, ``val/*`` (with a validation split) and ``test/*`` accuracy, precision and
+    F1, and the test confusion matrix."""
 
     def __call__(self, context: ProbeContext) -> dict[str, Any]:
         metrics: dict[str, Any] = {}
         ds = context.dataset
-        for split, labels in (("train", ds.y_train), ("test", ds.y_test)):
-            if len(labels) == 0:
-                continue
+        for split in ds.splits:
+            labels = ds.labels(split)
             predicted = predict(context.network, ds, split)
             metrics.update(classification_scores(labels, predicted, split))
             if split == "test":

@@ -6,14 +6,16 @@ documents are replaced atomically), so a killed run keeps every logged step.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ..errors import BinaryNNError, ConfigError
 from ..files import jsonable, write_json_atomic
+from .checkpoint import RUN_CHECKPOINT
 from .tracker import Tracker
 
 CONFIG_FILE = "config.json"
@@ -52,7 +54,11 @@ class RunDirectory(Tracker):
     """
 
     def __init__(
-        self, path: str | Path, overwrite: bool = False, skip_finished: bool = False
+        self,
+        path: str | Path,
+        overwrite: bool = False,
+        skip_finished: bool = False,
+        resume: bool = False,
     ) -> None:
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
@@ -78,18 +84,38 @@ class RunDirectory(Tracker):
         if held and skip_finished and finished_summary(self.path) is not None:
             self._release()
             raise RunFinished(f"{self.path} holds a finished run")
-        if held and not overwrite:
+        #: whether the run continues from the directory's checkpoint
+        self.resuming = resume and self.checkpoint.is_file()
+        if held and not overwrite and not self.resuming:
             self._release()
             raise ConfigError(
                 f"--out {self.path} already holds a run ({', '.join(held)}); choose another "
                 "directory, or pass --overwrite to replace it"
             )
-        self._metrics: TextIO | None = None
+        self._metrics: BinaryIO | None = None
 
-    def open(self) -> None:
-        """Start writing: the old summary goes, ``metrics.jsonl`` starts afresh."""
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / RUN_CHECKPOINT
+
+    def open(self, metrics_bytes: int = 0) -> None:
+        """Start writing: the old summary goes; ``metrics.jsonl`` starts afresh, or, when the
+        run resumes, keeps its first ``metrics_bytes`` (what the checkpoint covers)."""
         (self.path / SUMMARY_FILE).unlink(missing_ok=True)
-        self._metrics = open(self.path / METRICS_FILE, "w")
+        path = self.path / METRICS_FILE
+        if self.resuming:
+            with open(path, "ab") as metrics:
+                metrics.truncate(metrics_bytes)
+        else:
+            path.write_bytes(b"")
+        # unbuffered: each line goes to the file in one write, or is cut back (see _append)
+        self._metrics = open(path, "ab", buffering=0)
+
+    @property
+    def metrics_bytes(self) -> int:
+        """How much of ``metrics.jsonl`` is written (what a checkpoint taken now covers)."""
+        assert self._metrics is not None, "open() the run directory first"
+        return self._metrics.tell()
 
     def _release(self) -> None:
         if self._lock is not None:
@@ -111,9 +137,22 @@ class RunDirectory(Tracker):
         write_json_atomic(self.path / CONFIG_FILE, {**config, **info})
 
     def _append(self, record: dict[str, Any]) -> None:
+        """One line, whole or not at all: a write that fails (a full disk) is cut back, so
+        that the file stays parseable line by line."""
         assert self._metrics is not None, "open() the run directory first"
-        self._metrics.write(json.dumps(jsonable(record)) + "\n")
-        self._metrics.flush()
+        line = (json.dumps(jsonable(record)) + "\n").encode()
+        start = self._metrics.tell()
+        try:
+            written = self._metrics.write(line)
+            if written != len(line):  # a short write: the disk filled up in the middle
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            try:
+                os.ftruncate(self._metrics.fileno(), start)
+                self._metrics.seek(start)
+            except OSError:
+                pass
+            raise
 
     def log_batch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
         self._append({"epoch": epoch, "iteration": iteration, **metrics})
@@ -141,4 +180,10 @@ class RunDirectory(Tracker):
         self._release()
 
     def abort(self, summary: dict[str, Any]) -> None:
-        self.close()
+        """The run stopped (or failed) before its end: its summary says how far it got."""
+        self._close_metrics()
+        try:
+            write_json_atomic(self.path / SUMMARY_FILE, summary)
+        except OSError:  # a full disk: the checkpoint and the metrics say the rest
+            pass
+        self._release()
