@@ -102,6 +102,21 @@ def run_info(
     }
 
 
+def streams(config: TrainConfig) -> list[np.random.SeedSequence]:
+    """The run's independent random streams: weights, feedback, shuffling, validation split."""
+    return np.random.SeedSequence(config.seed).spawn(4)
+
+
+def run_dataset(config: TrainConfig, dataset: Dataset | None = None) -> Dataset:
+    """The data a run trains on: ``config.dataset`` (or ``dataset``) with its validation split
+    held out (``--val-split``), drawn from the run's own stream."""
+    dataset = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
+    if config.val_split > 0:
+        seed = int(streams(config)[3].generate_state(1)[0])
+        dataset = dataset.with_validation(config.val_split, seed)
+    return dataset
+
+
 def build(
     config: TrainConfig, dataset: Dataset | None = None, kernels: KernelBackend | None = None
 ) -> TrainingRun:
@@ -112,10 +127,8 @@ def build(
     shuffling and the validation split, so the same seed gives every rule the same initial
     weights (and a validation split leaves the other streams as they were).
     """
-    dataset = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
-    weights_seq, feedback_seq, shuffle_seq, split_seq = np.random.SeedSequence(config.seed).spawn(4)
-    if config.val_split > 0:
-        dataset = dataset.with_validation(config.val_split, int(split_seq.generate_state(1)[0]))
+    weights_seq, feedback_seq, shuffle_seq, _ = streams(config)
+    dataset = run_dataset(config, dataset)
     n_train = len(dataset.y_train)
     if config.batchsize > n_train:
         raise ConfigError(

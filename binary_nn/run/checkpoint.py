@@ -168,15 +168,17 @@ def _network_facts(
 
 
 def network_from_checkpoint(
-    path: str | Path, dtype: str = "float64"
+    path: str | Path, dtype: str | None = "float64"
 ) -> tuple[Network, TrainConfig]:
     """The network a checkpoint holds, rebuilt from the configuration stored in it (dense or
-    convolutional), in ``dtype``, with its rule's feedback loaded too."""
+    convolutional), in ``dtype`` (None: the dtype it was trained in), with its rule's
+    feedback loaded too."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             saved = json.loads(str(archive["config"]))
             shapes = {key: archive[key].shape for key in archive.files if key != "config"}
-        config = replace(TrainConfig.from_stored(saved), dtype=dtype, load=None).resolved()
+        stored = TrainConfig.from_stored(saved)
+        config = replace(stored, dtype=dtype or stored.dtype, load=None).resolved()
         input_shape, n_classes = _network_facts(saved, shapes, config)
     except FileNotFoundError:
         raise ConfigError(f"checkpoint {path} does not exist") from None

@@ -1,0 +1,97 @@
+"""``python -m binary_nn.evaluate CHECKPOINT_OR_RUN_DIR``: the scores of a saved model.
+
+The architecture, the dtype and the dataset come from the checkpoint (a ``--save`` file or a
+run directory's ``checkpoint.npz``); ``--dataset`` evaluates it on other data of the same
+shape. Prints accuracy, precision and F1 of each split asked for; ``--json FILE`` writes them
+with the confusion matrices::
+
+    python -m binary_nn.evaluate runs/my-run --split test --split val
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from .cli import ArgumentParser, describe, run_cli
+from .errors import ConfigError
+from .files import check_writable, write_json_atomic
+from .run.build import run_dataset
+from .run.checkpoint import RUN_CHECKPOINT, network_from_checkpoint
+from .run.metrics import classification_scores, confusion
+from .run.probes import predict
+
+PROG = "binary_nn.evaluate"
+SPLITS = ("train", "val", "test")
+
+
+def checkpoint_of(source: str) -> Path:
+    """A checkpoint file, or a run directory's ``checkpoint.npz``."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / RUN_CHECKPOINT
+        if not path.is_file():
+            raise ConfigError(f"{source} is a directory without a {RUN_CHECKPOINT}")
+    return path
+
+
+def evaluate(
+    source: str, splits: Sequence[str], dataset: str | None = None, data_dir: str | None = None
+) -> dict[str, Any]:
+    """``{split}/accuracy``, ``/precision``, ``/f1`` and ``/confusion_matrix`` of each split."""
+    network, config = network_from_checkpoint(checkpoint_of(source), dtype=None)
+    config = replace(config, dataset=dataset or config.dataset, data_dir=data_dir)
+    data = run_dataset(config)
+    if data.input_shape != network.input_shape:
+        raise ConfigError(
+            f"the model takes examples of shape {network.input_shape} but {config.dataset} "
+            f"has {data.input_shape}"
+        )
+    metrics: dict[str, Any] = {"checkpoint": str(source), "dataset": config.dataset}
+    for split in splits:
+        labels = data.labels(split)
+        if not len(labels):
+            raise ConfigError(
+                f"{config.dataset} has no {split} split here"
+                + (" (the run held out no validation set: --val-split)" if split == "val" else "")
+            )
+        predicted = predict(network, data, split)
+        metrics.update(classification_scores(labels, predicted, split))
+        metrics[f"{split}/confusion_matrix"] = confusion(labels, predicted, data.n_classes)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = ArgumentParser(prog=PROG, description=describe(__doc__))
+    parser.add_argument("source", help="a checkpoint .npz or a run directory")
+    parser.add_argument("-d", "--dataset", help="evaluate on this dataset (default: the run's)")
+    parser.add_argument("--data-dir", help="where dataset files are looked for")
+    parser.add_argument(
+        "--split", action="append", choices=SPLITS, help="a split to score (repeatable; "
+        "default: test)",
+    )  # fmt: skip
+    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+
+    def job() -> int:
+        args = parser.parse_args(argv)
+        if args.json:
+            check_writable(args.json, "--json")
+        splits = args.split or ["test"]
+        metrics = evaluate(args.source, splits, args.dataset, args.data_dir)
+        for split in splits:
+            print(
+                f"{split} accuracy {metrics[f'{split}/accuracy']:.4f}  precision "
+                f"{metrics[f'{split}/precision']:.4f}  f1 {metrics[f'{split}/f1']:.4f}"
+            )
+        if args.json:
+            write_json_atomic(Path(args.json), metrics)
+        return 0
+
+    return run_cli(PROG, job)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
