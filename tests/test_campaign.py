@@ -105,3 +105,37 @@ def test_bad_settings_are_refused_before_any_run(tmp_path, capsys):
     assert main(["nonexistent"]) == 2
     assert "neither a file nor a bundled settings name" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()
+
+
+def test_a_campaign_stopped_mid_run_resumes_without_redoing_an_epoch(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    settings = {**SETTINGS, "seeds": "1", "fixed": {"hidden": "256,128", "epochs": 8, "lr": 3e-4}}
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "binary_nn.repeat", str(path), "--out", str(out),
+               "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = out / "DRTP-signsat-binary" / "seed-1" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and '"epoch": 3' not in (
+        second.read_text() if second.exists() else ""
+    ):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=60)
+    assert process.returncode == 143
+    assert main([str(path), "--out", str(out), "--no-progress"]) == 0
+    for run in ("GD-tanh-real", "DRTP-signsat-binary"):
+        lines = (out / run / "seed-1" / "metrics.jsonl").read_text().splitlines()
+        iterations = [json.loads(line)["iteration"] for line in lines if "batch/loss" in line]
+        epochs = [json.loads(line)["epoch"] for line in lines if "train/loss" in line]
+        assert iterations == sorted(set(iterations))  # no iteration done twice
+        assert epochs == list(range(1, 9))
+        assert json.loads((out / run / "seed-1" / "summary.json").read_text())["status"] == (
+            "completed"
+        )

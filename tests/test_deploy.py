@@ -179,3 +179,13 @@ def test_predict_command_reports_and_saves(checkpoints, digits, tmp_path, capsys
     printed = capsys.readouterr().out
     assert "360 test images: accuracy" in printed and "images/s" in printed
     np.testing.assert_array_equal(np.load(saved), reference(checkpoints["bn+signsat"], digits))
+
+
+def test_predict_on_a_training_checkpoint_says_to_export_it(checkpoints, capsys):
+    from binary_nn.predict import main as predict_main
+
+    name = next(iter(checkpoints))
+    assert predict_main([str(checkpoints[name])]) == 2
+    err = capsys.readouterr().err
+    assert "is a training checkpoint, not a packed model: export it first" in err
+    assert err.count("\n") == 1

@@ -121,7 +121,7 @@ def test_resume_of_a_directory_without_a_checkpoint_says_so(tmp_path, capsys):
 def test_validation_selects_the_best_epoch_and_early_stopping_stops(tmp_path):
     out = tmp_path / "run"
     best = tmp_path / "best.npz"
-    args = ["--hidden", "32", "--lr", "3e-3", "-e", "30", "--seed", "1", "--val-split", "0.2",
+    args = ["--hidden", "32", "--lr", "1e-3", "-e", "30", "--seed", "1", "--val-split", "0.2",
             "--early-stopping", "2", "--save-best", str(best), "--out", str(out)]  # fmt: skip
     assert train_main(args) == 0
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]

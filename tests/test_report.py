@@ -201,3 +201,47 @@ def test_report_separates_architectures_and_epochs_and_counts_duplicated_seeds(t
         assert heading in table
     assert "| 2 (1 duplicated seeds) |" in table
     assert len(result["written"]["curves"]) == 3  # one figure per section, none overwritten
+
+
+def test_report_keeps_conv_optimizer_and_loss_runs_apart_and_selects_on_validation(tmp_path):
+    from binary_nn.train import main as train_main
+
+    runs = tmp_path / "runs"
+    base = ["--hidden", "16", "-e", "1", "--seed", "1", "--lr", "3e-4", "--val-split", "0.2"]
+    for name, flags in {
+        "mlp": [],
+        "conv": ["--conv", "4c3"],
+        "adam": ["--optimizer", "adam", "--lr", "1e-3"],
+        "ce": ["--loss", "cross-entropy", "--last-act", "id"],
+    }.items():
+        assert train_main([*base, *flags, "--out", str(runs / name)]) == 0
+    result = make_report([str(runs)], tmp_path / "report")
+    table = result["table"]
+    assert table.count("## digits without Batch Normalization") == 4  # four sections
+    assert "conv 4c3" in table and "optimizer adam" in table and "loss cross-entropy" in table
+    assert "selected on val/accuracy" in table  # every run held out a validation set
+
+
+def test_runs_lists_status_filters_and_fits_100_columns(tmp_path, capsys, monkeypatch):
+    from binary_nn.runs import main as runs_main
+    from binary_nn.train import main as train_main
+
+    root = tmp_path / "a-rather-long-directory-name-for-the-runs-of-this-test" / "runs"
+    assert train_main(["--hidden", "8", "-e", "1", "--seed", "1", "--val-split", "0.2",
+                       "--out", str(root / "gd")]) == 0  # fmt: skip
+    assert train_main(["-m", "DFA", "--hidden", "8", "-e", "1", "--out", str(root / "dfa")]) == 0
+    (root / "broken").mkdir()
+    (root / "broken" / "config.json").write_text("[1, 2]")  # valid JSON, wrong shape
+    capsys.readouterr()
+    monkeypatch.setenv("COLUMNS", "100")
+    assert runs_main([str(root)]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("|")]
+    assert len(table) == 4 and all(len(line) <= 100 for line in table)
+    assert "| completed | digits | GD | real | tanh | 1/1 |" in out and " val |" in out
+    assert "1 run directories with an unreadable config.json" in out
+    assert runs_main([str(root), "--method", "dfa", "--status", "completed"]) == 0
+    out = capsys.readouterr().out
+    assert "| DFA |" in out and "| GD |" not in out and "(1 filtered out)" in out
+    assert runs_main([str(root), "--wide"]) == 0
+    assert "| sgd |" in capsys.readouterr().out

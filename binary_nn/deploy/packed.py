@@ -186,6 +186,12 @@ def load_packed(path: str | Path) -> PackedModel:
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
+        if "header" not in arrays and "config" in arrays:
+            raise ConfigError(
+                f"{path} is a training checkpoint, not a packed model: export it first "
+                f"(python -m binary_nn.export {path} --out DIR), or score it with "
+                f"python -m binary_nn.evaluate {path}"
+            )
         header = json.loads(str(arrays.pop("header")))
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError(

@@ -1,29 +1,36 @@
 """``python -m binary_nn.runs [DIR]``: the runs under a directory, one line each.
 
-Time, status (``completed``, ``diverged``, ``running`` while another process writes it,
-``failed`` with an ``error.json``, ``incomplete`` when it was stopped), dataset, rule, weights,
-activation, architecture, epochs, last and best test accuracy and duration; ``--json FILE``
-writes the same rows.
+Status (``completed``, ``stopped`` — resumable with ``train --resume``, ``diverged``,
+``failed`` with an ``error.json``, ``running`` while another process writes it), dataset,
+rule, weights, activation, epochs done, the best epoch's accuracy (on validation when the run
+held some out, marked ``val``; else on test, as the published study) and its test accuracy.
+The table fits 100 columns; ``--wide`` adds the architecture, optimizer, duration and time.
+``--dataset``, ``--method`` and ``--status`` filter; ``--json FILE`` writes every field.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import shutil
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..cli import ArgumentParser, describe, run_cli
+from ..data import DATASETS
 from ..errors import ConfigError
-from ..files import write_text_atomic
+from ..files import MAX_JSON_BYTES, check_writable, write_text_atomic
+from ..learning.rules import RULES
 from ..run.run_dir import CONFIG_FILE, LOCK_FILE, SUMMARY_FILE
 
 PROG = "binary_nn.runs"
-COLUMNS = (
-    "time", "status", "dataset", "rule", "weights", "activation", "architecture", "epochs",
-    "last test acc", "best test acc", "duration s", "run dir",
+STATUSES = ("completed", "stopped", "diverged", "failed", "running", "incomplete")
+NARROW = ("status", "dataset", "rule", "weights", "act", "epochs", "best", "test acc", "run dir")
+WIDE = (
+    "time", "status", "dataset", "rule", "weights", "act", "optimizer", "architecture",
+    "epochs", "best", "test acc", "best test acc", "duration s", "run dir",
 )  # fmt: skip
 
 
@@ -38,49 +45,66 @@ def _being_written(run_dir: Path) -> bool:
     return False
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: Path) -> dict[str, Any] | None:
+    """A JSON object, or None when the file is missing, not a regular file, too large or not
+    an object."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+        if not path.is_file() or path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
-def list_runs(root: Path) -> list[dict[str, Any]]:
-    """One row per run directory under ``root`` (any depth), oldest first."""
-    rows = []
+def _status(run_dir: Path, summary: dict[str, Any]) -> str:
+    if _being_written(run_dir):
+        return "running"
+    if summary.get("status") in STATUSES:
+        return str(summary["status"])
+    return "failed" if (run_dir / "error.json").is_file() else "incomplete"
+
+
+def _best(summary: dict[str, Any]) -> str | float | None:
+    value = summary.get("best/val/accuracy")
+    if summary.get("best/metric") == "val/accuracy" and isinstance(value, float):
+        return f"{value:.4f} val"
+    return summary.get("best/test/accuracy")
+
+
+def list_runs(root: Path) -> tuple[list[dict[str, Any]], list[Path]]:
+    """One row per run directory under ``root`` (any depth), oldest first; and the
+    directories whose ``config.json`` could not be read."""
+    rows, unreadable = [], []
     for config_path in sorted(root.rglob(CONFIG_FILE)):
         run_dir = config_path.parent
-        config, summary = _read(config_path), _read(run_dir / SUMMARY_FILE)
-        if "method" not in config:
+        config = _read(config_path)
+        if config is None or "method" not in config:
+            unreadable.append(run_dir)
             continue
-        if summary.get("status"):
-            status = summary["status"]
-        elif _being_written(run_dir):
-            status = "running"
-        elif (run_dir / "error.json").is_file():
-            status = "failed"
-        else:
-            status = "incomplete"
+        summary = _read(run_dir / SUMMARY_FILE) or {}
+        weights = "binary" if config.get("binarize") else "real"
         rows.append(
             {
                 "time": datetime.fromtimestamp(config_path.stat().st_mtime).isoformat(
                     " ", "minutes"
                 ),
-                "status": status,
+                "status": _status(run_dir, summary),
                 "dataset": config.get("dataset"),
                 "rule": config.get("method"),
-                "weights": config.get("weights")
-                or ("binarised" if config.get("binarize") else "continuous"),
-                "activation": config.get("hidden_act"),
+                "weights": weights,
+                "act": config.get("hidden_act"),
+                "optimizer": config.get("optimizer", "sgd"),
                 "architecture": config.get("architecture"),
-                "epochs": f"{summary.get('epochs_completed', '?')}/{config.get('epochs')}",
-                "last test acc": summary.get("test/accuracy"),
+                "epochs": f"{summary.get('epochs_completed', 0)}/{config.get('epochs')}",
+                "best": _best(summary),
+                "test acc": summary.get("test/accuracy"),
                 "best test acc": summary.get("best/test/accuracy"),
                 "duration s": summary.get("time/total"),
                 "run dir": str(run_dir),
             }
         )
-    return sorted(rows, key=lambda row: row["time"])
+    return sorted(rows, key=lambda row: row["time"]), unreadable
 
 
 def _cell(value: object) -> str:
@@ -89,11 +113,44 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def _dataset(name: object) -> str:
+    return DATASETS.canonical(str(name)) if name in DATASETS else str(name).lower()
+
+
+def _matches(
+    row: dict[str, Any], dataset: str | None, method: str | None, status: str | None
+) -> bool:
+    if dataset and _dataset(row["dataset"]) != _dataset(dataset):
+        return False
+    if method and row["rule"] != method:
+        return False
+    return not status or row["status"] == status
+
+
+def table(rows: list[dict[str, Any]], columns: Sequence[str], width: int | None) -> list[str]:
+    """Markdown lines; with ``width``, the run directories are shortened from the left so
+    that each line fits."""
+    cells = [[_cell(row[c]) for c in columns] for row in rows]
+    if width is not None and "run dir" in columns:
+        k = list(columns).index("run dir")
+        for line in cells:
+            others = sum(len(c) + 3 for j, c in enumerate(line) if j != k) + 4
+            room = max(12, width - others)
+            if len(line[k]) > room:
+                line[k] = "..." + line[k][-(room - 3) :]
+    header = "| " + " | ".join(columns) + " |"
+    return [header, "|" + "---|" * len(columns), *("| " + " | ".join(c) + " |" for c in cells)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument(
         "directory", nargs="?", default="runs", help="where to look (default: runs)"
     )
+    parser.add_argument("--wide", action="store_true", help="every column, however wide")
+    parser.add_argument("--dataset", help="only runs on this dataset")
+    parser.add_argument("--method", help="only runs of this rule (GD, BP, DFA, DRTP)")
+    parser.add_argument("--status", choices=STATUSES, help="only runs with this status")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
 
     def job() -> int:
@@ -101,14 +158,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         root = Path(args.directory)
         if not root.is_dir():
             raise ConfigError(f"{root} is not a directory of runs")
-        rows = list_runs(root)
         if args.json:
-            write_text_atomic(Path(args.json), json.dumps(rows, indent=2) + "\n")
-        print("| " + " | ".join(COLUMNS) + " |")
-        print("|" + "---|" * len(COLUMNS))
-        for row in rows:
-            print("| " + " | ".join(_cell(row[c]) for c in COLUMNS) + " |")
-        print(f"{len(rows)} runs under {root}")
+            check_writable(args.json, "--json")
+        method = RULES.canonical(args.method) if args.method else None
+        rows, unreadable = list_runs(root)
+        shown = [r for r in rows if _matches(r, args.dataset, method, args.status)]
+        if args.json:
+            write_text_atomic(Path(args.json), json.dumps(shown, indent=2) + "\n")
+        columns = WIDE if args.wide else NARROW
+        width = None if args.wide else min(100, shutil.get_terminal_size((100, 24)).columns)
+        print("\n".join(table(shown, columns, width)))
+        filtered = f" ({len(rows) - len(shown)} filtered out)" if len(shown) < len(rows) else ""
+        print(f"{len(shown)} runs under {root}{filtered}")
+        if unreadable:
+            names = ", ".join(str(p) for p in unreadable[:3])
+            print(f"{len(unreadable)} run directories with an unreadable config.json: {names}")
         return 0
 
     return run_cli(PROG, job)

@@ -31,7 +31,7 @@ from ...cli import ArgumentParser, describe, run_cli
 from ...errors import ConfigError
 from ...files import write_text_atomic
 from .figures import plot_alignment, plot_boxes, plot_curves
-from .load import learning_curve, load
+from .load import learning_curve, load, selection_metric
 from .published import PUBLISHED, parse_published, published_table
 from .statistics import best_settings, chosen_runs, summary_table
 from .tables import alignment_markdown, comparison_markdown, cost_markdown, grid_search_markdown
@@ -50,7 +50,8 @@ def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None
     frame, unfinished = load(sources)
     out.mkdir(parents=True, exist_ok=True)
     best = best_settings(frame)
-    table = grid_search_markdown(best, unfinished)
+    select_on = selection_metric(frame)
+    table = grid_search_markdown(best, unfinished, select_on)
     write_text_atomic(out / "grid_search.md", table)
     runs = chosen_runs(frame, best)
     summary = summary_table(runs)

@@ -12,6 +12,7 @@ from .load import (
     TRIPLE,
     _mean_alignment,
     _pandas,
+    best_label,
     learning_curve,
     section_description,
     section_title,
@@ -67,7 +68,7 @@ def plot_boxes(runs: Any, out: Path) -> list[Path]:
             ax.plot([p] * len(d), d, "o", color="black", markersize=3, alpha=0.7)
         ax.set_xticks(list(positions), labels)
         ax.set_xlim(0.5, len(data) + 0.5)
-        ax.set_ylabel("best test accuracy over seeds")
+        ax.set_ylabel(f"{best_label(group)} (seeds)")
         ax.set_title(title, fontsize=8)
         ax.tick_params(axis="x", rotation=60)
         return True

@@ -37,7 +37,10 @@ SCORES = [
     "test/f1",
 ]
 REQUIRED_CSV = [*TRIPLE, *GRID, "train/accuracy", "test/accuracy"]
+#: what the grid search selects on: the published train/accuracy, or, when every run held out
+#: a validation set, val/accuracy (never anything measured on the test set)
 SELECT_ON = "train/accuracy"
+SELECT_ON_VALIDATION = "val/accuracy"
 BEST_TEST = "best/test/accuracy"
 ALGORITHM_ORDER = {"DFA": 0, "DRTP": 1, "GD": 2}
 ALIGN = "align/grad/0"
@@ -112,7 +115,8 @@ def read_run_dirs(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             for key in (*SECTION, *TRIPLE, *GRID, "seed")
         }
         row["dataset"] = _dataset_name(row["dataset"])
-        row.update({k: summary.get(k) for k in (*SCORES, BEST_TEST)})
+        row.update({k: summary.get(k) for k in (*SCORES, BEST_TEST, SELECT_ON_VALIDATION)})
+        row["best/metric"] = summary.get("best/metric", "test/accuracy")
         row["status"] = summary.get("status")
         row["epochs_completed"] = summary.get("epochs_completed")
         n_train, batch = config.get("n_train"), config.get("batchsize")
@@ -155,6 +159,9 @@ def read_csv(path: Path) -> Any:
             frame[column] = default
     if BEST_TEST not in frame.columns:
         frame[BEST_TEST] = frame["test/accuracy"]
+    for column, default in ((SELECT_ON_VALIDATION, float("nan")), ("best/metric", "test/accuracy")):
+        if column not in frame.columns:
+            frame[column] = default
     for column in SCORES:
         if column not in frame.columns:
             frame[column] = float("nan")
@@ -244,3 +251,17 @@ def _mean_alignment(sub: Any) -> Any:
         if c is not None
     ]
     return pd.concat(curves).groupby(level=0).mean().sort_index() if curves else None
+
+
+def selection_metric(frame: Any) -> str:
+    """``val/accuracy`` when every run of ``frame`` measured it, else the published
+    ``train/accuracy``."""
+    column = frame.get(SELECT_ON_VALIDATION)
+    return SELECT_ON_VALIDATION if column is not None and column.notna().all() else SELECT_ON
+
+
+def best_label(frame: Any) -> str:
+    """What ``best/test/accuracy`` means for these runs, for axis labels and tables."""
+    if (frame["best/metric"] == "val/accuracy").all():
+        return "test accuracy at the best epoch on validation"
+    return "best test accuracy"

@@ -4,21 +4,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from .load import ALGORITHM_ORDER, BEST_TEST, GRID, SCORES, SECTION, SELECT_ON, TRIPLE, _pandas
+from .load import (
+    ALGORITHM_ORDER,
+    BEST_TEST,
+    GRID,
+    SCORES,
+    SECTION,
+    SELECT_ON_VALIDATION,
+    TRIPLE,
+    _pandas,
+    selection_metric,
+)
 
 
 def best_settings(frame: Any) -> Any:
-    """Per (dataset, bn, triple): the (init, lr) with the best mean ``train/accuracy``."""
+    """Per (dataset, bn, triple): the (init, lr) with the best mean of the selection metric
+    (``train/accuracy`` as published, ``val/accuracy`` when every run held a validation set
+    out; see :func:`~binary_nn.experiments.reporting.load.selection_metric`)."""
+    select_on = selection_metric(frame)
     means = (
         frame.groupby([*SECTION, *TRIPLE, *GRID], dropna=False)
         .agg(
-            **{c: (c, "mean") for c in (*SCORES, BEST_TEST)},
+            **{c: (c, "mean") for c in (*SCORES, BEST_TEST, SELECT_ON_VALIDATION)},
             runs=("seed", "size"),
             seeds=("seed", "nunique"),
         )
         .reset_index()
     )
-    means = means.sort_values(SELECT_ON, ascending=False, na_position="last", kind="stable")
+    means = means.sort_values(select_on, ascending=False, na_position="last", kind="stable")
     best = means.drop_duplicates([*SECTION, *TRIPLE]).copy()
     best["order"] = list(
         zip(best["binarize"], best["hidden_act"], best["method"].map(ALGORITHM_ORDER), strict=True)

@@ -24,8 +24,10 @@ def _lr(value: float) -> str:
     return f"{mantissa}E{int(exponent)}"
 
 
-def grid_search_markdown(best: Any, unfinished: list[dict[str, Any]]) -> str:
-    lines = ["# Grid search: best (init, lr) per triple, selected on train/accuracy", ""]
+def grid_search_markdown(
+    best: Any, unfinished: list[dict[str, Any]], select_on: str = "train/accuracy"
+) -> str:
+    lines = [f"# Grid search: best (init, lr) per triple, selected on {select_on}", ""]
     header = (
         "| algorithm | activation | binary weights | initial value | learning rate | "
         + " | ".join(SCORES)
