@@ -289,7 +289,7 @@ def test_runs_lists_past_runs_with_their_status(tmp_path, capsys):
     capsys.readouterr()
     assert runs_main([str(root), "--json", str(tmp_path / "runs.json")]) == 0
     out = capsys.readouterr().out
-    assert "| completed | digits | GD | continuous | tanh | 64-8(tanh)-10(tanh) | 1/1 |" in out
+    assert "| completed | digits | GD | real | tanh | 1/1 |" in out
     assert "| incomplete | digits | DFA |" in out and "2 runs under" in out
     rows = json.loads((tmp_path / "runs.json").read_text())
     assert [r["status"] for r in rows] == ["completed", "incomplete"] or [
