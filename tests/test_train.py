@@ -262,3 +262,10 @@ def test_bn_recalibration_sets_the_batch_average_and_leaves_training_unchanged(t
     for key in plain:  # the weights: training takes batch statistics either way
         np.testing.assert_array_equal(plain[key], recalibrated[key], err_msg=key)
     assert main(["--bn-recalibrate", "-1", "-d", "digits"]) == 2
+
+
+@pytest.mark.parametrize("method", ["GD", "DFA", "DRTP"])
+def test_defaults_learn(method, tmp_path):
+    # no flag but the rule: the default dataset, network, rate and epochs
+    summary = run(TrainConfig(method=method, seed=1, out=str(tmp_path / "r")))
+    assert summary["epochs_completed"] == 20 and summary["test/accuracy"] >= 0.85
