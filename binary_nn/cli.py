@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import BinaryNNError, ConfigError
+from .errors import BinaryNNError, ConfigError, os_error
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -29,12 +29,14 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 def describe(doc: str | None) -> str:
-    """A command's description from its module docstring: the first line without the
-    ``python -m ...`` usage in front and without reST markup."""
-    first = (doc or "").strip().splitlines()[0]
-    if first.startswith("``") and "``: " in first:
-        first = first.split("``: ", 1)[1]
-    return first.replace("``", "")
+    """A command's description from its module docstring: its first paragraph (a whole
+    sentence, however many lines it takes) without the ``python -m ...`` usage in front and
+    without reST markup."""
+    paragraph = " ".join((doc or "").strip().split("\n\n")[0].split())
+    if paragraph.startswith("``") and "``: " in paragraph:
+        paragraph = paragraph.split("``: ", 1)[1]
+    text = paragraph.replace("``", "").rstrip(":")
+    return text[:1].upper() + text[1:]
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -131,6 +133,10 @@ def run_cli(prog: str, main: Callable[[], int | None]) -> int:
     except BrokenPipeError:  # the reader of our output went away (| head): not an error
         silence_stdout()
         return 0
+    except OSError as exc:  # a file system refused what no earlier check could foresee
+        error = os_error(exc)
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 def silence_stdout() -> None:

@@ -13,13 +13,11 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .cli import ArgumentParser, describe, run_cli
 from .deploy.c_code import EXAMPLE, c_model
 from .deploy.packed import pack_network
-from .errors import ConfigError
-from .files import write_text_atomic
+from .files import claim_output, write_text_atomic
 from .run.checkpoint import network_from_checkpoint, pixel_divisor
 
 PROG = "binary_nn.export"
@@ -33,9 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def job() -> int:
         args = parser.parse_args(argv)
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} is a file; give a directory")
+        out = claim_output(args.out, "--out", "dir")
         network, config = network_from_checkpoint(args.checkpoint)
         model = pack_network(network, pixel_divisor(args.checkpoint, config))
         model.source = {"checkpoint": str(args.checkpoint), "architecture": network.describe()}

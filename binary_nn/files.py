@@ -16,6 +16,7 @@ from .errors import ConfigError
 def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -24,6 +25,9 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600: give the usual mode
         os.replace(tmp, path)
+    except OSError as exc:  # named after the file it meant to write (a full disk, ...)
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -40,23 +44,43 @@ def current_umask() -> int:
     return mask
 
 
+def claim_output(path: str | Path, flag: str, kind: str = "file") -> Path:
+    """Refuse now, in one sentence naming ``flag``, an output path (a ``file`` or a ``dir``)
+    that could not be written later: the other kind there already, a part of the path that
+    is a file, a name longer than the file system allows, a directory this user cannot
+    write. Nothing is created.
+    """
+    path = Path(path)
+    for part in path.parts:
+        if len(part.encode()) > 255:
+            raise ConfigError(
+                f"{flag}: the name {part[:40]!r}... is {len(part.encode())} bytes, longer than "
+                "the file system allows (255); choose a shorter one"
+            )
+    if path.exists():
+        if kind == "file" and path.is_dir():
+            raise ConfigError(f"{flag} {path} is a directory; give a file path")
+        if kind == "dir" and not path.is_dir():
+            raise ConfigError(f"{flag} {path} is a file; give a directory")
+    existing = path if kind == "dir" and path.is_dir() else path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{flag}: cannot write {path}: {existing} is a file, not a directory; choose "
+            "another path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag}: cannot write {path}: {existing} is not writable; choose "
+                          "another path")  # fmt: skip
+    if kind == "file" and path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{flag}: {path} is not writable; choose another path")
+    return path
+
+
 def check_writable(path: str | Path, flag: str) -> None:
     """Refuse now, in one sentence, a file path that could not be written later."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{flag} {path} is a directory; give a file path")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except (FileExistsError, NotADirectoryError):
-        raise ConfigError(
-            f"{flag}: cannot write {path}: part of its directory is a file; choose a writable path"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"{flag}: cannot write {path} ({exc.strerror}); choose a writable path"
-        ) from None
+    claim_output(path, flag, "file")
 
 
 def jsonable(value: Any) -> Any:

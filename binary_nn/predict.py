@@ -18,7 +18,7 @@ from .data import load_dataset
 from .deploy.engine import Engine
 from .deploy.packed import PackedModel, load_packed
 from .errors import ConfigError
-from .files import write_bytes_atomic
+from .files import claim_output, write_bytes_atomic
 
 PROG = "binary_nn.predict"
 
@@ -47,6 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def job() -> int:
         args = parser.parse_args(argv)
+        if args.predictions:
+            claim_output(args.predictions, "--predictions")
         model = load_packed(args.model)
         dataset = load_dataset(args.dataset, args.data_dir)
         pixels = integer_pixels(dataset.x_test, model)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .cli import describe, run_cli
 from .data import DATASETS, load_dataset
-from .files import write_json_atomic
+from .files import claim_output, write_json_atomic
 from .learning.cost import cost_summary, render
 from .options import build_parser, parsed_values
 from .run import memory
@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     def job() -> int:
         args = parsed_values(parser, sys.argv[1:] if argv is None else argv)
         json_path = args.pop("json")
+        if json_path:
+            claim_output(json_path, "--json")
         config = TrainConfig(**args).resolved()
         input_shape, n_classes = _shape(config)
         # shape only: described at any size without the memory it would take

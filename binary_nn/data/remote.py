@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,9 @@ def data_home(data_dir: str | Path | None = None) -> Path:
 
 
 def sha256_of(path: Path) -> str:
+    """The file's sha256; only a regular file is read (a device or a pipe never ends)."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise DataError(f"{path} is not a regular file (a device, a pipe?); remove it")
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -87,7 +91,7 @@ def check_local(fileset: FileSet, root: Path) -> list[FileStatus]:
     for remote in fileset.files:
         status = FileStatus(remote)
         for candidate in (root / fileset.folder / remote.name, root / remote.name):
-            if not candidate.is_file():
+            if not candidate.exists():
                 continue
             actual = sha256_of(candidate)
             if actual == remote.sha256:
@@ -152,6 +156,8 @@ def ensure_files(
     A local file with a wrong hash is never used: it is a "checksum mismatch" error naming
     the file and both hashes, unless ``replace_corrupt`` (``fetch``) downloads it again.
     """
+    if root.exists() and not root.is_dir():
+        raise DataError(f"the data directory {root} is a file; give --data-dir a directory")
     statuses = check_local(fileset, root)
     bad = [s for s in statuses if not s.ok and s.bad is not None]
     if bad and not replace_corrupt:

@@ -28,8 +28,9 @@ import yaml
 
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
+from ..files import claim_output
 from ..run.config import TrainConfig
-from .jobs import Job, parse_seeds, run_jobs
+from .jobs import Job, on_disk, parse_seeds, run_jobs
 
 PROG = "binary_nn.repeat"
 
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {
             k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir)) if v is not None
         }
-        out = Path(args.out or f"runs/repeat-{Path(data['_path']).stem}")
+        out = claim_output(args.out or f"runs/repeat-{Path(data['_path']).stem}", "--out", "dir")
         jobs = build_jobs(data, seeds, out, overrides)
         if args.dry_run:
             for j in jobs:
@@ -124,7 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         skipped = sum(r.status == "skipped" for r in results)
         if skipped:
             print(f"skipped {skipped} of {len(results)} runs: finished before, or being run")
-        print_table(results)
+        # the table covers every run of the campaign on disk, whoever ran it
+        print_table(on_disk(results))
         return 1 if any(r.status == "failed" for r in results) else 0
 
     return run_cli(PROG, job)
@@ -137,13 +139,16 @@ def print_table(results: Any) -> None:
         groups.setdefault(r.name.rsplit("/", 1)[0], []).append(r)
     print(f"{'setting':<24} {'runs':>4} {'test acc mean':>14} {'std':>7} {'min':>7} {'max':>7}")
     for name, rs in groups.items():
-        acc = [r.summary["test/accuracy"] for r in rs if "test/accuracy" in r.summary]
-        failed = sum(r.status == "failed" for r in rs)
+        done = [r for r in rs if r.status == "completed"]
+        acc = [r.summary["test/accuracy"] for r in done if "test/accuracy" in r.summary]
+        others = {s: sum(r.status == s for r in rs) for s in ("diverged", "failed", "running",
+                                                              "stopped")}  # fmt: skip
+        note = ", ".join(f"{n} {s}" for s, n in others.items() if n)
+        note = f"  ({note})" if note else ""
         if not acc:
-            print(f"{name:<24} {len(rs):>4} {'-':>14}  ({failed} failed)")
+            print(f"{name:<24} {len(rs):>4} {'-':>14}{note}")
             continue
         std = statistics.stdev(acc) if len(acc) > 1 else 0.0
-        note = f"  ({failed} failed)" if failed else ""
         print(
             f"{name:<24} {len(rs):>4} {statistics.mean(acc):>14.4f} {std:>7.4f} "
             f"{min(acc):>7.4f} {max(acc):>7.4f}{note}"

@@ -26,7 +26,7 @@ from ..files import write_json_atomic
 from ..options import identity_keys
 from ..run.config import TrainConfig
 from ..run.console import duration
-from ..run.run_dir import CONFIG_FILE, finished_summary
+from ..run.run_dir import CONFIG_FILE, being_written, finished_summary
 
 ERROR_FILE = "error.json"
 
@@ -240,6 +240,22 @@ def run_jobs(
     finally:
         bar.close()
     return [results[i] for i in sorted(results)]
+
+
+def on_disk(results: Sequence[JobResult]) -> list[JobResult]:
+    """The results as the run directories hold them now, whoever ran them (this process,
+    an earlier one, another campaign on the same directory): the status and summary of a
+    finished run from its ``summary.json``, a run another process writes as ``running``."""
+    current = []
+    for r in results:
+        summary = finished_summary(r.run_dir)
+        if summary is not None:
+            current.append(JobResult(r.name, r.run_dir, summary["status"], summary, r.error))
+        elif being_written(r.run_dir):
+            current.append(JobResult(r.name, r.run_dir, "running", {}, None))
+        else:
+            current.append(r)
+    return current
 
 
 def check_same_configuration(job: Job) -> None:

@@ -10,7 +10,6 @@ The table fits 100 columns; ``--wide`` adds the architecture, optimizer, duratio
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
 from collections.abc import Sequence
@@ -23,7 +22,7 @@ from ..data import DATASETS
 from ..errors import ConfigError
 from ..files import MAX_JSON_BYTES, check_writable, write_text_atomic
 from ..learning.rules import RULES
-from ..run.run_dir import CONFIG_FILE, LOCK_FILE, SUMMARY_FILE
+from ..run.run_dir import CONFIG_FILE, SUMMARY_FILE, being_written
 
 PROG = "binary_nn.runs"
 STATUSES = ("completed", "stopped", "diverged", "failed", "running", "incomplete")
@@ -32,17 +31,6 @@ WIDE = (
     "time", "status", "dataset", "rule", "weights", "act", "optimizer", "architecture",
     "epochs", "best", "test acc", "best test acc", "duration s", "run dir",
 )  # fmt: skip
-
-
-def _being_written(run_dir: Path) -> bool:
-    try:
-        with open(run_dir / LOCK_FILE) as lock:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -58,7 +46,7 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _status(run_dir: Path, summary: dict[str, Any]) -> str:
-    if _being_written(run_dir):
+    if being_written(run_dir):
         return "running"
     if summary.get("status") in STATUSES:
         return str(summary["status"])

@@ -23,6 +23,7 @@ point on the file's metric.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import math
 import re
@@ -37,10 +38,10 @@ import yaml
 
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
-from ..files import write_json_atomic
+from ..files import claim_output, write_json_atomic
 from ..options import by_name
 from ..run.config import TrainConfig, config_from_args
-from .jobs import Job, run_jobs
+from .jobs import Job, JobResult, on_disk, run_jobs
 
 PROG = "binary_nn.sweep"
 GRID_EXECUTORS = ("local", "ray")
@@ -211,6 +212,37 @@ def best_point(results: Any, metric: str, goal: str) -> Any:
     return pick(scored, key=lambda r: r.summary[metric])
 
 
+STATE_FILE = "sweep.json"
+
+
+def write_state(out: Path, sweep: Sweep, results: Sequence[JobResult]) -> list[JobResult]:
+    """``sweep.json``: every point of the sweep as its directory holds it now (see
+    :func:`~binary_nn.experiments.jobs.on_disk`), written under a lock so that two sweeps on
+    one directory never interleave; returns those results."""
+    with open(out / ".sweep.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = on_disk(results)
+        points = [
+            {
+                "name": r.name,
+                "status": r.status,
+                "error": r.error,
+                sweep.metric: r.summary.get(sweep.metric),
+            }
+            for r in current
+        ]
+        best = best_point(current, sweep.metric, sweep.goal)
+        state = {
+            "file": str(sweep.path),
+            "metric": sweep.metric,
+            "goal": sweep.goal,
+            "points": points,
+            "best": None if best is None else best.name,
+        }
+        write_json_atomic(out / STATE_FILE, state)
+    return current
+
+
 def run_wandb(sweep: Sweep, project: str | None, entity: str | None, count: int | None) -> int:
     try:
         import wandb
@@ -261,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweep = load_sweep(args.file, args.executor)
         if args.executor == "wandb" and not args.dry_run:
             return run_wandb(sweep, args.project, args.entity, args.count)
-        out = Path(args.out or f"runs/sweep-{sweep.path.stem}")
+        out = claim_output(args.out or f"runs/sweep-{sweep.path.stem}", "--out", "dir")
         extra = ["--data-dir", args.data_dir] if args.data_dir else []
         jobs = build_jobs(sweep, out, extra, drop_wandb=args.no_wandb)
         if args.dry_run:
@@ -281,25 +313,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             s: sum(r.status == s for r in results)
             for s in ("completed", "skipped", "diverged", "failed")
         }
-        write_json_atomic(
-            out / "sweep.json",
-            {
-                "file": str(sweep.path),
-                "metric": sweep.metric,
-                "goal": sweep.goal,
-                "points": [
-                    {
-                        "name": r.name,
-                        "status": r.status,
-                        "error": r.error,
-                        sweep.metric: r.summary.get(sweep.metric),
-                    }
-                    for r in results
-                ],
-            },
-        )
         print(", ".join(f"{n} {s}" for s, n in counts.items() if n) + f" of {len(results)} points")
-        best = best_point(results, sweep.metric, sweep.goal)
+        # what the directory holds now, whoever ran it: another sweep's points too
+        current = write_state(out, sweep, results)
+        best = best_point(current, sweep.metric, sweep.goal)
         if best is not None:
             print(
                 f"best on {sweep.metric} ({sweep.goal}): {best.name} = "

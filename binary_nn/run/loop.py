@@ -271,9 +271,9 @@ def run(
             session.stop_if_asked()
             if config.early_stopping and p.selection.stale >= config.early_stopping:
                 break
-        status = "completed"
-        if config.save:
+        if config.save:  # a run is complete once what it was asked to write is written
             session.save_model(config.save)
+        status = "completed"
     except _Stopped:
         status = "stopped"
         if config.save:
@@ -287,10 +287,11 @@ def run(
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
+        where = exc.filename or out
         raise DiskFullError(
-            f"the disk holding {out} is full ({exc.strerror}) after "
-            f"{session.progress.epoch} epochs; free some space and run again: what was "
-            "logged before stays in the run directory"
+            f"the disk holding {where} is full ({exc.strerror}) after "
+            f"{session.progress.epoch} epochs; free some space and resume with "
+            f"python -m binary_nn.train --resume {out}: what was logged before stays"
         ) from None
     except KeyboardInterrupt:
         status = "stopped"  # at once: the last checkpoint is where it resumes

@@ -43,6 +43,18 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     return summary if summary.get("status") in FINISHED else None
 
 
+def being_written(run_dir: Path) -> bool:
+    """Whether a process holds the run directory's lock (a run writes it now)."""
+    try:
+        with open(Path(run_dir) / LOCK_FILE) as lock:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 class RunDirectory(Tracker):
     """``config.json``, ``metrics.jsonl`` (one object per logged step) and ``summary.json``.
 

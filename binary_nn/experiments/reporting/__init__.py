@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ...cli import ArgumentParser, describe, run_cli
-from ...errors import ConfigError
-from ...files import write_text_atomic
+from ...files import claim_output, write_text_atomic
 from .figures import plot_alignment, plot_boxes, plot_curves
 from .load import learning_curve, load, selection_metric
 from .published import PUBLISHED, parse_published, published_table
@@ -44,8 +43,7 @@ __all__ = ["learning_curve", "main", "make_report", "parse_published", "publishe
 def make_report(sources: Sequence[str], out: Path, compare_to: str | None = None) -> dict[str, Any]:
     """Write every output into ``out``; return what was written and the markdown table."""
     # everything the outputs need is checked before any of them is written
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file; give a directory for the report")
+    claim_output(out, "--out", "dir")
     published = parse_published(published_table(compare_to)) if compare_to else None
     frame, unfinished = load(sources)
     out.mkdir(parents=True, exist_ok=True)
