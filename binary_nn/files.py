@@ -124,3 +124,17 @@ def read_json(path: str | Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"{path} is not readable as {what} ({exc})") from None
+
+
+def read_json_object(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object, or None when the file is missing, not a regular file, too large, not
+    JSON or not an object (the lenient reader of listings and reports, which say how many
+    they could not read)."""
+    path = Path(path)
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_JSON_BYTES:
+            return None
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -164,7 +164,7 @@ def test_wandb_csv_export_is_read_and_missing_columns_are_named(tmp_path, capsys
 def test_an_empty_selection_says_so(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "r")]) == 2
-    assert "no finished runs found" in capsys.readouterr().err
+    assert "no completed runs found" in capsys.readouterr().err
 
 
 def test_learning_curve_reads_the_epoch_lines_of_a_killed_run(tmp_path):

@@ -8,7 +8,6 @@ run that fails records its error in ``error.json`` and the others go on.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import signal
@@ -22,7 +21,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DiskFullError
-from ..files import write_json_atomic
+from ..files import read_json_object, write_json_atomic
 from ..options import identity_keys
 from ..run.config import TrainConfig
 from ..run.console import duration
@@ -262,9 +261,8 @@ def check_same_configuration(job: Job) -> None:
     """Refuse a job whose directory holds a run made with another configuration (a rerun
     with other flags into the same --out would skip it and report the old results)."""
     path = job.run_dir / CONFIG_FILE
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, ValueError):
+    stored = read_json_object(path)
+    if stored is None:
         return
     wanted = job.config.resolved().to_dict()
     differ = [

@@ -20,7 +20,7 @@ from typing import Any
 from ..cli import ArgumentParser, describe, run_cli
 from ..data import DATASETS
 from ..errors import ConfigError
-from ..files import MAX_JSON_BYTES, check_writable, write_text_atomic
+from ..files import check_writable, read_json_object, write_text_atomic
 from ..learning.rules import RULES
 from ..run.run_dir import CONFIG_FILE, SUMMARY_FILE, being_written
 
@@ -31,18 +31,6 @@ WIDE = (
     "time", "status", "dataset", "rule", "weights", "act", "optimizer", "architecture",
     "epochs", "best", "test acc", "best test acc", "duration s", "run dir",
 )  # fmt: skip
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    """A JSON object, or None when the file is missing, not a regular file, too large or not
-    an object."""
-    try:
-        if not path.is_file() or path.stat().st_size > MAX_JSON_BYTES:
-            return None
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _status(run_dir: Path, summary: dict[str, Any]) -> str:
@@ -66,11 +54,11 @@ def list_runs(root: Path) -> tuple[list[dict[str, Any]], list[Path]]:
     rows, unreadable = [], []
     for config_path in sorted(root.rglob(CONFIG_FILE)):
         run_dir = config_path.parent
-        config = _read(config_path)
+        config = read_json_object(config_path)
         if config is None or "method" not in config:
             unreadable.append(run_dir)
             continue
-        summary = _read(run_dir / SUMMARY_FILE) or {}
+        summary = read_json_object(run_dir / SUMMARY_FILE) or {}
         weights = "binary" if config.get("binarize") else "real"
         rows.append(
             {

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from ..errors import BinaryNNError, ConfigError
-from ..files import jsonable, write_json_atomic
+from ..files import jsonable, read_json_object, write_json_atomic
 from .checkpoint import RUN_CHECKPOINT
 from .tracker import Tracker
 
@@ -36,11 +36,8 @@ class RunFinished(BinaryNNError):
 
 def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     """The run's summary if it finished, else None (never started, killed, or failed)."""
-    try:
-        summary = json.loads((Path(run_dir) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return summary if summary.get("status") in FINISHED else None
+    summary = read_json_object(Path(run_dir) / SUMMARY_FILE)
+    return summary if summary is not None and summary.get("status") in FINISHED else None
 
 
 def being_written(run_dir: Path) -> bool:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ConfigError
+from ...files import read_json_object
 from ...options import result_keys
 from ...run.config import TrainConfig
 from ...run.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
@@ -97,16 +98,19 @@ def read_run_dirs(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     rows, unfinished = [], []
     for config_path in sorted(root.rglob(CONFIG_FILE)):
         run_dir = config_path.parent
-        try:
-            config = json.loads(config_path.read_text())
-        except (OSError, ValueError):
+        config = read_json_object(config_path)
+        if config is None:
             unfinished.append({"run_dir": str(run_dir), "reason": "unreadable config.json"})
             continue
-        try:
-            summary = json.loads((run_dir / SUMMARY_FILE).read_text())
-        except (OSError, ValueError):
+        summary = read_json_object(run_dir / SUMMARY_FILE)
+        if summary is None or summary.get("status") != "completed":
             error = run_dir / "error.json"
-            reason = "failed" if error.is_file() else "incomplete (no summary.json)"
+            status = (summary or {}).get("status")
+            reasons = {
+                "diverged": "diverged (its loss became NaN or infinite)",
+                None: "incomplete (no summary.json)",
+            }
+            reason = "failed" if error.is_file() else reasons.get(status, str(status))
             unfinished.append({"run_dir": str(run_dir), "reason": reason})
             continue
         default = TrainConfig()
@@ -190,8 +194,8 @@ def load(sources: Sequence[str]) -> Any:
     )
     if frame.empty:
         raise ConfigError(
-            f"no finished runs found in {', '.join(sources)}"
-            + (f" ({len(unfinished)} unfinished)" if unfinished else "")
+            f"no completed runs found in {', '.join(sources)}"
+            + (f" ({unfinished_counts(unfinished)})" if unfinished else "")
         )
     for column in ("architecture", "hidden", "conv"):  # as text: "-" where runs lack them
         frame[column] = frame[column].fillna("-").astype(str) if column in frame else "-"
@@ -265,3 +269,12 @@ def best_label(frame: Any) -> str:
     if (frame["best/metric"] == "val/accuracy").all():
         return "test accuracy at the best epoch on validation"
     return "best test accuracy"
+
+
+def unfinished_counts(unfinished: list[dict[str, Any]]) -> str:
+    """``"3 diverged, 1 incomplete"``: the runs left out of a report, by reason."""
+    counts: dict[str, int] = {}
+    for u in unfinished:
+        reason = str(u["reason"]).split(" (")[0]
+        counts[reason] = counts.get(reason, 0) + 1
+    return ", ".join(f"{n} {reason}" for reason, n in counts.items())

@@ -11,6 +11,7 @@ from .load import (
     _mean_alignment,
     section_description,
     section_title,
+    unfinished_counts,
 )
 
 
@@ -46,7 +47,7 @@ def grid_search_markdown(
             )
         lines.append("")
     if unfinished:
-        lines += ["## Unfinished runs (not counted)", ""]
+        lines += [f"## Runs not counted ({unfinished_counts(unfinished)})", ""]
         lines += [f"- {u['run_dir']}: {u['reason']}" for u in unfinished]
         lines.append("")
     return "\n".join(lines)
