@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError, DiskFullError
 from ..files import read_json_object, write_json_atomic
-from ..options import identity_keys
+from ..options import identity_keys, result_keys
 from ..run.config import TrainConfig
 from ..run.console import duration
 from ..run.run_dir import CONFIG_FILE, being_written, finished_summary
@@ -190,6 +190,7 @@ def run_jobs(
         raise ConfigError(f"--processes must be >= 1, got {processes}")
     for job in jobs:
         check_same_configuration(job)
+    check_memory_of(jobs)
     results: dict[int, JobResult] = {}
     todo: dict[int, TrainConfig] = {}
     for index, job in enumerate(jobs):
@@ -255,6 +256,26 @@ def on_disk(results: Sequence[JobResult]) -> list[JobResult]:
         else:
             current.append(r)
     return current
+
+
+def check_memory_of(jobs: Sequence[Job]) -> None:
+    """Refuse, before any run starts, a campaign one of whose networks this machine cannot
+    hold (each distinct network once; datasets of a known shape, without loading them)."""
+    from ..data import DATASETS
+    from ..run.build import check_memory
+
+    seen = set()
+    for job in jobs:
+        config = job.config
+        key = tuple(str(getattr(config, k)) for k in result_keys(TrainConfig) if k != "seed")
+        if key in seen or config.dataset not in DATASETS:
+            continue
+        seen.add(key)
+        source = DATASETS.get(config.dataset)
+        try:
+            check_memory(config.resolved(), source.input_shape, source.n_classes)
+        except ConfigError as exc:
+            raise ConfigError(f"{job.name}: {exc}") from None
 
 
 def check_same_configuration(job: Job) -> None:

@@ -183,11 +183,23 @@ def _fixed_args(path: Path, command: Any) -> list[str]:
     raise ConfigError(f"{path}: 'command' must run '-m binary_nn.train' (or 'binary-nn')")
 
 
+#: the most points a grid may have (each is validated before any runs)
+MAX_POINTS = 100_000
+
+
 def build_jobs(
     sweep: Sweep, out: Path, extra_args: Sequence[str] = (), drop_wandb: bool = False
 ) -> list[Job]:
     """One validated job per grid point, its run directory under ``out``."""
     fixed = [a for a in sweep.fixed_args if not (drop_wandb and a == "--wandb")]
+    size = math.prod(len(v) for v in sweep.parameters.values())
+    if size > MAX_POINTS:
+        raise ConfigError(
+            f"{sweep.path}: the grid has {size:,} points, more than {MAX_POINTS:,}; "
+            "give fewer values"
+        )
+    if size > 1000:  # validating takes a while: say so
+        print(f"checking the {size:,} points of {sweep.path} before any runs", file=sys.stderr)
     jobs = []
     for point in sweep.points():
         argv = [*fixed, *point_args(point), *extra_args]

@@ -29,7 +29,10 @@ from .probes import BatchNormRecalibration, Probe, ProbeContext, default_probes
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+    """A run name as a directory name: safe characters, and short enough for any file
+    system (a name is at most 255 bytes; the timestamp and a suffix take some)."""
+    slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-")
+    return slug.encode()[:200].decode(errors="ignore")
 
 
 def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
