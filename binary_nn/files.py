@@ -60,6 +60,8 @@ def claim_output(path: str | Path, flag: str, kind: str = "file") -> Path:
     if path.exists():
         if kind == "file" and path.is_dir():
             raise ConfigError(f"{flag} {path} is a directory; give a file path")
+        if kind == "file" and not path.is_file():
+            raise ConfigError(f"{flag} {path} is not a regular file (a device, a pipe?)")
         if kind == "dir" and not path.is_dir():
             raise ConfigError(f"{flag} {path} is a file; give a directory")
     existing = path if kind == "dir" and path.is_dir() else path.parent

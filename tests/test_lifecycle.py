@@ -152,3 +152,30 @@ def test_evaluate_reads_the_architecture_from_the_checkpoint(tmp_path, capsys):
         printed = capsys.readouterr().out
         assert f"test accuracy {summary['test/accuracy']:.4f}" in printed
         assert json.loads(target.read_text())["test/accuracy"] == summary["test/accuracy"]
+
+
+def test_a_save_that_fails_after_training_is_not_reported_completed(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from binary_nn.run import loop
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "model.npz"))
+
+    monkeypatch.setattr(loop, "save_checkpoint", full)
+    out = tmp_path / "run"
+    args = ["--hidden", "8", "-e", "1", "--out", str(out), "--save", str(tmp_path / "model.npz")]
+    assert train_main(args) == 4
+    err = capsys.readouterr().err
+    assert "the disk holding" in err and "model.npz is full" in err and "--resume" in err
+    assert json.loads((out / "summary.json").read_text())["status"] == "failed"
+
+
+def test_campaign_results_are_read_from_the_disk(tmp_path):
+    from binary_nn.experiments.jobs import JobResult, on_disk
+
+    run_dir = tmp_path / "done"
+    assert train_main(["--hidden", "8", "-e", "1", "--out", str(run_dir)]) == 0
+    # another campaign ran it: this one only saw it as skipped, without its scores
+    result = on_disk([JobResult("done", run_dir, "skipped", {}, None)])[0]
+    assert result.status == "completed" and "test/accuracy" in result.summary
