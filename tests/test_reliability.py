@@ -48,7 +48,7 @@ def test_out_that_is_a_file_or_cannot_be_made_is_one_sentence(tmp_path, capsys):
     assert main([*FAST, "--out", str(a_file)]) == 2
     assert "is a file" in one_sentence(capsys)
     assert main([*FAST, "--out", str(a_file / "below")]) == 2
-    assert "cannot write the run directory" in one_sentence(capsys)
+    assert "is a file, not a directory" in one_sentence(capsys)
 
 
 def test_a_run_that_fails_before_training_leaves_no_directory(tmp_path, capsys):

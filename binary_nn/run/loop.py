@@ -23,7 +23,7 @@ import numpy as np
 from ..cli import StopRequest
 from ..data import Dataset
 from ..errors import DiskFullError, DivergenceError
-from ..files import check_writable
+from ..files import check_writable, claim_output
 from ..learning.step import train_step
 from ..nn.layers import BatchNorm
 from .build import TrainingRun, build, default_run_dir
@@ -234,7 +234,7 @@ def run(
         from its last checkpoint.
     """
     config = config.resolved()
-    out = Path(config.out) if config.out else default_run_dir(config)
+    out = claim_output(config.out, "--out", "dir") if config.out else default_run_dir(config)
     # claimed before any work: a directory that holds a run, or that another run is writing,
     # is refused (or skipped) before the data are even loaded
     directory = RunDirectory(out, config.overwrite, skip_finished, resume)
@@ -288,10 +288,15 @@ def run(
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         where = exc.filename or out
+        again = (
+            f"resume with python -m binary_nn.train --resume {out}"
+            if directory.checkpoint.is_file()
+            else "run it again"
+        )
         raise DiskFullError(
             f"the disk holding {where} is full ({exc.strerror}) after "
-            f"{session.progress.epoch} epochs; free some space and resume with "
-            f"python -m binary_nn.train --resume {out}: what was logged before stays"
+            f"{session.progress.epoch} epochs; free some space and {again}: what was logged "
+            "before stays"
         ) from None
     except KeyboardInterrupt:
         status = "stopped"  # at once: the last checkpoint is where it resumes
