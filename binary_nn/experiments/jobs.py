@@ -143,6 +143,22 @@ def _ray(
     """Plain Ray tasks: each run is independent and writes its own directory, so Tune's trial
     bookkeeping would only duplicate ours. With ``address``, run directories must be on a
     filesystem that the cluster's nodes share."""
+    ray = start_ray(address)
+    task = ray.remote(num_cpus=cpus_per_run)(_run_one)
+    pending = {task.remote(config, cpus_per_run): i for i, config in configs.items()}
+    try:
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                yield pending.pop(ref), ray.get(ref)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+
+
+def start_ray(address: str | None) -> Any:
+    """The ray module, connected to the cluster at ``address`` or to a local instance."""
     try:
         import ray
     except ImportError:
@@ -158,17 +174,7 @@ def _ray(
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = address or "a local instance"
             raise ConfigError(f"could not start Ray on {where} ({exc})") from None
-    task = ray.remote(num_cpus=cpus_per_run)(_run_one)
-    pending = {task.remote(config, cpus_per_run): i for i, config in configs.items()}
-    try:
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                yield pending.pop(ref), ray.get(ref)
-    except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
+    return ray
 
 
 def run_jobs(

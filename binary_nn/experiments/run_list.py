@@ -25,7 +25,7 @@ from ..learning.rules import RULES
 from ..run.run_dir import CONFIG_FILE, SUMMARY_FILE, being_written
 
 PROG = "binary_nn.runs"
-STATUSES = ("completed", "stopped", "diverged", "failed", "running", "incomplete")
+STATUSES = ("completed", "stopped", "terminated", "diverged", "failed", "running", "incomplete")
 NARROW = ("status", "dataset", "rule", "weights", "act", "epochs", "best", "test acc", "run dir")
 WIDE = (
     "time", "status", "dataset", "rule", "weights", "act", "optimizer", "architecture",

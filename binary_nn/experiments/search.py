@@ -42,9 +42,9 @@ from ..files import claim_output, write_json_atomic
 from ..options import by_name
 from ..run.config import TrainConfig, config_from_args
 from .jobs import Job, JobResult, on_disk, run_jobs
+from .space import Parameter, parse_parameter
 
 PROG = "binary_nn.sweep"
-GRID_EXECUTORS = ("local", "ray")
 ENTRY_POINTS = (("-m", "binary_nn.train"), ("binary-nn",))
 DROPPED_MACROS = {"${env}", "${interpreter}", "${program}"}
 ARGS_MACRO = "${args_no_boolean_flags}"
@@ -52,7 +52,7 @@ ARGS_MACRO = "${args_no_boolean_flags}"
 
 @dataclass
 class Sweep:
-    """A parsed sweep file: grid parameters (name -> values) and the fixed arguments."""
+    """A parsed sweep file: its parameters, method, metric, limits and fixed arguments."""
 
     path: Path
     raw: dict[str, Any]
@@ -60,8 +60,15 @@ class Sweep:
     method: str
     metric: str
     goal: str
-    parameters: dict[str, list[Any]]
+    space: dict[str, Parameter]
     fixed_args: list[str]
+    run_cap: int | None = None
+    early_terminate: dict[str, Any] | None = None
+
+    @property
+    def parameters(self) -> dict[str, list[Any]]:
+        """Name -> values of a grid (every parameter a list of values)."""
+        return {name: list(p.values) for name, p in self.space.items()}
 
     def points(self) -> list[dict[str, Any]]:
         """The grid, in the order of the file's parameters (the last one varies fastest)."""
@@ -73,7 +80,17 @@ class Sweep:
 
     @property
     def varying(self) -> list[str]:
-        return [k for k, v in self.parameters.items() if len(v) > 1]
+        return [k for k, p in self.space.items() if not p.fixed]
+
+    @property
+    def fixed_point(self) -> dict[str, Any]:
+        return {k: p.values[0] for k, p in self.space.items() if p.fixed}
+
+    @property
+    def searched(self) -> bool:
+        """Whether the search engine runs it (a method other than grid, or early termination);
+        a plain grid runs as a campaign of its points."""
+        return self.method != "grid" or self.early_terminate is not None
 
 
 def point_args(point: dict[str, Any]) -> list[str]:
@@ -115,11 +132,12 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     method = raw.get("method")
     if method not in ("grid", "random", "bayes"):
         raise ConfigError(f"{path}: 'method' must be grid, random or bayes, got {method!r}")
-    if executor in GRID_EXECUTORS and method != "grid":
-        raise ConfigError(
-            f"{path}: method {method!r} needs W&B's sweep controller; the "
-            f"{executor} executor runs 'method: grid' (or use --executor wandb)"
-        )
+    run_cap = raw.get("run_cap")
+    if run_cap is not None and not (isinstance(run_cap, int) and run_cap >= 1):
+        raise ConfigError(f"{path}: 'run_cap' must be an integer >= 1, got {run_cap!r}")
+    early = raw.get("early_terminate")
+    if early is not None:
+        early = check_early_terminate(path, early)
     metric = raw.get("metric") or {}
     if not isinstance(metric, dict) or "name" not in metric:
         raise ConfigError(f"{path}: 'metric' needs a 'name' (e.g. train/accuracy)")
@@ -127,25 +145,20 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     if goal not in ("maximize", "minimize"):
         raise ConfigError(f"{path}: 'metric.goal' must be maximize or minimize, got {goal!r}")
 
-    grid: dict[str, list[Any]] = {}
+    space: dict[str, Parameter] = {}
     for name, spec in parameters.items():
         if by_name(TrainConfig, str(name)) is None:
             raise ConfigError(
                 f"{path}: parameter {name!r} is not a flag of binary_nn.train "
                 f"(see python -m binary_nn.train --help)"
             )
-        if isinstance(spec, dict) and "values" in spec and isinstance(spec["values"], list):
-            values = spec["values"]
-        elif isinstance(spec, dict) and "value" in spec:
-            values = [spec["value"]]
-        else:
+        parameter = parse_parameter(str(name), spec, str(path))
+        if method == "grid" and parameter.distribution != "categorical":
             raise ConfigError(
-                f"{path}: parameter {name!r} needs 'value' or a 'values' list "
-                f"(distributions need --executor wandb)"
+                f"{path}: parameter {name!r}: a grid needs 'value' or 'values'; distributions "
+                "are for method random or bayes"
             )
-        if not values:
-            raise ConfigError(f"{path}: parameter {name!r} has an empty 'values' list")
-        grid[name] = values
+        space[str(name)] = parameter
     return Sweep(
         path,
         raw,
@@ -153,9 +166,30 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
         method,
         metric["name"],
         goal,
-        grid,
+        space,
         _fixed_args(path, raw.get("command")),
+        run_cap,
+        early,
     )
+
+
+def check_early_terminate(path: Path, spec: Any) -> dict[str, Any]:
+    """W&B's ``early_terminate``: ``type: hyperband`` with ``min_iter`` (or ``max_iter`` and
+    ``s``) and ``eta`` (default 3); iterations are epochs here."""
+    if not isinstance(spec, dict) or spec.get("type") != "hyperband":
+        raise ConfigError(f"{path}: 'early_terminate' must have type: hyperband")
+    eta = spec.get("eta", 3)
+    if not (isinstance(eta, int) and eta >= 2):
+        raise ConfigError(f"{path}: early_terminate 'eta' must be an integer >= 2, got {eta!r}")
+    if "min_iter" in spec:
+        low = spec["min_iter"]
+    elif "max_iter" in spec and "s" in spec:
+        low = spec["max_iter"] / eta ** spec["s"]
+    else:
+        raise ConfigError(f"{path}: early_terminate needs 'min_iter', or 'max_iter' and 's'")
+    if not (isinstance(low, (int, float)) and low >= 1):
+        raise ConfigError(f"{path}: early_terminate's first bracket must be >= 1 epoch")
+    return {"min_iter": round(low), "eta": float(eta)}
 
 
 def _fixed_args(path: Path, command: Any) -> list[str]:
@@ -255,6 +289,46 @@ def write_state(out: Path, sweep: Sweep, results: Sequence[JobResult]) -> list[J
     return current
 
 
+def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
+    """A random, Bayesian or early-terminated search (see :mod:`.study`); ``sweep.json``
+    lists every run of the study, and the best completed one is printed."""
+    from .study import run_search, study_state, trial_cap
+
+    if args.processes < 1:
+        raise ConfigError(f"--processes must be >= 1, got {args.processes}")
+    cap = trial_cap(sweep)
+    # every point's configuration is checked by its run; check the fixed part now
+    config_from_args([*sweep.fixed_args, *point_args(sweep.fixed_point), *extra]).resolved()
+    print(f"{sweep.method} search of {cap} runs"
+          + (" with early termination" if sweep.early_terminate else ""), flush=True)  # fmt: skip
+    outcomes = run_search(
+        sweep, out, processes=args.processes, executor=args.executor, address=args.address,
+        seed=args.seed, extra_args=extra, drop_wandb=args.no_wandb,
+    )  # fmt: skip
+    with open(out / ".sweep.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = study_state(sweep, out, args.seed)
+        done = [r for r in rows if r["status"] == "completed" and r[sweep.metric] is not None]
+        pick = max if sweep.goal == "maximize" else min
+        best = pick(done, key=lambda r: r[sweep.metric]) if done else None
+        state = {
+            "file": str(sweep.path), "method": sweep.method, "metric": sweep.metric,
+            "goal": sweep.goal, "seed": args.seed, "points": rows,
+            "epochs": sum(r["epochs"] or 0 for r in rows),
+            "best": None if best is None else best["name"],
+        }  # fmt: skip
+        write_json_atomic(out / STATE_FILE, state)
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(", ".join(f"{n} {s}" for s, n in counts.items()) + f"; {state['epochs']} epochs run"
+          + f" ({len(outcomes)} runs by this search)")  # fmt: skip
+    if best is not None:
+        print(f"best on {sweep.metric} ({sweep.goal}): {best['name']} = "
+              f"{best[sweep.metric]:.4f} ({best['run_dir']})")  # fmt: skip
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def run_wandb(sweep: Sweep, project: str | None, entity: str | None, count: int | None) -> int:
     try:
         import wandb
@@ -295,6 +369,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--project", help="wandb executor: W&B project")
     parser.add_argument("--entity", help="wandb executor: W&B entity")
     parser.add_argument("--count", type=int, help="wandb executor: runs this agent does")
+    parser.add_argument(
+        "--seed", type=int, default=0,
+        help="seed of a random, Bayesian or early-terminated search's decisions",
+    )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="list the points and stop")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (for logs and CI)"
@@ -307,6 +385,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_wandb(sweep, args.project, args.entity, args.count)
         out = claim_output(args.out or f"runs/sweep-{sweep.path.stem}", "--out", "dir")
         extra = ["--data-dir", args.data_dir] if args.data_dir else []
+        if sweep.searched:
+            if args.dry_run:
+                from .study import trial_cap
+
+                print(f"a {sweep.method} search of {trial_cap(sweep)} runs over "
+                      f"{', '.join(sweep.varying)}: its points are drawn as it goes")  # fmt: skip
+                return 0
+            return searched(sweep, out, args, extra)
         jobs = build_jobs(sweep, out, extra, drop_wandb=args.no_wandb)
         if args.dry_run:
             for j in jobs:

@@ -30,8 +30,8 @@ from .build import TrainingRun, build, default_run_dir
 from .checkpoint import restore_run_state, save_checkpoint, save_run_state
 from .config import TrainConfig
 from .progress import SELECT_ON_TEST, SELECT_ON_VALIDATION, Progress, Selection
-from .run_dir import RunDirectory
-from .tracker import Tracker
+from .run_dir import FINISHED, RunDirectory
+from .tracker import TerminateRun, Tracker
 from .wandb_tracker import wandb_tracker
 
 
@@ -161,13 +161,19 @@ class Session:
         metrics = {"train/loss": mean_loss, "train/lr": rate, **probe(t)}
         metrics["time/epoch"] = time.perf_counter() - started
         metrics["time/train"] = trained
+        terminate = False
         for tracker in self.trackers:
-            tracker.log_epoch(metrics, epoch, p.iteration)
+            try:
+                tracker.log_epoch(metrics, epoch, p.iteration)
+            except TerminateRun:  # after this epoch's bookkeeping
+                terminate = True
         p.epoch, p.batch, p.order = epoch, 0, None
         p.last_metrics = {k: v for k, v in metrics.items() if not k.startswith("hsic/")}
         if p.selection.update(epoch, metrics) and self.config.save_best:
             self.save_model(self.config.save_best, best_epoch=epoch)
         self.checkpoint()
+        if terminate:
+            raise TerminateRun
         return metrics
 
     def stop_if_asked(self) -> None:
@@ -265,15 +271,19 @@ def run(
         if not directory.resuming:
             for tracker in session.trackers:
                 tracker.log_epoch(probe(training, start=True), 0, 0)
-        while p.epoch < config.epochs:
-            p.seconds = time.perf_counter() - started
-            session.epoch(p.epoch + 1)
-            session.stop_if_asked()
-            if config.early_stopping and p.selection.stale >= config.early_stopping:
-                break
+        try:
+            while p.epoch < config.epochs:
+                p.seconds = time.perf_counter() - started
+                session.epoch(p.epoch + 1)
+                session.stop_if_asked()
+                if config.early_stopping and p.selection.stale >= config.early_stopping:
+                    break
+            final = "completed"
+        except TerminateRun:  # a search's early termination, at an epoch end
+            final = "terminated"
         if config.save:  # a run is complete once what it was asked to write is written
             session.save_model(config.save)
-        status = "completed"
+        status = final
     except _Stopped:
         status = "stopped"
         if config.save:
@@ -308,7 +318,7 @@ def run(
         if config.early_stopping and status == "completed" and p.epoch < config.epochs:
             summary["stopped_early"] = True
         for tracker in session.trackers:
-            if status in ("completed", "diverged"):
+            if status in FINISHED:
                 tracker.finish(summary)
             else:
                 tracker.abort(summary)

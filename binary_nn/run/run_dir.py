@@ -23,7 +23,9 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 LOCK_FILE = ".lock"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, SUMMARY_FILE)
-FINISHED = ("completed", "diverged")
+#: statuses of a run that is over: a campaign skips it (``terminated``: stopped early by a
+#: search, which decided it was not worth its epochs)
+FINISHED = ("completed", "diverged", "terminated")
 
 
 class RunBusy(ConfigError):

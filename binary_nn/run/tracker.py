@@ -9,6 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 
+class TerminateRun(Exception):
+    """Raised by a tracker to end the run at an epoch end (a search's early termination): the
+    run finishes with the status ``terminated``, its directory and metrics kept."""
+
+
 class Tracker:
     """Hooks a trainer calls; every one is optional."""
 
