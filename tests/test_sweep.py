@@ -182,14 +182,14 @@ def test_a_failed_point_is_recorded_and_the_others_go_on(tmp_path, capsys):
     ("change", "message"),
     [
         (lambda d: d.pop("parameters"), "'parameters' is missing"),
-        (lambda d: d.update(method="bayes"), "method 'bayes' needs W&B's sweep controller"),
+        (lambda d: d.update(method="bayes"), "method bayes needs a 'run_cap' here"),
         (
             lambda d: d["parameters"].update(dropout={"value": 0.9}),
             "parameter 'dropout' is not a flag of binary_nn.train",
         ),
         (
             lambda d: d["parameters"].update(lr={"min": 0.1, "max": 1}),
-            "parameter 'lr' needs 'value' or a 'values' list",
+            "parameter 'lr': a grid needs 'value' or 'values'",
         ),
         (lambda d: d["parameters"].update(lr={"values": [-1]}), "--lr must be a finite number > 0"),
         (

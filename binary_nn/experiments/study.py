@@ -39,6 +39,7 @@ from ..errors import BinaryNNError, ConfigError, DivergenceError
 from ..run.config import config_from_args
 from ..run.run_dir import RunBusy, RunFinished, being_written, finished_summary
 from ..run.tracker import TerminateRun, Tracker
+from .points import point_args, point_name
 
 STUDY_FILE = "search.db"
 STUDY_NAME = "search"
@@ -116,8 +117,6 @@ def trial_cap(sweep: Any) -> int:
 
 def point_of(sweep: Any, params: dict[str, Any]) -> tuple[str, list[str]]:
     """A trial's run directory name and its ``train`` arguments."""
-    from .search import point_args, point_name
-
     point = {**sweep.fixed_point, **params}
     shown = {k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in point.items()}
     return point_name(shown, sweep.varying), point_args(point)
@@ -185,7 +184,7 @@ def search_worker(spec: SearchSpec) -> list[TrialOutcome]:
     """Ask the study for points and run them until the search has its runs."""
     from ..cli import deferred_stop
     from ..run.loop import run
-    from .search import load_sweep
+    from .sweep_file import load_sweep
 
     optuna = _optuna()
     sweep, out = load_sweep(spec.sweep_path), Path(spec.out)
