@@ -22,12 +22,23 @@ FASTMATH = {"reassoc", "nsz"}
 
 def compiled(function: Callable[..., Any]) -> Any:
     """``function`` compiled by numba (nogil, cached), or None without numba."""
+    return _compile(function, {})
+
+
+def compiled_dividing(function: Callable[..., Any]) -> Any:
+    """:func:`compiled`, for a loop that divides: with numpy's error model (a division by zero
+    gives inf, as in numpy, instead of raising), whose loop LLVM can vectorise — Python's
+    model checks every division, which keeps a loop scalar (7x slower for Adam's step)."""
+    return _compile(function, {"error_model": "numpy"})
+
+
+def _compile(function: Callable[..., Any], options: dict[str, Any]) -> Any:
     if numba is None:
         return None
     try:  # compiled once, then loaded from numba's cache in later processes
-        return numba.njit(cache=True, nogil=True, fastmath=FASTMATH)(function)
+        return numba.njit(cache=True, nogil=True, fastmath=FASTMATH, **options)(function)
     except RuntimeError:  # no writable cache directory (a read-only install, no home)
-        return numba.njit(cache=False, nogil=True, fastmath=FASTMATH)(function)
+        return numba.njit(cache=False, nogil=True, fastmath=FASTMATH, **options)(function)
 
 
 def contiguous(*arrays: np.ndarray | None) -> bool:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .jit import compiled
+from .jit import compiled, compiled_dividing
 from .statistics import ArrayStatistics, abs_max_bits, accumulate, from_sums, summarize_numpy
 
 
@@ -127,7 +127,7 @@ def momentum_numba(
     _momentum_loop(*flat, t(lr), t(momentum), t(weight_decay), nesterov, -bound, bound)
 
 
-@compiled
+@compiled_dividing
 def _adam_loop(
     value: Any,
     grad: Any,
