@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             math.prod(b.weight_layer.weight.value.shape) for b in network.blocks
         )
         out.mkdir(parents=True, exist_ok=True)
+        for k, conv in enumerate(model.convs):
+            print(f"convolution {k}: {conv.describe()}")
         for k, layer in enumerate(model.layers):
             print(f"layer {k}: {layer.describe()}")
         if args.format == "npz":

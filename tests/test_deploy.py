@@ -189,3 +189,65 @@ def test_predict_on_a_training_checkpoint_says_to_export_it(checkpoints, capsys)
     err = capsys.readouterr().err
     assert "is a training checkpoint, not a packed model: export it first" in err
     assert err.count("\n") == 1
+
+
+CONVNETS = {
+    "binary convnet": ["--conv", "8c3,mp2,16c3", "--bn", "--binarize", "--binarize_last",
+                       "--hidden-act", "signsat"],
+    "binary convnet, real scores, sn": ["--conv", "6c3,mp2", "--sn", "--bn", "--binarize",
+                                        "--hidden-act", "sign"],
+    "real convnet": ["--conv", "6c3,mp2", "--bn", "--hidden-act", "tanh"],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def convnets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("convnets")
+    paths = {}
+    for k, (name, flags) in enumerate(CONVNETS.items()):
+        path = root / f"{k}.npz"
+        args = ["--optimizer", "adam", "--lr", "3e-3", "-e", "3", "--hidden", "32", "--seed",
+                "2", "--out", str(root / str(k)), "--save", str(path), *flags]  # fmt: skip
+        assert train_main(args) == 0
+        paths[name] = path
+    return paths
+
+
+@pytest.mark.parametrize("name", list(CONVNETS))
+def test_packed_convnets_reproduce_the_float64_network(
+    name, convnets, digits, tmp_path, kernel_backend
+):
+    model = load_packed(exported(convnets[name], tmp_path) / "model.npz")
+    assert len(model.convs) >= 1
+    assert model.convs[0].kind == ("float" if name == "real convnet" else "pixels")
+    pixels = integer_pixels(digits.x_test, model)
+    np.testing.assert_array_equal(Engine(model).predict(pixels), reference(convnets[name], digits))
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.parametrize("name", ["binary convnet", "binary convnet, real scores, sn"])
+def test_c_convnets_give_the_float64_networks_classes(name, convnets, digits, tmp_path):
+    out = exported(convnets[name], tmp_path / "c", "c")
+    source = (out / "model.c").read_text()
+    if name == "binary convnet":
+        assert "float" not in source and "double" not in source
+    binary = tmp_path / "bnn"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror",
+                    f"-I{out}", str(out / "example.c"), str(out / "model.c"), "-o",
+                    str(binary)], check=True)  # fmt: skip
+    model = load_packed(exported(convnets[name], tmp_path / "npz") / "model.npz")
+    pixels = integer_pixels(digits.x_test, model)
+    result = subprocess.run([str(binary)], input=pixels.tobytes(), capture_output=True, check=True)
+    np.testing.assert_array_equal(
+        np.array(result.stdout.split(), dtype=int), reference(convnets[name], digits)
+    )
+    header = (out / "model.h").read_text()
+    ram = int(header.split("#define BNN_RAM_BYTES ")[1].split()[0])
+    assert ram < 1024  # bits per position, no feature map of integers
+
+
+def test_c_refuses_a_real_convnet_in_one_sentence(convnets, tmp_path, capsys):
+    args = [str(convnets["real convnet"]), "--out", str(tmp_path), "--format", "c"]
+    assert export_main(args) == 2
+    err = capsys.readouterr().err
+    assert "binary convolutions with sign activations" in err and err.count("\n") == 1

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .packed import WORD, PackedModel, tanh_saturation
+from .packed import WORD, PackedModel, pack_bits, tanh_saturation
+from .packed_conv import PackedConv, refuse_c
 
 EXAMPLE = """/* An example host program: images as raw pixels on stdin, one class per line out. */
 #include <stdio.h>
@@ -94,8 +95,112 @@ def _bits_code(k: int, layer: Any, source_words: int) -> str:
     )
 
 
+def _conv_consts(k: int, conv: PackedConv) -> dict[str, tuple[str, np.ndarray]]:
+    """The constant arrays of convolution ``k``: its weights as bits (the pixel stage's taps
+    of a channel in words; a binary stage's channels of a tap in words), thresholds and
+    directions."""
+    w = conv.weights  # (K, K, C_in, C_out) of +-1
+    kk, _, c_in, c_out = w.shape
+    if conv.kind == "pixels":
+        words = pack_bits(w.reshape(-1, c_out).T, pad=0)  # (C_out, taps words)
+    else:  # (C_out, K, K, channel words), padding bits 1: against 0 input bits, no match
+        per_tap = w.transpose(3, 0, 1, 2).reshape(c_out * kk * kk, c_in)
+        words = pack_bits(per_tap, pad=1).reshape(c_out, kk * kk * -(-c_in // WORD))
+    assert conv.threshold is not None and conv.direction is not None
+    return {
+        f"CW{k}": ("uint64_t", words),
+        f"CT{k}": ("int32_t", conv.threshold.astype(np.int32)),
+        f"CD{k}": ("int8_t", conv.direction),
+    }
+
+
+def _conv_code(k: int, conv: PackedConv, source: str) -> str:
+    """Convolution ``k`` one output position at a time: the taps inside the image, the max
+    over the pool's window, the threshold; its output map holds bits, a word per position
+    and 64 channels, so no convolution keeps a feature map of integers."""
+    h, w, c_in = conv.shape_in
+    ho, wo, c_out = conv.shape_out
+    p, kk, pad = conv.pool, conv.k, conv.k // 2
+    wc_in, wc_out = -(-c_in // WORD), -(-c_out // WORD)
+    if conv.kind == "pixels":
+        taps = (
+            f"                            for (int c = 0; c < {c_in}; ++c) {{\n"
+            f"                                int t = ((dy * {kk}) + dx) * {c_in} + c;\n"
+            f"                                int32_t v = (int32_t)pixels"
+            f"[(yy * {w} + xx) * {c_in} + c];\n"
+            f"                                int bit = (int)((CW{k}[co][t >> 6]"
+            f" >> (t & 63)) & 1u);\n"
+            f"                                sp += bit ? v : -v;\n"
+            f"                                sw += bit ? 1 : -1;\n"
+            f"                            }}\n"
+        )
+        finish = f"                    int32_t a = 2 * sp - {conv.pixel_factor} * sw;\n"
+        init = "                    int32_t sp = 0, sw = 0;\n"
+    else:
+        taps = (
+            f"                            for (int v = 0; v < {wc_in}; ++v) {{\n"
+            f"                                uint64_t x = {source}"
+            f"[(yy * {w} + xx) * {wc_in} + v];\n"
+            f"                                uint64_t m = CW{k}[co]"
+            f"[(dy * {kk} + dx) * {wc_in} + v];\n"
+            f"                                pc += popcount64(~(x ^ m));\n"
+            f"                            }}\n"
+            f"                            n += {c_in};\n"
+        )
+        finish = "                    int32_t a = 2 * pc - n;\n"
+        init = "                    int32_t pc = 0, n = 0;\n"
+    return (
+        f"    /* convolution {k}: {conv.describe()} */\n"
+        f"    for (int i = 0; i < {ho * wo * wc_out}; ++i) M{k}[i] = 0;\n"
+        f"    for (int r = 0; r < {ho}; ++r) {{\n"
+        f"        for (int q = 0; q < {wo}; ++q) {{\n"
+        f"            for (int co = 0; co < {c_out}; ++co) {{\n"
+        f"                int32_t best = INT32_MIN;\n"
+        f"                for (int py = 0; py < {p}; ++py) for (int px = 0; px < {p}; ++px) {{\n"
+        f"                    int y = r * {p} + py, x0 = q * {p} + px;\n"
+        + init
+        + f"                    for (int dy = 0; dy < {kk}; ++dy) {{\n"
+        f"                        int yy = y + dy - {pad};\n"
+        f"                        if (yy < 0 || yy >= {h}) continue;\n"
+        f"                        for (int dx = 0; dx < {kk}; ++dx) {{\n"
+        f"                            int xx = x0 + dx - {pad};\n"
+        f"                            if (xx < 0 || xx >= {w}) continue;\n"
+        + taps
+        + "                        }\n"
+        "                    }\n" + finish + "                    if (a > best) best = a;\n"
+        "                }\n"
+        f"                int on = CD{k}[co] > 0 ? best > CT{k}[co] : best < CT{k}[co];\n"
+        f"                if (on) M{k}[(r * {wo} + q) * {wc_out} + (co >> 6)]"
+        " |= (uint64_t)1 << (co & 63);\n"
+        "            }\n"
+        "        }\n"
+        "    }\n"
+    )
+
+
+def _flatten_code(k: int, conv: PackedConv) -> str:
+    """The last convolution's map as the dense layers' flat bits, (row, column, channel)."""
+    ho, wo, c_out = conv.shape_out
+    wc = -(-c_out // WORD)
+    n = ho * wo * c_out
+    return (
+        f"    /* the map of convolution {k} as {n} bits in (row, column, channel) order */\n"
+        f"    for (int i = 0; i < {-(-n // WORD)}; ++i) in[i] = 0;\n"
+        f"    for (int pos = 0; pos < {ho * wo}; ++pos) {{\n"
+        f"        for (int c = 0; c < {c_out}; ++c) {{\n"
+        f"            if ((M{k}[pos * {wc} + (c >> 6)] >> (c & 63)) & 1u) {{\n"
+        f"                int i = pos * {c_out} + c;\n"
+        f"                in[i >> 6] |= (uint64_t)1 << (i & 63);\n"
+        "            }\n"
+        "        }\n"
+        "    }\n"
+    )
+
+
 def c_model(model: PackedModel) -> CModel:
     """The C source of ``model``; a net C cannot hold is one sentence."""
+    for k, conv in enumerate(model.convs):
+        refuse_c(conv, k)
     *hidden, last = model.layers
     for k, layer in enumerate(hidden):
         if layer.output != "bits":
@@ -103,7 +208,7 @@ def c_model(model: PackedModel) -> CModel:
                 f"--format c needs hidden layers with binary weights and a sign activation; "
                 f"layer {k} ({layer.describe()}) is not: export it as npz"
             )
-    if not hidden and last.kind != "pixels":
+    if not hidden and not model.convs and last.kind != "pixels":
         raise ConfigError("--format c needs at least one hidden layer with binary weights")
     integer_scores = last.kind == "binary"
     if integer_scores:
@@ -111,6 +216,12 @@ def c_model(model: PackedModel) -> CModel:
         if not (np.all(last.scale == 2) and np.all(last.shift == -last.n_in)):
             raise ConfigError("--format c: the output layer's scores are not integers")
     consts, flash = [], 0
+    conv_arrays: dict[str, tuple[str, np.ndarray]] = {}
+    for k, conv in enumerate(model.convs):
+        conv_arrays.update(_conv_consts(k, conv))
+    for name, (ctype, values) in conv_arrays.items():
+        consts.append(_array(ctype, name, values))
+        flash += values.size * {"uint64_t": 8, "int32_t": 4, "int8_t": 1}[ctype]
     for k, layer in enumerate(model.layers):
         arrays = {f"W{k}": ("uint64_t", layer.weights)} if layer.packed else {}
         if layer.output == "bits":
@@ -123,9 +234,22 @@ def c_model(model: PackedModel) -> CModel:
             consts.append(_array(ctype, name, values))
             flash += values.size * {"uint64_t": 8, "int32_t": 4, "int8_t": 1, "float": 4}[ctype]
     words = max(-(-layer.n_out // WORD) for layer in hidden) if hidden else 1
+    maps, conv_code = [], []
+    if model.convs:
+        words = max(words, -(-model.convs[-1].n_out // WORD))
+        for k, conv in enumerate(model.convs):
+            ho, wo, c_out = conv.shape_out
+            maps.append(f"    static uint64_t M{k}[{ho * wo * -(-c_out // WORD)}];\n")
+            conv_code.append(_conv_code(k, conv, f"M{k - 1}" if k else "pixels"))
+        conv_code.append(_flatten_code(len(model.convs) - 1, model.convs[-1]))
+    map_bytes = sum(conv.shape_out[0] * conv.shape_out[1] * -(-conv.c_out // WORD) * 8
+                    for conv in model.convs)  # fmt: skip
     score_type = "int32_t" if integer_scores else "float"
-    ram = 2 * words * 8 + last.n_out * 4
-    body = [_bits_code(k, layer, -(-layer.n_in // WORD)) for k, layer in enumerate(hidden)]
+    ram = 2 * words * 8 + last.n_out * 4 + map_bytes
+    body = [
+        *conv_code,
+        *(_bits_code(k, layer, -(-layer.n_in // WORD)) for k, layer in enumerate(hidden)),
+    ]
     k = len(hidden)
     if integer_scores:
         saturation = int(np.ceil(tanh_saturation()))
@@ -175,7 +299,8 @@ def c_model(model: PackedModel) -> CModel:
         "    return (int32_t)((x * 0x0101010101010101u) >> 56);\n"
         "}\n\n"
         "int bnn_predict(const uint8_t *pixels) {\n"
-        f"    uint64_t buffer_a[{words}], buffer_b[{words}];\n"
+        + "".join(maps)
+        + f"    uint64_t buffer_a[{words}], buffer_b[{words}];\n"
         "    uint64_t *in = buffer_a, *out = buffer_b, *swap;\n"
         f"    {score_type} score[{last.n_out}];\n"
         "    (void)in;\n" + "".join(body) + f"    /* layer {k}: {last.describe()} */\n"

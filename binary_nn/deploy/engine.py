@@ -23,6 +23,7 @@ import numpy as np
 
 from ..nn.kernels import KernelBackend, default_kernels, numba
 from .packed import PackedLayer, PackedModel, pack_bits, unpack_bits
+from .packed_conv import run_conv
 
 #: below this many examples the pixel layer takes the int8 loop, above it the float32 product
 SMALL_BATCH = 16
@@ -138,13 +139,21 @@ class Engine:
                 f"the model takes {self.model.n_inputs} pixels per example, got {x.shape[1]}"
             )
         bits = False  # whether x holds packed bits (else integer pixels or floats)
-        layers = self.model.layers
+        layers, convs = self.model.layers, self.model.convs
+        if convs:  # the convolutional stages, then their output flattened
+            x = x.reshape(len(x), *convs[0].shape_in)
+            for conv in convs:
+                x = run_conv(conv, x, self.model.input_divisor)
+            x = x.reshape(len(x), -1)
+            if layers[0].kind == "binary":
+                x, bits = pack_bits(x, pad=0), True
         for k, (layer, prepared) in enumerate(zip(layers, self._prepared, strict=True)):
+            first = k == 0 and not convs  # this layer reads the pixels
             to_bits = k + 1 < len(layers) and layers[k + 1].kind == "binary"
             if layer.output == "bits":
-                x, bits = self._threshold_layer(layer, prepared, x, bits, k == 0, to_bits)
+                x, bits = self._threshold_layer(layer, prepared, x, bits, first, to_bits)
                 continue
-            acc = self._accumulate(layer, prepared, x, bits, first=k == 0)
+            acc = self._accumulate(layer, prepared, x, bits, first=first)
             assert layer.scale is not None and layer.shift is not None
             a = acc * layer.scale + layer.shift
             if layer.output == "scores":

@@ -38,8 +38,10 @@ import numpy as np
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..nn.activations import Sign
+from ..nn.conv import Conv2d
 from ..nn.layers import BatchNorm, Linear, Scaler
 from ..nn.network import Block, Network
+from .packed_conv import PackedConv, check_conv, pack_conv
 
 FORMAT = "binary_nn.packed"
 FORMAT_VERSION = 1
@@ -120,9 +122,13 @@ class PackedModel:
     input_divisor: float
     last_activation: str
     source: dict[str, Any] = field(default_factory=dict[str, Any])
+    #: the convolutional stages before the dense layers (see :mod:`.packed_conv`)
+    convs: list[PackedConv] = field(default_factory=list[PackedConv])
 
     @property
     def n_inputs(self) -> int:
+        if self.convs:
+            return math.prod(self.convs[0].shape_in)
         return self.layers[0].n_in
 
     @property
@@ -132,10 +138,17 @@ class PackedModel:
     @property
     def fully_binary(self) -> bool:
         """Every layer packed: integers only after the pixels."""
-        return all(layer.packed for layer in self.layers)
+        return all(layer.packed for layer in self.layers) and all(
+            conv.output == "bits" for conv in self.convs
+        )
 
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
+        for k, conv in enumerate(self.convs):
+            for name in ("weights", "threshold", "direction", "scale", "shift"):
+                value = getattr(conv, name)
+                if value is not None:
+                    out[f"conv.{k}.{name}"] = value
         for k, layer in enumerate(self.layers):
             for name in ("weights", "threshold", "direction", "scale", "shift"):
                 value = getattr(layer, name)
@@ -159,6 +172,7 @@ class PackedModel:
                 }
                 for layer in self.layers
             ],
+            "convs": [conv.spec() for conv in self.convs],
             "source": self.source,
         }
 
@@ -213,9 +227,21 @@ def load_packed(path: str | Path) -> PackedModel:
                 setattr(layer, name, arrays.get(f"layer.{k}.{name}"))
             _check_layer(layer, k)
             layers.append(layer)
+        convs = []
+        for k, spec in enumerate(header.get("convs", [])):
+            conv = PackedConv(
+                spec["kind"], tuple(spec["shape_in"]), spec["c_out"], spec["k"], spec["pool"],
+                spec["output"], arrays[f"conv.{k}.weights"], activation=spec["activation"],
+                pixel_factor=spec["pixel_factor"],
+            )  # fmt: skip
+            for name in ("threshold", "direction", "scale", "shift"):
+                setattr(conv, name, arrays.get(f"conv.{k}.{name}"))
+            check_conv(conv, k)
+            convs.append(conv)
         return PackedModel(
-            layers, float(header["input_divisor"]), header["last_activation"], header["source"]
-        )
+            layers, float(header["input_divisor"]), header["last_activation"],
+            header["source"], convs,
+        )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(
             f"{path} is an inconsistent packed model ({exc}); export it again"
@@ -236,8 +262,9 @@ def _check_layer(layer: PackedLayer, k: int) -> None:
 
 def _fold(block: Block, fan_in: int) -> tuple[np.ndarray, np.ndarray]:
     """The block's pre-activation as ``a * scale + shift`` of its weight layer's output ``a``
-    (scaler and evaluation-mode batch norm folded), in float64."""
-    n = block.output_size
+    (scaler and evaluation-mode batch norm folded), in float64; per feature (a convolution's
+    channel)."""
+    n = block.output_shape[-1]
     scale, shift = np.ones(n), np.zeros(n)
     for layer in block.layers:
         if isinstance(layer, Scaler):
@@ -267,16 +294,20 @@ def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int) -> Any:
 
 
 def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
-    """The :class:`PackedModel` of ``network`` (batch norm's running statistics used)."""
+    """The :class:`PackedModel` of ``network`` (batch norm's running statistics used):
+    convolutional blocks first (:mod:`.packed_conv`), then the dense layers."""
     layers: list[PackedLayer] = []
+    convs: list[PackedConv] = []
     binary_input = False
     for k, block in enumerate(network.blocks):
         weights = block.weight_layer
+        if isinstance(weights, Conv2d):
+            conv = pack_conv(block, k == 0, binary_input, input_divisor, _fold, _thresholds)
+            convs.append(conv)
+            binary_input = conv.output == "bits"
+            continue
         if not isinstance(weights, Linear):
-            raise ConfigError(
-                f"export packs dense networks; block {k} is a {weights.kind} layer, which the "
-                "packed engine does not run yet"
-            )
+            raise ConfigError(f"export cannot pack block {k}, a {weights.kind} layer")
         n_in, n_out = math.prod(block.input_shape), block.output_size
         w = np.asarray(weights.effective_weight(), dtype=np.float64).reshape(n_in, n_out)
         is_output = k == len(network.blocks) - 1
@@ -309,4 +340,4 @@ def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
         layers.append(layer)
         binary_input = sign_out
     last = network.output_block.activation.activation.name
-    return PackedModel(layers, float(input_divisor), last)
+    return PackedModel(layers, float(input_divisor), last, convs=convs)
