@@ -83,6 +83,53 @@ def run_c(model, pixels: np.ndarray) -> tuple[np.ndarray, float, object]:
     return np.array(result.stdout.split(), dtype=int), float(result.stderr), code
 
 
+def torch_twin(model, x32: np.ndarray, threads: int):
+    """The same network's float32 forward in PyTorch (no_grad, ``threads`` threads), or None
+    without torch: convolutions, max-pools, batch norm (folded), sign, dense layers."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads)
+    modules = []
+    for conv in model.convs:
+        modules.append(torch.nn.Conv2d(conv.shape_in[2], conv.c_out, conv.k,
+                                       padding=conv.k // 2, bias=False))  # fmt: skip
+        if conv.pool > 1:
+            modules.append(torch.nn.MaxPool2d(conv.pool))
+        modules += [torch.nn.BatchNorm2d(conv.c_out).eval(), Sign()]
+    if model.convs:
+        modules.append(torch.nn.Flatten())
+    for k, layer in enumerate(model.layers):
+        modules.append(torch.nn.Linear(layer.n_in, layer.n_out, bias=False))
+        if k + 1 < len(model.layers):
+            modules += [torch.nn.BatchNorm1d(layer.n_out).eval(), Sign()]
+    net = torch.nn.Sequential(*modules).eval()
+    shape = model.convs[0].shape_in if model.convs else (model.n_inputs,)
+    x = torch.from_numpy(np.ascontiguousarray(x32.reshape(len(x32), *shape)))
+    if model.convs:
+        x = x.permute(0, 3, 1, 2).contiguous()  # channels first, as PyTorch's convolutions
+
+    def forward() -> None:
+        with torch.no_grad():
+            net(x).argmax(dim=1)
+
+    return forward
+
+
+class Sign:
+    """``torch.sign`` as a module (built lazily: torch is optional)."""
+
+    def __new__(cls):
+        import torch
+
+        class _Sign(torch.nn.Module):
+            def forward(self, x):
+                return torch.where(x > 0, 1.0, -1.0)
+
+        return _Sign()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint")
@@ -90,6 +137,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="MNIST")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=1000, help="the throughput's batch")
     args = parser.parse_args()
     dataset = load_dataset(args.dataset, args.data_dir)
     reference_net, config = network_from_checkpoint(args.checkpoint, "float64")
@@ -140,18 +188,26 @@ def main() -> None:
             f"| batch 1 latency | packed {one['packed'] * 1e6:.1f} µs, float32 "
             f"{one['float32'] * 1e6:.1f} µs | packed/float32 {one['packed'] / one['float32']:.3f} |"
         )
-        many = turns(
-            {
-                "packed": lambda: engine.predict(pixels),
-                "float32": lambda: float_net.forward(x32, train=False).argmax(axis=1),
-            },
-            args.repeats,
-        )
-        n = len(pixels)
+        batch, xb = pixels[: args.batch], x32[: args.batch]
+        contenders = {
+            "packed": lambda: engine.predict(batch),
+            "float32": lambda: float_net.forward(xb, train=False).argmax(axis=1),
+        }
+        torch_forward = torch_twin(model, xb, args.threads)
+        if torch_forward is not None:
+            contenders["torch"] = torch_forward
+        many = turns(contenders, args.repeats)
+        n = len(batch)
         rows.append(
             f"| batch {n:,} throughput | packed {n / many['packed']:,.0f} images/s, float32 "
             f"{n / many['float32']:,.0f} | packed/float32 {many['float32'] / many['packed']:.2f}x |"
         )
+        if "torch" in many:
+            rows.append(
+                f"| batch {n:,} throughput, PyTorch no_grad float32 | torch "
+                f"{n / many['torch']:,.0f} images/s | packed/torch "
+                f"{many['torch'] / many['packed']:.2f}x |"
+            )
         # the binary hidden layers alone (XNOR-popcount, thresholds, packed output bits, as the
         # engine runs them) against float32 products of the same shapes
         binary = [

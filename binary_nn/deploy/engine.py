@@ -23,7 +23,7 @@ import numpy as np
 
 from ..nn.kernels import KernelBackend, default_kernels, numba
 from .packed import PackedLayer, PackedModel, pack_bits, unpack_bits
-from .packed_conv import run_conv
+from .packed_conv import PackedConv, inside_sums, run_conv
 
 #: below this many examples the pixel layer takes the int8 loop, above it the float32 product
 SMALL_BATCH = 16
@@ -103,6 +103,99 @@ if numba is not None:
                         sums[n, m] += p * w[i, m]
 
 
+if numba is not None:
+
+    @numba.njit(cache=True, nogil=True)
+    def _conv_pixels(
+        pixels: Any, w: Any, inside: Any, factor: Any, p: Any, threshold: Any, direction: Any,
+        out: Any,
+    ) -> Any:  # fmt: skip
+        # the first convolution on integer pixels, pooled and thresholded into bit maps;
+        # the channel loops innermost, so that they vectorise
+        n_, h, wd, c_in = pixels.shape
+        k = w.shape[0]
+        c_out = w.shape[3]
+        pad = k // 2
+        acc = np.empty(c_out, np.int32)
+        best = np.empty(c_out, np.int32)
+        for n in range(n_):
+            for r in range(out.shape[1]):
+                for q in range(out.shape[2]):
+                    best[:] = -(2**30)
+                    for py in range(p):
+                        for px in range(p):
+                            y, x = r * p + py, q * p + px
+                            acc[:] = 0
+                            for dy in range(k):
+                                yy = y + dy - pad
+                                if yy < 0 or yy >= h:
+                                    continue
+                                for dx in range(k):
+                                    xx = x + dx - pad
+                                    if xx < 0 or xx >= wd:
+                                        continue
+                                    for c in range(c_in):
+                                        v = np.int32(pixels[n, yy, xx, c])
+                                        for co in range(c_out):
+                                            acc[co] += v * w[dy, dx, c, co]
+                            for co in range(c_out):
+                                a = 2 * acc[co] - factor * inside[y, x, co]
+                                if a > best[co]:
+                                    best[co] = a
+                    _set_map_bits(best, threshold, direction, out, n, r, q)
+
+    @numba.njit(cache=True, nogil=True)
+    def _conv_bits(
+        x: Any, w_t: Any, c_in: Any, p: Any, threshold: Any, direction: Any, out: Any
+    ) -> Any:
+        # a convolution on bit maps (a word per 64 channels at each position): XNOR-popcount
+        # of the taps inside the image, pooled and thresholded into bit maps
+        n_, h, wd, wc = x.shape
+        k = w_t.shape[0]
+        c_out = w_t.shape[3]
+        pad = k // 2
+        pc = np.empty(c_out, np.int64)
+        best = np.empty(c_out, np.int64)
+        for n in range(n_):
+            for r in range(out.shape[1]):
+                for q in range(out.shape[2]):
+                    best[:] = -(2**40)
+                    for py in range(p):
+                        for px in range(p):
+                            y, xq = r * p + py, q * p + px
+                            pc[:] = 0
+                            taps = 0
+                            for dy in range(k):
+                                yy = y + dy - pad
+                                if yy < 0 or yy >= h:
+                                    continue
+                                for dx in range(k):
+                                    xx = xq + dx - pad
+                                    if xx < 0 or xx >= wd:
+                                        continue
+                                    taps += 1
+                                    for v in range(wc):
+                                        xv = ~x[n, yy, xx, v]
+                                        for co in range(c_out):
+                                            pc[co] += _popcount(xv ^ w_t[dy, dx, v, co])
+                            for co in range(c_out):
+                                a = 2 * pc[co] - taps * c_in
+                                if a > best[co]:
+                                    best[co] = a
+                    _set_map_bits(best, threshold, direction, out, n, r, q)
+
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def _set_map_bits(
+        best: Any, threshold: Any, direction: Any, out: Any, n: Any, r: Any, q: Any
+    ) -> Any:
+        for v in range(out.shape[3]):
+            out[n, r, q, v] = 0
+        for co in range(len(best)):
+            on = best[co] > threshold[co] if direction[co] > 0 else best[co] < threshold[co]
+            if on:
+                out[n, r, q, co >> 6] |= np.uint64(1) << np.uint64(co & 63)
+
+
 class Engine:
     """A packed model made ready to run: weights laid out for the kernels once, at load.
 
@@ -116,6 +209,51 @@ class Engine:
         self.compiled = (kernels if kernels is not None else default_kernels()).name == "numba"
         self.model = model
         self._prepared = [self._prepare(layer) for layer in model.layers]
+        self._conv_prepared = [self._prepare_conv(conv) for conv in model.convs]
+
+    @staticmethod
+    def _prepare_conv(conv: PackedConv) -> dict[str, Any]:
+        """A packed stage's weights as its loop reads them."""
+        if conv.kind == "pixels":
+            return {
+                "w": np.ascontiguousarray(conv.weights, dtype=np.int32),
+                "inside": np.ascontiguousarray(inside_sums(conv), dtype=np.int32),
+            }
+        if conv.kind == "binary":  # channel words per (tap, output channel), padding bits 1
+            k, _, c_in, c_out = conv.weights.shape
+            per_tap = conv.weights.transpose(0, 1, 3, 2).reshape(-1, c_in)
+            words = pack_bits(per_tap, pad=1).reshape(k, k, c_out, -1)
+            return {"w_t": np.ascontiguousarray(words.transpose(0, 1, 3, 2))}
+        return {}
+
+    def _convolutions(self, pixels: np.ndarray) -> np.ndarray:
+        """The convolutional stages on a batch of images: +-1 or floats, flattened."""
+        x: np.ndarray = pixels.reshape(len(pixels), *self.model.convs[0].shape_in)
+        as_map = False  # whether x holds bit maps (N, H, W, channel words)
+        for conv, prepared in zip(self.model.convs, self._conv_prepared, strict=True):
+            compiled = self.compiled and conv.packed and conv.output == "bits"
+            if not compiled:
+                if as_map:
+                    x, as_map = _unmap(x, conv.shape_in[2]), False
+                x = run_conv(conv, x, self.model.input_divisor)
+                continue
+            ho, wo, c_out = conv.shape_out
+            out = np.empty((len(x), ho, wo, -(-c_out // 64)), np.uint64)
+            assert conv.threshold is not None and conv.direction is not None
+            threshold, direction = conv.threshold.astype(np.int64), conv.direction
+            if conv.kind == "pixels":
+                pix = np.ascontiguousarray(x, dtype=np.uint8)
+                _conv_pixels(pix, prepared["w"], prepared["inside"], conv.pixel_factor,
+                             conv.pool, threshold, direction, out)  # fmt: skip
+            else:
+                if not as_map:
+                    x = _to_map(x)
+                _conv_bits(x, prepared["w_t"], conv.shape_in[2], conv.pool, threshold,
+                           direction, out)  # fmt: skip
+            x, as_map = out, True
+        if as_map:
+            x = _unmap(x, self.model.convs[-1].c_out)
+        return x.reshape(len(x), -1)
 
     @staticmethod
     def _prepare(layer: PackedLayer) -> dict[str, Any]:
@@ -141,10 +279,7 @@ class Engine:
         bits = False  # whether x holds packed bits (else integer pixels or floats)
         layers, convs = self.model.layers, self.model.convs
         if convs:  # the convolutional stages, then their output flattened
-            x = x.reshape(len(x), *convs[0].shape_in)
-            for conv in convs:
-                x = run_conv(conv, x, self.model.input_divisor)
-            x = x.reshape(len(x), -1)
+            x = self._convolutions(x)
             if layers[0].kind == "binary":
                 x, bits = pack_bits(x, pad=0), True
         for k, (layer, prepared) in enumerate(zip(layers, self._prepared, strict=True)):
@@ -236,6 +371,19 @@ class Engine:
         if last != "id":  # the sign family: +1 where positive
             scores = scores > 0
         return np.argmax(scores, axis=1)
+
+
+def _to_map(signs: np.ndarray) -> np.ndarray:
+    """+-1 images (N, H, W, C) as bit maps (N, H, W, ceil(C / 64)), padding bits 0."""
+    n, h, w, c = signs.shape
+    return pack_bits(signs.reshape(-1, c), pad=0).reshape(n, h, w, -1)
+
+
+def _unmap(words: np.ndarray, c: int) -> np.ndarray:
+    """Bit maps back to +-1 images (float32)."""
+    n, h, w, _ = words.shape
+    signs = unpack_bits(words.reshape(n * h * w, -1), c)
+    return signs.reshape(n, h, w, c).astype(np.float32)
 
 
 def predict(model: PackedModel, pixels: np.ndarray) -> np.ndarray:
