@@ -310,9 +310,7 @@ def validate(config: Any) -> dict[str, Any]:
             continue
         for need in opt.needs:
             if not need.met(canonical):
-                raise ConfigError(
-                    f"{opt.label} needs {need.other}; add {need.other} or leave {opt.flag} out"
-                )
+                raise ConfigError(f"{opt.label} needs {need.other}; add it or leave {opt.flag} out")
     return values
 
 
