@@ -15,7 +15,6 @@ from .layers import (
     covered,
     features_of,
     refuse_slice_input_grad,
-    weight_parameter,
 )
 from .quantizers import WeightQuantizer
 
@@ -39,10 +38,8 @@ class Conv2d(WeightLayer):
             raise ConfigError(
                 f"Conv2d takes (K, K, C_in, C_out) weights, odd K; got {weight.shape}"
             )
-        self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
-        self.weight = weight_parameter(weight, self.quantizer)
+        super().__init__(weight, quantizer)
         self._padded: np.ndarray | None = None
-        self._w: np.ndarray | None = None
 
     @property
     def k(self) -> int:

@@ -230,6 +230,11 @@ class WeightLayer(Layer):
     weight: Parameter
     quantizer: WeightQuantizer
 
+    def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
+        self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
+        self.weight = weight_parameter(weight, self.quantizer)
+        self._w: np.ndarray | None = None  # the weights the last training forward used
+
     @property
     def fan_in(self) -> int:
         """Inputs summed into one output (what ``--sn`` divides by)."""
@@ -258,10 +263,8 @@ class Linear(WeightLayer):
     keeps_input = True  # for the weight gradient
 
     def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
-        self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
-        self.weight = weight_parameter(weight, self.quantizer)
+        super().__init__(weight, quantizer)
         self._x: np.ndarray | None = None
-        self._w: np.ndarray | None = None
 
     @property
     def in_features(self) -> int:
