@@ -139,3 +139,33 @@ def test_a_campaign_stopped_mid_run_resumes_without_redoing_an_epoch(tmp_path):
         assert json.loads((out / run / "seed-1" / "summary.json").read_text())["status"] == (
             "completed"
         )
+
+
+@pytest.mark.parametrize("in_worker", [False, True])
+def test_a_stop_asked_after_the_last_safe_point_still_stops_the_campaign(
+    tmp_path, monkeypatch, in_worker
+):
+    # SIGTERM during a run's final evaluation: the run completes and is kept, but the
+    # campaign must not go on to the next run (a pool worker waiting for one never exits)
+    import multiprocessing
+    import os
+    import signal
+
+    from binary_nn.cli import Terminated
+    from binary_nn.experiments import jobs
+    from binary_nn.run import loop
+    from binary_nn.run.config import TrainConfig
+
+    def run_finishing_after_a_sigterm(config, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at once: only sets the stop request
+        return {"status": "completed"}
+
+    monkeypatch.setattr(loop, "run", run_finishing_after_a_sigterm)
+    if in_worker:
+        monkeypatch.setattr(multiprocessing, "parent_process", lambda: object())
+    config = TrainConfig(dataset="digits", out=str(tmp_path / "run"))
+    expected = SystemExit if in_worker else Terminated
+    with pytest.raises(expected) as stopped:
+        jobs._run_one(config, 1)
+    if in_worker:
+        assert stopped.value.code == 143

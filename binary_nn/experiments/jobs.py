@@ -69,6 +69,11 @@ def _run_one(config: TrainConfig, blas_threads: int) -> tuple[str, dict[str, Any
             # again without one); a finished one, or one another campaign writes, is skipped
             config = replace(config, overwrite=True)
             summary = run(config, skip_finished=True, resume=True, stop=stop)
+            if stop.requested:
+                # asked to stop after the run's last safe point: it finished and is kept,
+                # but the campaign stops (a pool worker that went on to wait for the next
+                # run would never exit, and its parent would wait for it forever)
+                raise stop.exception()
         (run_dir / ERROR_FILE).unlink(missing_ok=True)
         return summary["status"], summary, None
     except KeyboardInterrupt:
