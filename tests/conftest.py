@@ -53,3 +53,23 @@ def kernel_backend(request, monkeypatch):
         pytest.skip("numba is not installed (pip install -e '.[fast]')")
     monkeypatch.setenv(kernels.KERNELS_ENV, request.param)
     return kernels.kernels_named(request.param)
+
+
+ARRAY_BACKENDS = ["numpy", "numba", "torch", "array-api-strict"]
+
+
+@pytest.fixture(params=ARRAY_BACKENDS)
+def array_backend(request):
+    """Every kernel backend, the array-API ones (torch on the CPU, array_api_strict) too: a
+    test builds its network with it and moves its inputs with ``asarray``."""
+    from binary_nn.nn import kernels
+    from binary_nn.nn.kernels.array_api import array_kernels
+
+    if request.param in ("numpy", "numba"):
+        if request.param == "numba" and kernels.NUMBA is None:
+            pytest.skip("numba is not installed (pip install -e '.[fast]')")
+        return kernels.kernels_named(request.param)
+    try:
+        return array_kernels(request.param)
+    except ImportError:
+        pytest.skip(f"{request.param} is not installed")

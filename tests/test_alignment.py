@@ -8,6 +8,7 @@ import pytest
 from conftest import numeric_grad
 
 from binary_nn import DFA, GD, MSELoss, classifier
+from binary_nn.data import Dataset
 from binary_nn.learning import one_hot
 from binary_nn.run.alignment import (
     Alignment,
@@ -60,11 +61,9 @@ def test_dfa_with_the_transposed_forward_path_is_aligned_in_a_linear_network(rng
     rule = DFA(network, rng)
     for k in range(2):
         rule.feedback[k][...] = forward_path(network, k).T
-    data = type("Data", (), {})()  # the probe reads only these attributes of the data
     x, labels = rng.normal(size=(20, 6)), rng.integers(0, 3, 20)
-    data.chunks = lambda split, dtype, size, limit: iter([x[:limit]])
-    data.y_train = labels
-    metrics = Alignment(n_examples=20)(ProbeContext(network, rule, MSELoss(), data))
+    data = Dataset("linear", x, labels, x[:0], labels[:0])
+    metrics = Alignment(n_examples=20)(ProbeContext.of(network, rule, MSELoss(), data))
     for k in range(2):
         assert metrics[f"align/weight/{k}"] == pytest.approx(0, abs=1e-6)
         assert metrics[f"align/grad/{k}"] == pytest.approx(0, abs=1e-6)

@@ -11,6 +11,7 @@ from binary_nn import DFA, DRTP, GD, SGD, MSELoss, classifier, train_step
 from binary_nn.data import Dataset
 from binary_nn.learning.cost import rule_costs
 from binary_nn.nn.conv import Conv2d, MaxPool2d
+from binary_nn.nn.kernels.convolution import chunks
 from binary_nn.nn.layers import BatchNorm
 from binary_nn.nn.network import parse_conv
 from binary_nn.nn.quantizers import SignQuantizer
@@ -26,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("kernel_backend")
 def test_conv_backward_matches_finite_differences(chunk_bytes, rng):
     layer = Conv2d(rng.normal(size=(3, 3, 2, 4)))
     layer.chunk_bytes = chunk_bytes
-    assert len(layer._chunks(np.zeros((3, 7, 8, 2)))) == (3 if chunk_bytes == 1 else 1)
+    assert len(chunks(np.zeros((3, 7, 8, 2)), 3, chunk_bytes)) == (3 if chunk_bytes == 1 else 1)
     check_layer(layer, rng.normal(size=(3, 5, 6, 2)), rng, [layer.weight])
 
 

@@ -12,8 +12,6 @@ import pytest
 
 from binary_nn import RULES, SGD, MSELoss, classifier, train_step
 
-pytestmark = pytest.mark.usefixtures("kernel_backend")
-
 EPS = 1e-3
 LR = 0.05
 
@@ -130,24 +128,27 @@ def reference_step(weights, feedback, x, labels, rule, opt):
 
 @pytest.mark.parametrize("option", list(OPTIONS))
 @pytest.mark.parametrize("rule_name", ["GD", "DFA", "DRTP"])
-def test_one_full_batch_step_follows_spec(rule_name, option):
+def test_one_full_batch_step_follows_spec(rule_name, option, array_backend):
     opt = OPTIONS[option]
     rng = np.random.default_rng(11)
     network_options = {k: v for k, v in opt.items() if k != "clip"}
     network = classifier(
-        5, [6, 4], 3, last_activation="tanh", dtype=np.float64, rng=rng, **network_options
-    )
+        5, [6, 4], 3, last_activation="tanh", dtype=np.float64, rng=rng,
+        kernels=array_backend, **network_options,
+    )  # fmt: skip
     rule = RULES.get(rule_name)(network, np.random.default_rng(2))
-    weights = [block.weight_layer.weight.value.copy() for block in network.blocks]
-    feedback = [m.copy() for m in rule.feedback]
+    host = array_backend.to_host
+    weights = [np.array(host(block.weight_layer.weight.value)) for block in network.blocks]
+    feedback = [np.array(host(m)) for m in rule.feedback]
     x = rng.normal(size=(16, 5))
     labels = rng.integers(0, 3, size=16)
     expected = reference_step(weights, feedback, x, labels, rule_name, opt)
 
-    optimizer = SGD(network.parameters(), LR, opt.get("clip", 0.0))
-    train_step(network, rule, optimizer, MSELoss(), x, labels)
+    optimizer = SGD(network.parameters(), LR, opt.get("clip", 0.0), kernels=array_backend)
+    batch, targets = array_backend.asarray(x), array_backend.asarray(labels)
+    train_step(network, rule, optimizer, MSELoss(), batch, targets)
 
-    state = network.named_state()
+    state = {key: host(value) for key, value in network.named_state().items()}
     assert sorted(state) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_allclose(state[key], value, rtol=1e-10, atol=1e-12, err_msg=key)

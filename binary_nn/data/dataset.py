@@ -24,7 +24,7 @@ MAX_CLASSES = 100_000
 PIXEL_DIVISOR = 127.5
 #: divisors for which float32's ``(p - d) / d`` equals float64's ``p / d - 1`` rounded
 #: (127.5: checked for all 256 values in the tests; a power of two: every step is exact)
-_EXACT_IN_FLOAT32 = (127.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
+EXACT_IN_FLOAT32 = (127.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0)
 
 
 def scale_pixels(raw: np.ndarray, dtype: np.dtype, divisor: float = PIXEL_DIVISOR) -> np.ndarray:
@@ -36,7 +36,7 @@ def scale_pixels(raw: np.ndarray, dtype: np.dtype, divisor: float = PIXEL_DIVISO
     the float64 formula rounded to float32 for the divisors of the built-in datasets, at a
     third of the cost of a lookup table; float64 uses the formula itself.
     """
-    if np.dtype(dtype) == np.float32 and divisor in _EXACT_IN_FLOAT32:
+    if np.dtype(dtype) == np.float32 and divisor in EXACT_IN_FLOAT32:
         out = np.subtract(raw, np.float32(divisor), dtype=np.float32)
         out /= np.float32(divisor)
         return out

@@ -49,16 +49,17 @@ def layer_costs(network: Network) -> list[LayerCost]:
         for layer in block.layers:
             out = layer.output_shape(shape)
             params = layer.parameters()
-            n_params = sum(p.value.size for p in params)
-            stored = sum(p.value.nbytes for p in params)
+            n_params = sum(p.size for p in params)
+            itemsize = network.dtype.itemsize
+            stored = n_params * itemsize
             bits: int | None = None
             packed = stored
             if params:
-                bits = 8 * params[0].value.itemsize
+                bits = 8 * itemsize
             if isinstance(layer, WeightLayer) and layer.quantizer.bits is not None:
                 bits = layer.quantizer.bits
-                weight = layer.weight.value
-                packed = stored - weight.nbytes + -(-weight.size * bits // 8)
+                weight = layer.weight.size
+                packed = stored - weight * itemsize + -(-weight * bits // 8)
             macs = layer.forward_macs(shape)
             binary = isinstance(layer, WeightLayer) and layer.quantizer.binary and binary_input
             rows.append(

@@ -8,16 +8,27 @@ that weight gradients are sums over the batch, as the published code has them.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
+import numpy as np
+from array_api_compat import array_namespace, device
+
+from ..nn.kernels import Array
 from ..registry import Registry
 
 
-def one_hot(labels: np.ndarray, n_classes: int, dtype: np.dtype, low: float = -1.0) -> np.ndarray:
-    """One-hot rows: 1 at the label, ``low`` (-1 for targets, 0 for DRTP's ``y01``) elsewhere."""
-    out = np.full((len(labels), n_classes), low, dtype=dtype)
-    out[np.arange(len(labels)), labels] = 1
-    return out
+def one_hot(labels: Array, n_classes: int, dtype: Any, low: float = -1.0) -> Array:
+    """One-hot rows: 1 at the label, ``low`` (-1 for targets, 0 for DRTP's ``y01``) elsewhere;
+    in the labels' namespace and on their device, ``dtype`` a numpy dtype or the namespace's."""
+    xp = array_namespace(labels)
+    dtype = getattr(xp, np.dtype(dtype).name) if isinstance(dtype, (np.dtype, type)) else dtype
+    classes = xp.arange(n_classes, dtype=labels.dtype, device=device(labels))
+    hot = xp.astype(xp.expand_dims(labels, axis=1) == classes, dtype)
+    if low == 0:
+        return hot
+    hot *= 1 - low
+    hot += low
+    return hot
 
 
 class Loss:
@@ -27,13 +38,13 @@ class Loss:
     #: the output activation the loss is written for (None: any)
     output_activation: str | None = None
 
-    def value(self, output: np.ndarray, target: np.ndarray) -> float:
+    def value(self, output: Array, target: Array) -> float:
         return self.value_and_error(output, target)[0]
 
-    def error(self, output: np.ndarray, target: np.ndarray) -> np.ndarray:
+    def error(self, output: Array, target: Array) -> Array:
         return self.value_and_error(output, target)[1]
 
-    def value_and_error(self, output: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_error(self, output: Array, target: Array) -> tuple[float, Array]:
         raise NotImplementedError
 
 
@@ -43,9 +54,10 @@ class MSELoss(Loss):
 
     name = "mse"
 
-    def value_and_error(self, output: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
+    def value_and_error(self, output: Array, target: Array) -> tuple[float, Array]:
         diff = output - target
-        value = float(np.vdot(diff, diff)) / diff.size
+        flat = array_namespace(diff).reshape(diff, (-1,))
+        value = _sum_of_squares(flat) / flat.shape[0]
         diff *= 2
         return value, diff
 
@@ -59,15 +71,23 @@ class CrossEntropyLoss(Loss):
     name = "cross-entropy"
     output_activation = "id"
 
-    def value_and_error(self, output: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-        shifted = output - output.max(axis=1, keepdims=True)
-        log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    def value_and_error(self, output: Array, target: Array) -> tuple[float, Array]:
+        xp = array_namespace(output, target)
+        shifted = output - xp.max(output, axis=1, keepdims=True)
+        log_norm = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
         log_p = shifted - log_norm
         hot = target > 0
-        value = -float(log_p[hot].sum()) / len(output)
-        error = np.exp(log_p)
+        value = -float(xp.sum(log_p[hot])) / output.shape[0]
+        error = xp.exp(log_p)
         error[hot] -= 1
         return value, error
+
+
+def _sum_of_squares(flat: Any) -> float:
+    # numpy's BLAS dot, as release 0.1 summed (the logged loss stays bit for bit the same)
+    if isinstance(flat, np.ndarray):
+        return float(np.vdot(flat, flat))
+    return float(array_namespace(flat).vecdot(flat, flat))
 
 
 LOSSES: Registry[Loss] = Registry("loss", "--loss")

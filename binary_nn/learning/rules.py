@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError
+from ..nn.kernels import Array
 from ..nn.network import Network
 from ..registry import Registry
 
@@ -38,11 +39,9 @@ class LearningRule:
             )
         self.network = network
         self.streaming = streaming
-        self.feedback: list[np.ndarray] = []
+        self.feedback: list[Array] = []
 
-    def backward(
-        self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True
-    ) -> list[np.ndarray]:
+    def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         """Fill every parameter's gradient; return the signal each hidden block received.
 
         Parameters
@@ -74,16 +73,16 @@ class LearningRule:
         """Values of the rule's fixed feedback matrices."""
         return 0
 
-    def named_state(self) -> dict[str, np.ndarray]:
+    def named_state(self) -> dict[str, Array]:
         """``feedback.{k}`` -> the matrix of hidden block ``k`` (live references)."""
         return {f"feedback.{k}": matrix for k, matrix in enumerate(self.feedback)}
 
-    def load_named_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_named_state(self, state: dict[str, Array]) -> None:
         own = self.named_state()
         if set(state) != set(own):
             raise ConfigError(f"{self.name} state needs {sorted(own)}, got {sorted(state)}")
         for key, matrix in own.items():
-            matrix[...] = state[key]
+            matrix[...] = self.network.kernels.asarray(state[key])
 
 
 class GD(LearningRule):
@@ -97,11 +96,9 @@ class GD(LearningRule):
         macs = [block.forward_macs() for block in network.blocks]
         return {"weight_grads": sum(macs), "input_grads": sum(macs[1:]), "projections": 0}
 
-    def backward(
-        self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True
-    ) -> list[np.ndarray]:
+    def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         blocks = self.network.blocks
-        signals: list[np.ndarray] = [error]
+        signals: list[Array] = [error]
         for index in range(len(blocks) - 1, -1, -1):
             grad = blocks[index].backward(signals[0], need_input_grad=index > 0)
             if grad is not None:
@@ -122,8 +119,13 @@ class DirectFeedbackRule(LearningRule):
     ) -> None:
         super().__init__(network, rng, streaming)
         rng = rng if rng is not None else np.random.default_rng()
+        # drawn on the host, so a seed gives the same matrices on every backend
         self.feedback = [
-            rng.uniform(-1, 1, size=(network.n_classes, block.output_size)).astype(network.dtype)
+            network.kernels.asarray(
+                rng.uniform(-1, 1, size=(network.n_classes, block.output_size)).astype(
+                    network.dtype
+                )
+            )
             for block in network.hidden_blocks
         ]
 
@@ -141,26 +143,26 @@ class DirectFeedbackRule(LearningRule):
     def feedback_values(cls, network: Network) -> int:
         return network.n_classes * sum(block.output_size for block in network.hidden_blocks)
 
-    def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
+    def signal(self, error: Array, target01: Array) -> Array:
         """What is projected to the hidden blocks."""
         raise NotImplementedError
 
-    def project(self, signal: np.ndarray, k: int, features: slice | None = None) -> np.ndarray:
+    def project(self, signal: Array, k: int, features: slice | None = None) -> Array:
         """``signal @ F_k``, shaped as hidden block ``k``'s output; with ``features`` (a slice
         of the output's last axis), only those features' part of it."""
+        xp = self.network.kernels.xp
         matrix, shape = self.feedback[k], self.network.hidden_blocks[k].output_shape
+        rows = matrix.shape[0]
         if features is not None:  # the matrix's columns of those features (a small copy)
-            part = matrix.reshape(len(matrix), *shape)[..., features]
-            matrix, shape = part.reshape(len(matrix), -1), part.shape[1:]
+            part = xp.reshape(matrix, (rows, *shape))[..., features]
+            matrix, shape = xp.reshape(part, (rows, -1)), tuple(part.shape[1:])
         if self.projection_is_lookup:  # one-hot rows: y01 @ P is P's row of each label
-            projected = matrix[signal.argmax(axis=1)]
+            projected = xp.take(matrix, xp.argmax(signal, axis=1), axis=0)
         else:
             projected = signal @ matrix
-        return projected.reshape(len(signal), *shape)
+        return xp.reshape(projected, (signal.shape[0], *shape))
 
-    def backward(
-        self, error: np.ndarray, target01: np.ndarray, keep_signals: bool = True
-    ) -> list[np.ndarray]:
+    def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         self.network.output_block.backward(error, need_input_grad=False)
         signal = self.signal(error, target01)
         signals = []
@@ -178,7 +180,7 @@ class DFA(DirectFeedbackRule):
 
     name = "DFA"
 
-    def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
+    def signal(self, error: Array, target01: Array) -> Array:
         return error
 
 
@@ -193,7 +195,7 @@ class DRTP(DirectFeedbackRule):
     projection_is_lookup = True
     supports_streaming = True
 
-    def signal(self, error: np.ndarray, target01: np.ndarray) -> np.ndarray:
+    def signal(self, error: Array, target01: Array) -> Array:
         return target01
 
 

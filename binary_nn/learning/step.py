@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple, Protocol
 
-import numpy as np
-
-from ..nn.kernels import ArrayStatistics
+from ..nn.kernels import Array, ArrayStatistics
 from ..nn.layers import Parameter
 from ..nn.network import Block, Network
 from .cost import block_held_values
@@ -39,8 +38,8 @@ def train_step(
     rule: LearningRule,
     optimizer: Optimizer,
     loss: Loss,
-    x: np.ndarray,
-    labels: np.ndarray,
+    x: Array,
+    labels: Array,
     statistics: Statistics | None = None,
 ) -> StepResult:
     """Forward, loss, the rule's backward, the optimizer's step and (optionally) statistics.
@@ -56,7 +55,7 @@ def train_step(
         return streaming_step(network, rule, optimizer, loss, batch.pop(), labels, statistics)
     target = one_hot(labels, network.n_classes, network.dtype)
     value, error = loss.value_and_error(network.forward(x, train=True), target)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         return StepResult(value, None)
     target += 1  # {-1, 1} -> {0, 2}
     target *= 0.5  # -> y01 in {0, 1}
@@ -90,8 +89,8 @@ def streaming_step(
     rule: DirectFeedbackRule,
     optimizer: Optimizer,
     loss: Loss,
-    x: np.ndarray,
-    labels: np.ndarray,
+    x: Array,
+    labels: Array,
     statistics: Statistics | None = None,
     chunk_bytes: int = STREAMING_CHUNK_BYTES,
 ) -> StepResult:
@@ -123,10 +122,10 @@ def streaming_step(
     for k, block in enumerate(network.hidden_blocks):
         out = block.forward(h, train=True)
         slices: list[slice | None] = [None]  # the whole signal at once
-        if len(h) * block.output_size * itemsize > chunk_bytes:
+        if h.shape[0] * block.output_size * itemsize > chunk_bytes:
             held = held or [block_held_values(b) for b in network.blocks]
-            room = max(chunk_bytes, (max(held) - held[k]) * len(h) * itemsize // 2)
-            found = feature_slices(block, len(h), itemsize, room)
+            room = max(chunk_bytes, (max(held) - held[k]) * h.shape[0] * itemsize // 2)
+            found = feature_slices(block, h.shape[0], itemsize, room)
             slices = [*found] if len(found) > 1 else slices
         for features in slices:
             # the projection is this step's own array: the block may compute in its memory
@@ -140,7 +139,7 @@ def streaming_step(
         h = out
     block = network.output_block
     value, error = loss.value_and_error(block.forward(h, train=True), target)
-    if not np.isfinite(value):
+    if not math.isfinite(value):
         return StepResult(value, None)
     block.backward(error, need_input_grad=False)
     summaries = optimizer.step(summarize, only=block.parameters())

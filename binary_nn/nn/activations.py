@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..registry import Registry
-from .kernels import NUMPY, KernelBackend
+from .kernels import NUMPY, Array, KernelBackend
 from .quantizers import sign
 
 
@@ -32,19 +32,17 @@ class Activation:
     needs: str | None = None
     binary_output = False
 
-    def forward(
-        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
-    ) -> np.ndarray:
+    def forward(self, a: Array, in_place: bool = False, kernels: KernelBackend = NUMPY) -> Array:
         raise NotImplementedError
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         a: Any,
         y: Any,
         in_place: bool = False,
         kernels: KernelBackend = NUMPY,
-    ) -> np.ndarray:
+    ) -> Array:
         """``grad`` times the derivative used at pre-activation ``a`` (``y`` is ``forward(a)``);
         only the array ``needs`` names is given, the other may be None. ``in_place`` lets it
         overwrite ``grad``."""
@@ -56,38 +54,34 @@ class Tanh(Activation):
     saturation_threshold = 2.0
     needs = "output"
 
-    def forward(
-        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
-    ) -> np.ndarray:
-        return np.tanh(a, out=a if in_place else None)
+    def forward(self, a: Array, in_place: bool = False, kernels: KernelBackend = NUMPY) -> Array:
+        return kernels.tanh(a, in_place)
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         a: Any,
         y: Any,
         in_place: bool = False,
         kernels: KernelBackend = NUMPY,
-    ) -> np.ndarray:
+    ) -> Array:
         return kernels.times_one_minus_square(grad, y, in_place)
 
 
 class Identity(Activation):
     name = "id"
 
-    def forward(
-        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
-    ) -> np.ndarray:
+    def forward(self, a: Array, in_place: bool = False, kernels: KernelBackend = NUMPY) -> Array:
         return a
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         a: Any,
         y: Any,
         in_place: bool = False,
         kernels: KernelBackend = NUMPY,
-    ) -> np.ndarray:
+    ) -> Array:
         return grad
 
 
@@ -98,19 +92,17 @@ class Sign(Activation):
     saturation_threshold = 1.0
     binary_output = True
 
-    def forward(
-        self, a: np.ndarray, in_place: bool = False, kernels: KernelBackend = NUMPY
-    ) -> np.ndarray:
+    def forward(self, a: Array, in_place: bool = False, kernels: KernelBackend = NUMPY) -> Array:
         return sign(a, out=a if in_place else None, kernels=kernels)
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         a: Any,
         y: Any,
         in_place: bool = False,
         kernels: KernelBackend = NUMPY,
-    ) -> np.ndarray:
+    ) -> Array:
         return grad
 
 
@@ -122,12 +114,12 @@ class SignSat(Sign):
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         a: Any,
         y: Any,
         in_place: bool = False,
         kernels: KernelBackend = NUMPY,
-    ) -> np.ndarray:
+    ) -> Array:
         return kernels.pass_where_below(grad, a, 1.0, in_place)
 
 
@@ -139,13 +131,13 @@ class SignTanh(Sign):
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         a: Any,
         y: Any,
         in_place: bool = False,
         kernels: KernelBackend = NUMPY,
-    ) -> np.ndarray:
-        return kernels.times_one_minus_square(grad, np.tanh(a), in_place)
+    ) -> Array:
+        return kernels.times_one_minus_square(grad, kernels.tanh(a), in_place)
 
 
 ACTIVATIONS: Registry[Activation] = Registry("activation", "--hidden-act/--last-act")

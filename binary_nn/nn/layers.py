@@ -28,10 +28,11 @@ import math
 from typing import ClassVar
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from ..errors import ConfigError
 from .activations import Activation
-from .kernels import KernelBackend, default_kernels
+from .kernels import Array, KernelBackend, default_kernels
 from .quantizers import WeightQuantizer
 
 Shape = tuple[int, ...]
@@ -42,10 +43,10 @@ def covered(features: slice | None) -> slice:
     return slice(None) if features is None else features
 
 
-def features_of(array: np.ndarray, features: slice | None) -> np.ndarray:
+def features_of(array: Array, features: slice | None, kernels: KernelBackend) -> Array:
     """The features' part of ``array`` (its last axis), C-contiguous: the compiled kernels
     then take it as they take the whole (the same loops, the same numbers)."""
-    return array if features is None else np.ascontiguousarray(array[..., features])
+    return array if features is None else kernels.contiguous(array[..., features])
 
 
 def refuse_slice_input_grad(layer: Layer, features: slice | None, need_input_grad: bool) -> None:
@@ -65,17 +66,18 @@ class Parameter:
     what it is.
 
     The gradient array is made when first used, so a network built only to be described
-    (:func:`~binary_nn.nn.network.classifier` with ``shape_only``) holds no memory.
+    (:func:`~binary_nn.nn.network.classifier` with ``shape_only``) holds no memory. ``value``
+    is an array of the network's kernel backend (numpy, or torch on a GPU).
     """
 
     __slots__ = ("_grad", "role", "value")
 
-    def __init__(self, value: np.ndarray, role: str) -> None:
+    def __init__(self, value: Array, role: str) -> None:
         if role not in ROLES:
             raise ValueError(f"a parameter's role is one of {ROLES}, got {role!r}")
         self.value = value
         self.role = role
-        self._grad: np.ndarray | None = None
+        self._grad: Array | None = None
 
     @property
     def is_weight(self) -> bool:
@@ -88,17 +90,26 @@ class Parameter:
         return "weight" if self.is_weight else self.role
 
     @property
-    def grad(self) -> np.ndarray:
+    def grad(self) -> Array:
         if self._grad is None:
-            self._grad = np.zeros_like(self.value)
+            self._grad = array_namespace(self.value).zeros_like(self.value)
         return self._grad
 
     @grad.setter
-    def grad(self, value: np.ndarray) -> None:
+    def grad(self, value: Array) -> None:
         self._grad = value
 
+    @property
+    def size(self) -> int:
+        """Values in the parameter."""
+        return math.prod(self.value.shape)
 
-def weight_parameter(weight: np.ndarray, quantizer: WeightQuantizer) -> Parameter:
+    def drop_grad(self) -> None:
+        """Forget the gradient array (a new one is made, zeros, when next used)."""
+        self._grad = None
+
+
+def weight_parameter(weight: Array, quantizer: WeightQuantizer) -> Parameter:
     """A weight layer's weights, whose role its quantizer decides (binary or real)."""
     return Parameter(weight, "binary" if quantizer.binary else "weight")
 
@@ -128,19 +139,23 @@ class Layer:
         return self._kernels
 
     def use_kernels(self, kernels: KernelBackend) -> None:
+        """Compute with ``kernels`` from now on, the layer's state moved to its device."""
         self._kernels = kernels
+        for p in self.parameters():
+            p.value = kernels.asarray(p.value)
+            p.drop_grad()  # made again on the device when used
 
-    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
         raise NotImplementedError
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         raise NotImplementedError
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -150,30 +165,31 @@ class Layer:
     def named_parameters(self) -> dict[str, Parameter]:
         return {}
 
-    def named_buffers(self) -> dict[str, np.ndarray]:
+    def named_buffers(self) -> dict[str, Array]:
         """State that is kept but not trained."""
         return {}
 
     def parameters(self) -> list[Parameter]:
         return list(self.named_parameters().values())
 
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, Array]:
         """Every array of the layer's state by name: live references, not copies."""
         state = {name: p.value for name, p in self.named_parameters().items()}
         state.update(self.named_buffers())
         return state
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: dict[str, Array]) -> None:
         """Copy ``state`` (every name of :meth:`state_dict`, same shapes) into the layer."""
         own = self.state_dict()
         if set(state) != set(own):
             raise ConfigError(f"{self.kind} state needs {sorted(own)}, got {sorted(state)}")
         for name, target in own.items():
-            if np.shape(state[name]) != target.shape:
+            if tuple(np.shape(state[name])) != tuple(target.shape):
                 raise ConfigError(
-                    f"{self.kind}.{name} has shape {target.shape}, got {np.shape(state[name])}"
+                    f"{self.kind}.{name} has shape {tuple(target.shape)}, "
+                    f"got {np.shape(state[name])}"
                 )
-            target[...] = state[name]
+            target[...] = self.kernels.asarray(state[name])
 
     def describe(self) -> str | None:
         """A short tag for the architecture summary, or None."""
@@ -200,21 +216,21 @@ class Flatten(Layer):
     def __init__(self) -> None:
         self._shape: tuple[int, ...] = ()
 
-    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
         if train:
-            self._shape = x.shape
-        return x.reshape(len(x), -1)
+            self._shape = tuple(x.shape)
+        return self.kernels.xp.reshape(x, (x.shape[0], -1))
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         refuse_slice_input_grad(self, features, need_input_grad)
-        return grad.reshape(self._shape) if need_input_grad else None
+        return self.kernels.xp.reshape(grad, self._shape) if need_input_grad else None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         return (math.prod(input_shape),)
@@ -230,17 +246,17 @@ class WeightLayer(Layer):
     weight: Parameter
     quantizer: WeightQuantizer
 
-    def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
+    def __init__(self, weight: Array, quantizer: WeightQuantizer | None = None) -> None:
         self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
         self.weight = weight_parameter(weight, self.quantizer)
-        self._w: np.ndarray | None = None  # the weights the last training forward used
+        self._w: Array | None = None  # the weights the last training forward used
 
     @property
     def fan_in(self) -> int:
         """Inputs summed into one output (what ``--sn`` divides by)."""
         raise NotImplementedError
 
-    def effective_weight(self) -> np.ndarray:
+    def effective_weight(self) -> Array:
         """The weights the forward computes with, ``q(W)``."""
         return self.quantizer.forward(self.weight.value, self.kernels)
 
@@ -262,9 +278,9 @@ class Linear(WeightLayer):
     kind = "linear"
     keeps_input = True  # for the weight gradient
 
-    def __init__(self, weight: np.ndarray, quantizer: WeightQuantizer | None = None) -> None:
+    def __init__(self, weight: Array, quantizer: WeightQuantizer | None = None) -> None:
         super().__init__(weight, quantizer)
-        self._x: np.ndarray | None = None
+        self._x: Array | None = None
 
     @property
     def in_features(self) -> int:
@@ -278,7 +294,7 @@ class Linear(WeightLayer):
     def fan_in(self) -> int:
         return self.in_features
 
-    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
         w = self.effective_weight()
         if train:
             self._x, self._w = x, w
@@ -286,17 +302,17 @@ class Linear(WeightLayer):
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         assert self._x is not None and self._w is not None, "backward before a training forward"
         refuse_slice_input_grad(self, features, need_input_grad)
         columns = covered(features)
         weight_grad = self.weight.grad[:, columns]
-        np.matmul(self._x.T, grad, out=weight_grad)
+        self.kernels.matmul_into(self._x.T, grad, weight_grad)
         self.quantizer.backward(weight_grad, self.weight.value[:, columns])
         return grad @ self._w.T if need_input_grad else None
 
@@ -320,17 +336,17 @@ class Scaler(Layer):
     def __init__(self, fan_in: int) -> None:
         self.fan_in = fan_in
 
-    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
-        return np.divide(x, self.fan_in, out=x if overwrite else None)
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
+        return self.kernels.divide(x, self.fan_in, in_place=overwrite)
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         return grad / self.fan_in if need_input_grad else None
 
     def describe(self) -> str | None:
@@ -356,31 +372,31 @@ class BatchNorm(Layer):
     ) -> None:
         self.gamma = Parameter(np.ones(n_features, dtype), "scale")
         self.beta = Parameter(np.zeros(n_features, dtype), "shift")
-        self.running_mean: np.ndarray = np.zeros(n_features, dtype)
-        self.running_var: np.ndarray = np.ones(n_features, dtype)
+        self.running_mean: Array = np.zeros(n_features, dtype)
+        self.running_var: Array = np.ones(n_features, dtype)
         self.running_initialised = False
         self.eps = eps
         self.momentum = momentum
-        self._x_hat: np.ndarray | None = None
-        self._inv_std: np.ndarray | None = None
+        self._x_hat: Array | None = None
+        self._inv_std: Array | None = None
 
-    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
-        shape = x.shape
-        x = x.reshape(-1, shape[-1])  # (examples x positions, channels): a view
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
+        xp, shape = self.kernels.xp, tuple(x.shape)
+        x = xp.reshape(x, (-1, shape[-1]))  # (examples x positions, channels): a view
         if not train:  # one affine map per feature: x * scale + shift
-            scale = self.gamma.value / np.sqrt(self.running_var + self.eps)
+            scale = self.gamma.value / xp.sqrt(self.running_var + self.eps)
             shift = self.beta.value - self.running_mean * scale
-            return self.kernels.scale_shift(x, scale, shift).reshape(shape)
+            return xp.reshape(self.kernels.scale_shift(x, scale, shift), shape)
         out, self._x_hat, mean, var, self._inv_std = self.kernels.batchnorm_train(
             x, self.gamma.value, self.beta.value, self.eps
         )
         self._update_running(mean, var)
-        return out.reshape(shape)
+        return xp.reshape(out, shape)
 
-    def _update_running(self, mean: np.ndarray, var: np.ndarray) -> None:
+    def _update_running(self, mean: Array, var: Array) -> None:
         if not self.running_initialised:
-            self.running_mean[:] = mean
-            self.running_var[:] = var
+            self.running_mean[...] = mean
+            self.running_var[...] = var
             self.running_initialised = True
             return
         m = self.momentum
@@ -391,19 +407,19 @@ class BatchNorm(Layer):
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         assert self._x_hat is not None and self._inv_std is not None, "backward before forward"
-        shape = grad.shape
+        xp, shape = self.kernels.xp, tuple(grad.shape)
         every = covered(features)
         # exact gradient through the batch mean and variance (each feature's own)
         result = self.kernels.batchnorm_backward(
-            grad.reshape(-1, shape[-1]),
-            features_of(self._x_hat, features),
+            xp.reshape(grad, (-1, shape[-1])),
+            features_of(self._x_hat, features, self.kernels),
             self.gamma.value[every],
             self._inv_std[every],
             self.gamma.grad[every],
@@ -411,15 +427,20 @@ class BatchNorm(Layer):
             need_input_grad,
             in_place=overwrite,
         )
-        return None if result is None else result.reshape(shape)
+        return None if result is None else xp.reshape(result, shape)
 
     def named_parameters(self) -> dict[str, Parameter]:
         return {"gamma": self.gamma, "beta": self.beta}
 
-    def named_buffers(self) -> dict[str, np.ndarray]:
+    def named_buffers(self) -> dict[str, Array]:
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
-    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+    def use_kernels(self, kernels: KernelBackend) -> None:
+        super().use_kernels(kernels)
+        self.running_mean = kernels.asarray(self.running_mean)
+        self.running_var = kernels.asarray(self.running_var)
+
+    def load_state_dict(self, state: dict[str, Array]) -> None:
         super().load_state_dict(state)
         self.running_initialised = True
 
@@ -445,11 +466,11 @@ class ActivationLayer(Layer):
     def __init__(self, activation: Activation) -> None:
         self.activation = activation
         self.keep_input = False
-        self.input: np.ndarray | None = None
-        self._output: np.ndarray | None = None
+        self.input: Array | None = None
+        self._output: Array | None = None
         self._ready = False
 
-    def forward(self, x: np.ndarray, *, train: bool, overwrite: bool = False) -> np.ndarray:
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
         needs = self.activation.needs
         keep = train and (needs == "input" or self.keep_input)
         y = self.activation.forward(x, in_place=overwrite and not keep, kernels=self.kernels)
@@ -461,15 +482,15 @@ class ActivationLayer(Layer):
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         assert self._ready, "backward before a training forward"
-        a = None if self.input is None else features_of(self.input, features)
-        y = None if self._output is None else features_of(self._output, features)
+        a = None if self.input is None else features_of(self.input, features, self.kernels)
+        y = None if self._output is None else features_of(self._output, features, self.kernels)
         return self.activation.backward(grad, a, y, in_place=overwrite, kernels=self.kernels)
 
     @property

@@ -24,7 +24,7 @@ import numpy as np
 from ..errors import ConfigError
 from .activations import ACTIVATIONS
 from .conv import Conv2d, MaxPool2d
-from .kernels import KernelBackend, default_kernels
+from .kernels import Array, KernelBackend, default_kernels
 from .layers import (
     ActivationLayer,
     BatchNorm,
@@ -80,11 +80,16 @@ class Block:
         return self.weight_layer
 
     @property
+    def kernels(self) -> KernelBackend:
+        """The kernel backend the block's layers compute with."""
+        return self.weight_layer.kernels
+
+    @property
     def output_size(self) -> int:
         """Values per example at the block's output: the size of a rule's feedback to it."""
         return math.prod(self.output_shape)
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: Array, *, train: bool) -> Array:
         """Every layer in turn. An array made inside the block that no layer keeps (as its
         output) is handed to the next layer to compute in; the block's input never is."""
         owned = False
@@ -96,12 +101,12 @@ class Block:
 
     def backward(
         self,
-        grad: np.ndarray,
+        grad: Array,
         *,
         need_input_grad: bool,
         overwrite: bool = False,
         features: slice | None = None,
-    ) -> np.ndarray | None:
+    ) -> Array | None:
         """Backward through every layer; ``grad`` has the block's output shape.
 
         With ``overwrite`` the caller gives ``grad`` away: the layers may compute in its memory.
@@ -109,7 +114,7 @@ class Block:
         ``features`` (a slice of the output's last axis; see :mod:`binary_nn.nn.layers`) takes
         the step for those features only, ``grad`` holding just them, with no input gradient.
         """
-        result: np.ndarray | None = grad
+        result: Array | None = grad
         owned = overwrite
         for index in range(len(self.layers) - 1, -1, -1):
             if result is None:  # nothing below trains and no input gradient is wanted
@@ -121,7 +126,8 @@ class Block:
                 overwrite=owned,
                 features=features,
             )
-            if result is not None and not np.may_share_memory(result, incoming):
+            shares = result is not None and self.kernels.may_share_memory(result, incoming)
+            if result is not None and not shares:
                 owned = True  # a new array: no one else holds it
         return result
 
@@ -141,7 +147,7 @@ class Block:
         for layer in self.layers:
             layer.release()
 
-    def named_state(self) -> dict[str, np.ndarray]:
+    def named_state(self) -> dict[str, Array]:
         """``{kind}.{name}`` -> array (live references) for every layer with state."""
         return {
             f"{layer.kind}.{name}": array
@@ -149,7 +155,7 @@ class Block:
             for name, array in layer.state_dict().items()
         }
 
-    def load_named_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_named_state(self, state: dict[str, Array]) -> None:
         for layer in self.layers:
             prefix = f"{layer.kind}."
             own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
@@ -228,9 +234,9 @@ class Network:
         }
 
     def n_parameters(self) -> int:
-        return sum(p.value.size for p in self.parameters())
+        return sum(p.size for p in self.parameters())
 
-    def forward(self, x: np.ndarray, *, train: bool) -> np.ndarray:
+    def forward(self, x: Array, *, train: bool) -> Array:
         for block in self.blocks:
             x = block.forward(x, train=train)
         return x
@@ -240,7 +246,7 @@ class Network:
         for block in self.hidden_blocks:
             block.activation.keep_input = keep
 
-    def block_outputs(self, x: np.ndarray) -> list[np.ndarray]:
+    def block_outputs(self, x: Array) -> list[Array]:
         """Every block's output for ``x`` in evaluation mode (the output block's last)."""
         outputs = []
         for block in self.blocks:
@@ -248,7 +254,7 @@ class Network:
             outputs.append(x)
         return outputs
 
-    def named_state(self) -> dict[str, np.ndarray]:
+    def named_state(self) -> dict[str, Array]:
         """``{kind}.{block}.{name}`` -> array (live references), e.g. ``linear.0.weight``."""
         state = {}
         for k, block in enumerate(self.blocks):
@@ -257,7 +263,7 @@ class Network:
                 state[f"{kind}.{k}.{name}"] = array
         return state
 
-    def load_named_state(self, state: dict[str, np.ndarray]) -> None:
+    def load_named_state(self, state: dict[str, Array]) -> None:
         """Copy ``state`` (the keys and shapes of :meth:`named_state`) into the network."""
         for k, block in enumerate(self.blocks):
             own = {}
@@ -277,11 +283,12 @@ class Network:
         for block in self.blocks:
             bits = block.weight_layer.quantizer.bits
             for p in block.parameters():
-                stored += p.value.nbytes
+                nbytes = p.size * self.dtype.itemsize
+                stored += nbytes
                 if p is block.weight_layer.weight and bits is not None:
-                    packed += -(-p.value.size * bits // 8)
+                    packed += -(-p.size * bits // 8)
                 else:
-                    packed += p.value.nbytes
+                    packed += nbytes
         return stored, packed
 
 
@@ -397,7 +404,7 @@ def classifier(
     hidden_act = ACTIVATIONS.get(hidden_activation)
     last_act = ACTIVATIONS.get(last_activation)
 
-    def draw(shape: tuple[int, ...]) -> np.ndarray:
+    def draw(shape: tuple[int, ...]) -> Array:
         if shape_only:
             return np.broadcast_to(np.zeros((), dtype), shape)
         # drawn in float64 then cast, so both dtypes start from the same weights; a few rows

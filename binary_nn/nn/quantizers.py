@@ -13,18 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
+from array_api_compat import array_namespace
 
 from ..registry import Registry
-from .kernels import KernelBackend, default_kernels
+from .kernels import Array, KernelBackend, default_kernels
 
 
-def sign(
-    values: np.ndarray, out: np.ndarray | None = None, kernels: KernelBackend | None = None
-) -> np.ndarray:
+def sign(values: Array, out: Array | None = None, kernels: KernelBackend | None = None) -> Array:
     """``+1`` where ``values > 0``, else ``-1`` (so 0 maps to -1), in the dtype of ``values``."""
     kernels = kernels if kernels is not None else default_kernels()
-    return kernels.sign_into(values, np.empty_like(values) if out is None else out)
+    return kernels.sign_into(values, kernels.xp.empty_like(values) if out is None else out)
 
 
 class WeightSTE:
@@ -32,7 +30,7 @@ class WeightSTE:
 
     name = "identity"
 
-    def apply(self, grad: np.ndarray, weight: np.ndarray) -> None:
+    def apply(self, grad: Array, weight: Array) -> None:
         """Modify ``grad`` in place, given the latent ``weight`` it belongs to."""
 
 
@@ -41,8 +39,9 @@ class SaturatedSTE(WeightSTE):
 
     name = "sat"
 
-    def apply(self, grad: np.ndarray, weight: np.ndarray) -> None:
-        grad[np.abs(weight) >= 1] = 0
+    def apply(self, grad: Array, weight: Array) -> None:
+        xp = array_namespace(grad, weight)
+        grad[...] = xp.where(xp.abs(weight) >= 1, xp.zeros_like(grad), grad)
 
 
 class TanhSTE(WeightSTE):
@@ -50,8 +49,8 @@ class TanhSTE(WeightSTE):
 
     name = "tanh"
 
-    def apply(self, grad: np.ndarray, weight: np.ndarray) -> None:
-        t = np.tanh(weight)
+    def apply(self, grad: Array, weight: Array) -> None:
+        t = array_namespace(weight).tanh(weight)
         grad *= 1 - t * t
 
 
@@ -66,11 +65,11 @@ class WeightQuantizer:
     name = "real"
     bits: int | None = None
 
-    def forward(self, weight: np.ndarray, kernels: KernelBackend | None = None) -> np.ndarray:
+    def forward(self, weight: Array, kernels: KernelBackend | None = None) -> Array:
         """The weights the layer computes with."""
         return weight
 
-    def backward(self, grad: np.ndarray, weight: np.ndarray) -> None:
+    def backward(self, grad: Array, weight: Array) -> None:
         """Shape ``grad``, the gradient computed as if the forward had used ``weight``, in place."""
 
     @property
@@ -90,10 +89,10 @@ class SignQuantizer(WeightQuantizer):
     def __init__(self, ste: str | WeightSTE = "identity") -> None:
         self.ste = WEIGHT_STES.get(ste) if isinstance(ste, str) else ste
 
-    def forward(self, weight: np.ndarray, kernels: KernelBackend | None = None) -> np.ndarray:
+    def forward(self, weight: Array, kernels: KernelBackend | None = None) -> Array:
         return sign(weight, kernels=kernels)
 
-    def backward(self, grad: np.ndarray, weight: np.ndarray) -> None:
+    def backward(self, grad: Array, weight: Array) -> None:
         self.ste.apply(grad, weight)
 
     def describe(self) -> str:

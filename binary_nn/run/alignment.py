@@ -72,7 +72,7 @@ def forward_path(network: Network, k: int) -> np.ndarray:
     n_classes), the forward path's linearisation with activations and batch norm as identity."""
     path: np.ndarray | None = None
     for block in network.blocks[k + 1 :]:
-        w = block.weight_layer.effective_weight()
+        w = network.kernels.to_host(block.weight_layer.effective_weight())
         w = w.reshape(-1, w.shape[-1])
         path = w if path is None else path @ w
     assert path is not None
@@ -96,6 +96,7 @@ def rule_and_backprop(
     """One training-mode forward of ``x``; the rule's backward, then a backpropagation twin's
     on the same forward. Overwrites the network's gradients and moves batch norm's running
     statistics: give it a copy of a network that trains."""
+    host = network.kernels.to_host
     target = one_hot(labels, network.n_classes, network.dtype)
     inputs, h = [], x
     for block in network.blocks:  # the network's training forward, inputs kept
@@ -104,11 +105,18 @@ def rule_and_backprop(
     _, error = loss.value_and_error(h, target)
     target01 = (target + 1) / 2
     weights = [block.weight_layer.weight for block in network.hidden_blocks]
-    rule_signals = rule.backward(error.copy(), target01)
-    rule_grads = [w.grad.copy() for w in weights]
-    bp_signals = GD(network).backward(error.copy(), target01)
-    bp_grads = [w.grad.copy() for w in weights]
-    return Twin(rule_grads, rule_signals, bp_grads, bp_signals, inputs[: len(weights)])
+    xp = network.kernels.xp
+    rule_signals = rule.backward(xp.asarray(error, copy=True), target01)
+    rule_grads = [np.array(host(w.grad)) for w in weights]  # host copies
+    bp_signals = GD(network).backward(xp.asarray(error, copy=True), target01)
+    bp_grads = [np.array(host(w.grad)) for w in weights]
+    return Twin(
+        rule_grads,
+        [host(s) for s in rule_signals],
+        bp_grads,
+        [host(s) for s in bp_signals],
+        [host(i) for i in inputs[: len(weights)]],
+    )
 
 
 class Alignment(Probe):
@@ -131,9 +139,8 @@ class Alignment(Probe):
         self._signs: list[np.ndarray | None] | None = None
 
     def __call__(self, context: ProbeContext) -> dict[str, Any]:
-        data, dtype = context.dataset, context.network.dtype
-        x = next(data.chunks("train", dtype, self.n_examples, self.n_examples))
-        labels = data.y_train[: len(x)]
+        x = next(context.data.chunks("train", self.n_examples, self.n_examples))
+        labels = context.data.labels("train", x.shape[0])
         # measured on a copy of the network and rule: nothing of it can reach the run
         network, rule = copy.deepcopy((context.network, context.rule))
         metrics: dict[str, Any] = self._measure(network, rule, context.loss, x, labels)
@@ -164,7 +171,7 @@ class Alignment(Probe):
                 isinstance(b.weight_layer, Linear) for b in network.blocks[k + 1 :]
             ):  # a product of weight matrices is the path only through dense layers
                 metrics[f"align/weight/{k}"] = angle_degrees(
-                    rule.feedback[k], forward_path(network, k).T
+                    network.kernels.to_host(rule.feedback[k]), forward_path(network, k).T
                 )
         return metrics
 
@@ -182,8 +189,11 @@ class Alignment(Probe):
         self._signs = [state.get(f"signs.{k}") for k in range(int(state["blocks"]))]
 
     def _flips(self, network: Network) -> dict[str, float | None]:
+        host = network.kernels.to_host
         signs = [
-            sign(b.weight_layer.weight.value) if b.weight_layer.quantizer.binary else None
+            host(sign(b.weight_layer.weight.value, kernels=b.kernels))
+            if b.weight_layer.quantizer.binary
+            else None
             for b in network.hidden_blocks
         ]
         flips: dict[str, float | None] = {}

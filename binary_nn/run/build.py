@@ -16,7 +16,7 @@ from ..learning.cost import cost_summary
 from ..learning.loss import LOSSES, Loss
 from ..learning.optim import Optimizer, Schedule, make_optimizer
 from ..learning.rules import RULES, LearningRule
-from ..nn.kernels import KernelBackend
+from ..nn.kernels import KernelBackend, backend_kernels
 from ..nn.network import Network
 from ..version import __version__
 from . import memory
@@ -24,6 +24,7 @@ from .alignment import Alignment
 from .architecture import build_network
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
+from .device_data import DeviceData
 from .metrics import BatchStatistics
 from .probes import BatchNormRecalibration, Probe, ProbeContext, default_probes
 
@@ -61,11 +62,34 @@ class TrainingRun:
     statistics: BatchStatistics = field(default_factory=BatchStatistics)
     probes: list[Probe] = field(default_factory=default_probes)
     schedule: Schedule = field(default_factory=Schedule)
+    #: the examples where the model computes (set from the dataset and the model)
+    data: DeviceData = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.data = DeviceData(self.dataset, self.model.kernels, self.model.dtype)
 
     @property
     def probe_context(self) -> ProbeContext:
         """What the probes may read of this run."""
-        return ProbeContext(self.model, self.rule, self.loss, self.dataset)
+        return ProbeContext(self.model, self.rule, self.loss, self.dataset, self.data)
+
+
+#: the package each backend needs, as pip installs it
+BACKEND_PACKAGES = {"torch": "torch (pip install 'binary-nn[torch]')", "cupy": "cupy (pip "
+                    "install cupy-cuda12x, for CUDA 12)"}  # fmt: skip
+
+
+def kernels_for(config: TrainConfig) -> KernelBackend:
+    """The kernels of ``--backend`` on ``--device``; one sentence when they cannot be had."""
+    backend = config.array_backend
+    try:
+        return backend_kernels(backend, config.device)
+    except ImportError:
+        raise ConfigError(
+            f"--backend {backend} needs {BACKEND_PACKAGES[backend]}, which is not installed"
+        ) from None
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; run on --device cpu") from None
 
 
 def make_optimizer_for(config: TrainConfig, model: Network) -> Optimizer:
@@ -89,6 +113,8 @@ def run_info(
     stored, packed = model.memory_bytes()
     return {
         "version": __version__,
+        "backend": config.array_backend,
+        "device": config.device,
         "algorithm": config.method,
         "weights": "binarised" if config.binarize else "continuous",
         "input_shape": list(dataset.input_shape),
@@ -124,7 +150,8 @@ def build(
     config: TrainConfig, dataset: Dataset | None = None, kernels: KernelBackend | None = None
 ) -> TrainingRun:
     """Model, rule and optimizer for ``config`` (resolved), drawn from its seed, computing with
-    ``kernels`` (:func:`~binary_nn.nn.kernels.default_kernels` when not given).
+    ``kernels`` (those of ``--backend`` and ``--device`` when not given: see
+    :func:`kernels_for`).
 
     The seed is split into independent streams for the weights, the feedback matrices, the
     shuffling and the validation split, so the same seed gives every rule the same initial
@@ -138,7 +165,9 @@ def build(
             f"-b/--batchsize {config.batchsize} is larger than the training set "
             f"({n_train} examples); choose at most {n_train}"
         )
-    check_memory(config, dataset.input_shape, dataset.n_classes)
+    kernels = kernels if kernels is not None else kernels_for(config)
+    if kernels.device is None:  # host memory; a GPU's is its library's to manage
+        check_memory(config, dataset.input_shape, dataset.n_classes)
     rng = np.random.default_rng(weights_seq)
     model = build_network(config, dataset.input_shape, dataset.n_classes, rng, kernels=kernels)
     rule = RULES.get(config.method)(

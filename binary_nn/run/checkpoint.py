@@ -28,6 +28,7 @@ from ..errors import ConfigError
 from ..files import jsonable, write_bytes_atomic
 from ..learning.optim import Optimizer
 from ..learning.rules import RULES, LearningRule
+from ..nn.kernels import KernelBackend
 from ..nn.network import Network
 from .architecture import build_network
 from .config import TrainConfig
@@ -39,8 +40,10 @@ WEIGHT_KEY = re.compile(r"(linear|conv)\.([0-9]+)\.weight")
 
 
 def _arrays(model: Network, rule: LearningRule | None) -> dict[str, np.ndarray]:
-    """Every array a checkpoint holds, by key, as live references into the model and rule."""
-    return {**model.named_state(), **(rule.named_state() if rule is not None else {})}
+    """Every array a checkpoint holds, by key, on the host (live references into the model
+    and rule on the numpy backends; checkpoints are host numpy whatever the backend)."""
+    state = {**model.named_state(), **(rule.named_state() if rule is not None else {})}
+    return {key: model.kernels.to_host(array) for key, array in state.items()}
 
 
 OPTIMIZER_PREFIX = "optimizer."
@@ -168,11 +171,12 @@ def _network_facts(
 
 
 def network_from_checkpoint(
-    path: str | Path, dtype: str | None = "float64"
+    path: str | Path, dtype: str | None = "float64", kernels: KernelBackend | None = None
 ) -> tuple[Network, TrainConfig]:
     """The network a checkpoint holds, rebuilt from the configuration stored in it (dense or
     convolutional), in ``dtype`` (None: the dtype it was trained in), with its rule's
-    feedback loaded too."""
+    feedback loaded too; computing with ``kernels`` (the default numpy ones when not given,
+    whatever backend it was trained on: checkpoints are host arrays)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             saved = json.loads(str(archive["config"]))
@@ -189,7 +193,7 @@ def network_from_checkpoint(
         raise ConfigError(
             f"{path} is not a checkpoint written by train --save ({reason})"
         ) from None
-    network = build_network(config, input_shape, n_classes)
+    network = build_network(config, input_shape, n_classes, kernels=kernels)
     load_checkpoint(path, network, RULES.get(config.method)(network))
     return network, config
 

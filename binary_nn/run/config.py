@@ -22,6 +22,7 @@ from ..learning.loss import LOSSES
 from ..learning.optim import OPTIMIZERS, OTHER_OPTIMIZERS, SCHEDULES, OptimizerSettings, Schedule
 from ..learning.rules import RULES
 from ..nn.activations import ACTIVATIONS
+from ..nn.kernels import BACKENDS
 from ..nn.network import parse_conv
 from ..nn.quantizers import WEIGHT_STES
 from ..options import Needs, option
@@ -55,6 +56,19 @@ def _streams(config: TrainConfig) -> bool:
 def _loss_fits(config: TrainConfig) -> bool:
     wanted = LOSSES.get(config.loss).output_activation
     return wanted is None or config.last_act == wanted
+
+
+def _device(value: Any, flag: str = "") -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``."""
+    text = str(value).strip().lower()
+    kind, _, index = text.partition(":")
+    if (kind == "cpu" and not index) or (kind == "cuda" and (not index or index.isdigit())):
+        return text
+    raise ConfigError(f"{flag} must be cpu, cuda or cuda:N (a GPU's number), got {value!r}")
+
+
+def _on_gpu_backend(config: TrainConfig) -> bool:
+    return config.device == "cpu" or config.array_backend != "numpy"
 
 
 def _bop_fits(config: TrainConfig) -> bool:
@@ -300,6 +314,19 @@ class TrainConfig:
         help="start from this checkpoint's weights and feedback (a new optimization); the "
         "model options not given are the checkpoint's",
     )  # fmt: skip
+    # where it computes: "io" like --out, since the numbers agree to rounding on every backend
+    # (a campaign may go on on a GPU, or a checkpoint move between them)
+    backend: str | None = option(
+        None, "--backend", group="run", check=opts.optional(opts.one_of(*BACKENDS)),
+        effect="io",
+        help="the array library the engine computes with: numpy (with numba when installed), "
+        "torch or cupy; default: numpy, or torch with --device cuda",
+    )  # fmt: skip
+    device: str = option(
+        "cpu", "--device", group="run", check=_device, effect="io",
+        needs=[Needs("--backend torch or cupy (numpy computes on the CPU)", _on_gpu_backend)],
+        help="cpu, cuda or cuda:N: where torch or CuPy computes",
+    )  # fmt: skip
     # --- logging and measurements
     verbose: int = option(
         0, "-v", "--verbose", group="logging", kind="count", effect="io",
@@ -343,6 +370,14 @@ class TrainConfig:
         if values["seed"] is None:
             values["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
         return replace(self, **values)
+
+    @property
+    def array_backend(self) -> str:
+        """The backend the run computes with: ``--backend``, else numpy on the CPU and torch
+        on a GPU."""
+        if self.backend is not None:
+            return self.backend
+        return "numpy" if self.device == "cpu" else "torch"
 
     @property
     def auto_name(self) -> str:

@@ -127,8 +127,8 @@ class Session:
                 t.optimizer,
                 t.loss,
                 # handed over, not kept: a streaming step frees it after the first block
-                ds.scale(ds.x_train[index], t.model.dtype),
-                ds.y_train[index],
+                t.data.batch(index),
+                t.data.batch_labels(index),
                 t.statistics if log_now else None,
             )
             if not np.isfinite(loss):

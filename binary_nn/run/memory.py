@@ -57,7 +57,7 @@ def estimate(
         for p in block.parameters():
             copies = 1 + PARAMETER_ARRAYS
             copies += binary and p is block.weight_layer.weight
-            values += copies * p.value.size
+            values += copies * p.size
     values += optimizer_state
     largest = largest_activation(network)
     held = held_values(network, streaming) + 2 * largest

@@ -78,9 +78,10 @@ def information_plane(network: Network, x: np.ndarray, targets: np.ndarray) -> d
     Batch norm runs in evaluation mode (running statistics), so the probe changes nothing.
     """
     out: dict[str, float] = {}
-    inputs, labels = CosineKernel(x), CosineKernel(targets)
+    host = network.kernels.to_host
+    inputs, labels = CosineKernel(host(x)), CosineKernel(targets)
     for k, z in enumerate(network.block_outputs(x)):
-        hidden = CosineKernel(z)
+        hidden = CosineKernel(host(z))
         out[f"hsic/xz/{k}"] = inputs.alignment(hidden)
         out[f"hsic/zy/{k}"] = hidden.alignment(labels)
     return out

@@ -21,6 +21,7 @@ from ..learning.loss import Loss, one_hot
 from ..learning.rules import LearningRule
 from ..nn.layers import BatchNorm
 from ..nn.network import Network
+from .device_data import DeviceData
 from .metrics import classification_scores, confusion, information_plane
 
 HSIC_EXAMPLES = 2000
@@ -32,12 +33,21 @@ EVAL_CHUNK = 4096  # examples, at most
 
 @dataclass(frozen=True)
 class ProbeContext:
-    """What a probe may read of a run."""
+    """What a probe may read of a run: ``data`` has the dataset's examples where the network
+    computes (see :class:`~binary_nn.run.device_data.DeviceData`)."""
 
     network: Network
     rule: LearningRule
     loss: Loss
     dataset: Dataset
+    data: DeviceData
+
+    @classmethod
+    def of(cls, network: Network, rule: LearningRule, loss: Loss, dataset: Dataset) -> ProbeContext:
+        """A context whose examples go to the network's kernel backend."""
+        return cls(
+            network, rule, loss, dataset, DeviceData(dataset, network.kernels, network.dtype)
+        )
 
 
 class Probe:
@@ -74,10 +84,17 @@ def eval_chunk(network: Network) -> int:
     return max(1, min(EVAL_CHUNK, EVAL_CHUNK_VALUES // largest_activation(network)))
 
 
-def predict(network: Network, dataset: Dataset, split: str) -> np.ndarray:
-    """Arg-max predictions for a whole split, evaluated chunk by chunk (running BN statistics)."""
-    chunks = dataset.chunks(split, network.dtype, eval_chunk(network))
-    return np.concatenate([network.forward(x, train=False).argmax(axis=1) for x in chunks])
+def predict(network: Network, data: Dataset | DeviceData, split: str) -> np.ndarray:
+    """Arg-max predictions for a whole split, evaluated chunk by chunk (running BN
+    statistics) where the network computes; only the predicted labels come back."""
+    if isinstance(data, Dataset):
+        data = DeviceData(data, network.kernels, network.dtype)
+    xp = network.kernels.xp
+    chunks = data.chunks(split, eval_chunk(network))
+    predicted = [xp.argmax(network.forward(x, train=False), axis=1) for x in chunks]
+    if not predicted:
+        return np.zeros(0, np.intp)
+    return network.kernels.to_host(xp.concat(predicted))
 
 
 class Evaluation(Probe):
@@ -89,7 +106,7 @@ class Evaluation(Probe):
         ds = context.dataset
         for split in ds.splits:
             labels = ds.labels(split)
-            predicted = predict(context.network, ds, split)
+            predicted = predict(context.network, context.data, split)
             metrics.update(classification_scores(labels, predicted, split))
             if split == "test":
                 metrics["test/confusion_matrix"] = confusion(labels, predicted, ds.n_classes)
@@ -104,8 +121,8 @@ class InformationPlane(Probe):
 
     def __call__(self, context: ProbeContext) -> dict[str, Any]:
         ds, dtype = context.dataset, context.network.dtype
-        x = next(ds.chunks("train", dtype, HSIC_EXAMPLES, limit=HSIC_EXAMPLES))
-        targets = one_hot(ds.y_train[: len(x)], ds.n_classes, dtype)
+        x = next(context.data.chunks("train", HSIC_EXAMPLES, limit=HSIC_EXAMPLES))
+        targets = one_hot(ds.y_train[: x.shape[0]], ds.n_classes, dtype)
         return dict(information_plane(context.network, x, targets))
 
 
@@ -138,7 +155,7 @@ class BatchNormRecalibration(Probe):
             return {}
         momenta = [layer.momentum for layer in norms]
         size = self.batchsize
-        chunks = context.dataset.chunks("train", network.dtype, size, limit=self.batches * size)
+        chunks = context.data.chunks("train", size, limit=self.batches * size)
         try:
             for k, x in enumerate(chunks, start=1):
                 for layer in norms:  # running = (k - 1)/k * running + batch/k: the mean so far

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...errors import ConfigError
-from ...nn.kernels import ArrayStatistics, KernelBackend
+from ...nn.kernels import Array, ArrayStatistics, KernelBackend
 from ...nn.layers import Parameter
 from .base import NamedParameters, Optimizer
 
@@ -54,7 +52,7 @@ class Adam(Optimizer):
         self.name = "adamw" if decoupled else "adam"
 
     def update(
-        self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
+        self, p: Parameter, state: dict[str, Array], t: int, summarize_grad: bool
     ) -> ArrayStatistics | None:
         decay = self.weight_decay if p.is_weight else 0.0
         self.kernels.adam_update(

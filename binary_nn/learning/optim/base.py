@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ConfigError
-from ...nn.kernels import ArrayStatistics, KernelBackend, default_kernels
+from ...nn.kernels import Array, ArrayStatistics, KernelBackend, default_kernels
 from ...nn.layers import Parameter
 
 Summaries = dict[Parameter, ArrayStatistics]
@@ -65,16 +65,17 @@ class Optimizer:
         self.lr = float(lr)
         self.weight_clipping = float(weight_clipping)
         self.kernels = kernels if kernels is not None else default_kernels()
-        self.state: dict[Parameter, dict[str, np.ndarray]] = {}
+        self.state: dict[Parameter, dict[str, Array]] = {}
         self.steps: dict[Parameter, int] = dict.fromkeys(self.parameters, 0)
 
     def clip_of(self, p: Parameter) -> float:
         return self.weight_clipping if p.is_weight else 0.0
 
-    def state_of(self, p: Parameter) -> dict[str, np.ndarray]:
+    def state_of(self, p: Parameter) -> dict[str, Array]:
         """The parameter's state arrays, made (zeros) on first use."""
         if p not in self.state:
-            self.state[p] = {name: np.zeros_like(p.value) for name in self.state_names}
+            zeros = self.kernels.xp.zeros_like
+            self.state[p] = {name: zeros(p.value) for name in self.state_names}
         return self.state[p]
 
     def step(
@@ -92,7 +93,7 @@ class Optimizer:
         return summaries if summarize_grads else None
 
     def update(
-        self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
+        self, p: Parameter, state: dict[str, Array], t: int, summarize_grad: bool
     ) -> ArrayStatistics | None:
         """Update ``p`` in place from ``p.grad``; ``t`` counts its updates, this one included."""
         raise NotImplementedError
@@ -100,18 +101,18 @@ class Optimizer:
     def state_size(self) -> int:
         """Values of state the optimizer keeps for all its parameters (Adam: 2 per parameter
         value): what the cost summary and the memory estimate count. Nothing is allocated."""
-        return len(self.state_names) * sum(p.value.size for p in self.parameters)
+        return len(self.state_names) * sum(p.size for p in self.parameters)
 
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, Array]:
         """``{name}.{state}`` -> a copy of each state array, and ``{name}.step``."""
-        out: dict[str, np.ndarray] = {}
+        out: dict[str, Array] = {}
         for name, p in self.named_parameters.items():
             for key, array in self.state_of(p).items():
-                out[f"{name}.{key}"] = array.copy()
+                out[f"{name}.{key}"] = np.array(self.kernels.to_host(array))  # a host copy
             out[f"{name}.step"] = np.array(self.steps[p])
         return out
 
-    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: Mapping[str, Array]) -> None:
         """Restore what :meth:`state_dict` gave (the same parameters' names and shapes)."""
         wanted = set(self.state_dict())
         if set(state) != wanted:
@@ -122,9 +123,9 @@ class Optimizer:
             )
         for name, p in self.named_parameters.items():
             for key, array in self.state_of(p).items():
-                if state[f"{name}.{key}"].shape != array.shape:
+                if tuple(state[f"{name}.{key}"].shape) != tuple(array.shape):
                     raise ConfigError(f"optimizer state {name}.{key} has another shape")
-                array[...] = state[f"{name}.{key}"]
+                array[...] = self.kernels.asarray(state[f"{name}.{key}"])
             self.steps[p] = int(state[f"{name}.step"])
 
     def settings(self) -> dict[str, Any]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ...errors import ConfigError
-from ...nn.kernels import ArrayStatistics, KernelBackend
+from ...nn.kernels import Array, ArrayStatistics, KernelBackend
 from ...nn.layers import Parameter
 from .base import NamedParameters, Optimizer
 
@@ -53,10 +51,10 @@ class Bop(Optimizer):
         self.flips = 0
 
     def update(
-        self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
+        self, p: Parameter, state: dict[str, Array], t: int, summarize_grad: bool
     ) -> ArrayStatistics | None:
         if t == 1:  # the binary weights themselves, +-1 (sign(0) = -1)
-            np.copyto(p.value, np.where(p.value > 0, 1, -1))
+            self.kernels.sign_into(p.value, p.value)
         self.flips += self.kernels.bop_update(
             p.value, p.grad, state["m"], self.gamma, self.threshold
         )

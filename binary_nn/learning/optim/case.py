@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import numpy as np
-
 from ...errors import ConfigError
-from ...nn.kernels import ArrayStatistics
+from ...nn.kernels import Array, ArrayStatistics
 from ...nn.layers import Parameter
 from .base import Optimizer, Summaries
 
@@ -66,21 +64,21 @@ class CaseOptimizer(Optimizer):
         return summaries if summarize_grads else None
 
     def update(
-        self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
+        self, p: Parameter, state: dict[str, Array], t: int, summarize_grad: bool
     ) -> ArrayStatistics | None:
         raise NotImplementedError("a case optimizer steps through its optimizers")
 
     def state_size(self) -> int:
         return sum(o.state_size() for o in self.optimizers.values())
 
-    def state_dict(self) -> dict[str, np.ndarray]:
+    def state_dict(self) -> dict[str, Array]:
         return {
             f"{key}.{name}": array
             for key, opt in self.optimizers.items()
             for name, array in opt.state_dict().items()
         }
 
-    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+    def load_state_dict(self, state: Mapping[str, Array]) -> None:
         for key, opt in self.optimizers.items():
             prefix = f"{key}."
             opt.load_state_dict(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-
 from ...errors import ConfigError
-from ...nn.kernels import ArrayStatistics, KernelBackend
+from ...nn.kernels import Array, ArrayStatistics, KernelBackend
 from ...nn.layers import Parameter
 from .base import NamedParameters, Optimizer
 
@@ -50,16 +48,16 @@ class SGD(Optimizer):
         self.plain = momentum == 0 and weight_decay == 0
         self.state_names = () if self.plain else ("momentum",)
         # plain SGD's numpy path multiplies into a scratch array, so that gradients stay intact
-        self._scratch: dict[Parameter, np.ndarray] = {}
+        self._scratch: dict[Parameter, Array] = {}
 
     def update(
-        self, p: Parameter, state: dict[str, np.ndarray], t: int, summarize_grad: bool
+        self, p: Parameter, state: dict[str, Array], t: int, summarize_grad: bool
     ) -> ArrayStatistics | None:
         clip = self.clip_of(p)
         if self.plain:
             scratch = self._scratch.get(p)
             if scratch is None:
-                scratch = self._scratch[p] = np.empty_like(p.value)
+                scratch = self._scratch[p] = self.kernels.xp.empty_like(p.value)
             return self.kernels.sgd_update(p.value, p.grad, self.lr, clip, scratch, summarize_grad)
         decay = self.weight_decay if p.is_weight else 0.0
         self.kernels.momentum_update(

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Any, TypeAlias
 
 from .backend import KernelBackend, NumbaKernels
 from .jit import numba
 from .statistics import ArrayStatistics
+
+#: an array of a kernel backend: numpy's, or torch's or CuPy's (see :mod:`.array_api`)
+Array: TypeAlias = Any
 
 KERNELS_ENV = "BINARY_NN_KERNELS"
 KERNEL_CHOICES = ("auto", "numpy", "numba")
@@ -39,6 +43,23 @@ def kernels_named(name: str) -> KernelBackend:
     return NUMBA
 
 
+#: what ``--backend`` takes: numpy (the numba kernels when installed), or an array library
+BACKENDS = ("numpy", "torch", "cupy")
+
+
+def backend_kernels(backend: str, device: str = "cpu") -> KernelBackend:
+    """The kernels of ``backend`` (one of :data:`BACKENDS`) on ``device`` (``cpu``, ``cuda``,
+    ``cuda:N``). ImportError when the library is missing, ValueError when the device is not
+    there (or numpy is asked for a GPU)."""
+    if backend == "numpy":
+        if device != "cpu":
+            raise ValueError("numpy computes on the CPU; use --backend torch or cupy on a GPU")
+        return default_kernels()
+    from .array_api import array_kernels
+
+    return array_kernels(backend, device)
+
+
 def default_kernels() -> KernelBackend:
     """The backend ``$BINARY_NN_KERNELS`` names (``auto`` when unset)."""
     choice = os.environ.get(KERNELS_ENV, "auto").strip().lower() or "auto"
@@ -52,13 +73,16 @@ def default_kernels() -> KernelBackend:
 
 
 __all__ = [
+    "BACKENDS",
     "KERNELS_ENV",
     "NUMBA",
     "NUMPY",
+    "Array",
     "ArrayStatistics",
     "KernelBackend",
     "NumbaKernels",
     "Summary",
+    "backend_kernels",
     "default_kernels",
     "kernels_named",
     "numba",

@@ -3,9 +3,11 @@ one it was built with (chosen once, never switched through a module global)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from . import batchnorm, elementwise, patches, pooling, statistics, updates
+from . import batchnorm, convolution, elementwise, patches, pooling, statistics, updates
 from .batchnorm import BatchNormForward
 from .jit import contiguous
 from .statistics import ArrayStatistics
@@ -21,6 +23,55 @@ class KernelBackend:
     """
 
     name = "numpy"
+    #: where the backend's arrays live (None: host memory)
+    device: Any = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> KernelBackend:
+        return self  # no state of its own: a copied network computes with the same kernels
+
+    @property
+    def xp(self) -> Any:
+        """The array namespace of the backend's arrays (array-api-compat's numpy)."""
+        import array_api_compat.numpy
+
+        return array_api_compat.numpy
+
+    def asarray(self, host: Any) -> Any:
+        """A host (numpy) array as one of the backend's, on its device (numpy: as it is)."""
+        return host
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """One of the backend's arrays as a host numpy array (numpy: as it is)."""
+        return np.asarray(array)
+
+    def dtype(self, dtype: Any) -> Any:
+        """The backend's dtype of the numpy dtype ``dtype``."""
+        return np.dtype(dtype)
+
+    def may_share_memory(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether ``a`` and ``b`` may be views of the same memory (True when unsure)."""
+        return bool(np.may_share_memory(a, b))
+
+    def contiguous(self, array: np.ndarray) -> np.ndarray:
+        """``array`` in one C-contiguous block (a copy only when it is not)."""
+        return np.ascontiguousarray(array)
+
+    def sum_of_squares(self, values: np.ndarray) -> float:
+        """``sum(values^2)`` as a Python float."""
+        flat = values.reshape(-1)
+        return float(np.vdot(flat, flat))
+
+    def matmul_into(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``out[...] = a @ b``, without a temporary where the backend can."""
+        return np.matmul(a, b, out=out)
+
+    def tanh(self, values: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """``tanh(values)``, in ``values`` itself ``in_place``."""
+        return np.tanh(values, out=values if in_place else None)
+
+    def divide(self, values: np.ndarray, divisor: float, in_place: bool = False) -> np.ndarray:
+        """``values / divisor``, in ``values`` itself ``in_place``."""
+        return np.divide(values, divisor, out=values if in_place else None)
 
     def summarize(self, values: np.ndarray, threshold: float = np.inf) -> ArrayStatistics:
         """Mean, variance (``mean(v^2) - mean(v)^2``, floored at 0), largest ``|v|`` and the
@@ -129,6 +180,33 @@ class KernelBackend:
         ``(n * grad - sum(grad) - x_hat * sum(grad * x_hat)) * gamma * inv_std / n``."""
         return batchnorm.backward_numpy(
             grad, x_hat, gamma, inv_std, gamma_grad, beta_grad, need_input_grad, in_place
+        )
+
+    def pad_images(self, x: np.ndarray, pad: int) -> np.ndarray:
+        """``x`` (N, H, W, C) with ``pad`` zero rows and columns on every side."""
+        return np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+
+    def conv2d(self, padded: np.ndarray, w: np.ndarray, k: int, chunk_bytes: int) -> np.ndarray:
+        """The stride-1 ``k x k`` convolution of a zero-padded channels-last batch (N, H + k -
+        1, W + k - 1, C) by ``w`` (k*k*C, C_out) in :meth:`im2col`'s row order: (N, H, W,
+        C_out), the patches made ``chunk_bytes`` at a time."""
+        return convolution.conv2d_numpy(self, padded, w, k, chunk_bytes)
+
+    def conv2d_backward(
+        self,
+        padded: np.ndarray,
+        grad: np.ndarray,
+        w: np.ndarray,
+        k: int,
+        weight_grad: np.ndarray,
+        need_input_grad: bool,
+        chunk_bytes: int,
+    ) -> np.ndarray | None:
+        """The gradients of :meth:`conv2d` for the output gradient ``grad`` (N, H, W, C_out):
+        the weights' into ``weight_grad`` (k*k*C, C_out), and the (unpadded) input's, returned
+        when ``need_input_grad``."""
+        return convolution.conv2d_backward_numpy(
+            self, padded, grad, w, k, weight_grad, need_input_grad, chunk_bytes
         )
 
     def im2col(self, padded: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:
