@@ -99,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", help="e.g. 2..11 or 1,2,3 (default: the file's)")
     parser.add_argument("--epochs", type=int, help="override the epochs of every setting")
     parser.add_argument("--processes", "-j", type=int, default=1, help="runs in parallel")
+    parser.add_argument(
+        "--runs-per-gpu", type=int, default=0, metavar="N",
+        help="run on the GPUs, N runs at a time on each (replaces --processes)",
+    )  # fmt: skip
     parser.add_argument("--out", help="campaign directory (default: runs/repeat-<settings>)")
     parser.add_argument("--data-dir", help="dataset directory passed to every run")
     parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
@@ -120,7 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(j.config.command_line())
             return 0
         results = run_jobs(
-            jobs, args.processes, progress=not args.no_progress, desc=data.get("name", "runs")
+            jobs,
+            args.processes,
+            progress=not args.no_progress,
+            desc=data.get("name", "runs"),
+            runs_per_gpu=args.runs_per_gpu,
         )
         skipped = sum(r.status == "skipped" for r in results)
         if skipped:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from ..options import identity_keys, result_keys
 from ..run.config import TrainConfig
 from ..run.console import duration
 from ..run.run_dir import CONFIG_FILE, being_written, finished_summary
+from .gpus import GpuPlacement, gpu_placement, on_gpu, slot_queue, start_worker
 
 ERROR_FILE = "error.json"
 
@@ -121,16 +121,16 @@ def _run_indexed(item: tuple[int, TrainConfig, int]) -> tuple[int, Outcome]:
     return index, _run_one(config, blas_threads)
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group: the parent alone handles it, by terminating us
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 def _processes(
-    configs: dict[int, TrainConfig], processes: int, blas_threads: int
+    configs: dict[int, TrainConfig],
+    processes: int,
+    blas_threads: int,
+    gpus: GpuPlacement | None = None,
 ) -> Iterator[tuple[int, Outcome]]:
-    # spawn: forked children of a process whose BLAS threads already run can hang
-    pool = multiprocessing.get_context("spawn").Pool(processes, initializer=_ignore_sigint)
+    # spawn: forked children of a process whose BLAS threads (or CUDA) already run can hang
+    context = multiprocessing.get_context("spawn")
+    slots = slot_queue(context, gpus)  # each worker takes one GPU for its life
+    pool = context.Pool(processes, initializer=start_worker, initargs=(slots,))
     items = [(index, config, blas_threads) for index, config in configs.items()]
     try:
         yield from pool.imap_unordered(_run_indexed, items)
@@ -143,13 +143,17 @@ def _processes(
 
 
 def _ray(
-    configs: dict[int, TrainConfig], address: str | None, cpus_per_run: int
+    configs: dict[int, TrainConfig],
+    address: str | None,
+    cpus_per_run: int,
+    gpus_per_run: float = 0.0,
 ) -> Iterator[tuple[int, Outcome]]:
     """Plain Ray tasks: each run is independent and writes its own directory, so Tune's trial
     bookkeeping would only duplicate ours. With ``address``, run directories must be on a
-    filesystem that the cluster's nodes share."""
+    filesystem that the cluster's nodes share. A run given a fraction of a GPU sees that GPU
+    alone (Ray sets ``CUDA_VISIBLE_DEVICES``)."""
     ray = start_ray(address)
-    task = ray.remote(num_cpus=cpus_per_run)(_run_one)
+    task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run)(_run_one)
     pending = {task.remote(config, cpus_per_run): i for i, config in configs.items()}
     try:
         while pending:
@@ -189,16 +193,28 @@ def run_jobs(
     desc: str = "runs",
     executor: str = "local",
     address: str | None = None,
+    runs_per_gpu: int = 0,
 ) -> list[JobResult]:
     """Run every job not finished yet; results in job order.
 
     ``executor="local"``: ``processes`` at a time on this machine, BLAS getting
     ``cores // processes`` threads each. ``executor="ray"``: as Ray tasks on a local instance or
-    the cluster at ``address``, one CPU each. Ctrl-C stops the workers and leaves finished
-    runs intact.
+    the cluster at ``address``, one CPU each. ``runs_per_gpu`` N > 0 puts every run on a GPU,
+    N at a time on each (see :mod:`.gpus`; ``processes`` is then N times the GPUs here).
+    Ctrl-C stops the workers and leaves finished runs intact.
     """
     if processes < 1:
         raise ConfigError(f"--processes must be >= 1, got {processes}")
+    gpus = None
+    if runs_per_gpu:
+        if executor == "ray":
+            if runs_per_gpu < 0:
+                raise ConfigError(f"--runs-per-gpu must be >= 0, got {runs_per_gpu}")
+        else:
+            gpus = gpu_placement(runs_per_gpu)
+            assert gpus is not None
+            processes = gpus.processes
+        jobs = [replace(job, config=on_gpu(job.config)) for job in jobs]
     for job in jobs:
         check_same_configuration(job)
     check_memory_of(jobs)
@@ -212,11 +228,11 @@ def run_jobs(
             todo[index] = job.config
     blas_threads = max(1, (os.cpu_count() or 1) // processes)
     if executor == "ray":
-        outcomes = _ray(todo, address, 1)
-    elif processes == 1:
+        outcomes = _ray(todo, address, 1, 1 / runs_per_gpu if runs_per_gpu else 0.0)
+    elif processes == 1 and gpus is None:
         outcomes = _serial(todo, blas_threads)
     else:
-        outcomes = _processes(todo, processes, blas_threads)
+        outcomes = _processes(todo, processes, blas_threads, gpus)
     bar = tqdm(
         total=len(jobs),
         initial=len(results),

@@ -130,6 +130,7 @@ def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
     outcomes = run_search(
         sweep, out, processes=args.processes, executor=args.executor, address=args.address,
         seed=args.seed, extra_args=extra, drop_wandb=args.no_wandb,
+        runs_per_gpu=args.runs_per_gpu,
     )  # fmt: skip
     with open(out / ".sweep.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -184,6 +185,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--processes", "-j", type=int, default=1, help="local executor: points run in parallel"
     )
     parser.add_argument(
+        "--runs-per-gpu", type=int, default=0, metavar="N",
+        help="run every point on a GPU, N at a time on each (local: replaces --processes; "
+        "ray: each point asks for 1/N of a GPU)",
+    )  # fmt: skip
+    parser.add_argument(
         "--address",
         help="ray executor: address of an existing cluster (default: start a local Ray instance)",
     )
@@ -232,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             desc=sweep.name,
             executor=args.executor,
             address=args.address,
+            runs_per_gpu=args.runs_per_gpu,
         )
         counts = {
             s: sum(r.status == s for r in results)

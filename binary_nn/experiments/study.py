@@ -39,6 +39,7 @@ from ..errors import BinaryNNError, ConfigError, DivergenceError
 from ..run.config import config_from_args
 from ..run.run_dir import RunBusy, RunFinished, being_written, finished_summary
 from ..run.tracker import TerminateRun, Tracker
+from .gpus import gpu_placement, slot_queue, take_gpu
 from .points import point_args, point_name
 
 STUDY_FILE = "search.db"
@@ -273,9 +274,18 @@ def run_search(
     seed: int = 0,
     extra_args: Sequence[str] = (),
     drop_wandb: bool = False,
+    runs_per_gpu: int = 0,
 ) -> list[TrialOutcome]:
     """Run the search with ``processes`` workers here, or on Ray; returns the runs of this
-    invocation (the study on disk has every one)."""
+    invocation (the study on disk has every one). ``runs_per_gpu`` N > 0: every run on a GPU,
+    N at a time on each (see :mod:`.gpus`)."""
+    gpus = None
+    if runs_per_gpu and executor != "ray":
+        gpus = gpu_placement(runs_per_gpu)
+        assert gpus is not None
+        processes = gpus.processes
+    if runs_per_gpu:
+        extra_args = [*extra_args, "--device", "cuda"]
     spec = SearchSpec(str(sweep.path), str(out), seed, tuple(extra_args), drop_wandb)
     out.mkdir(parents=True, exist_ok=True)
     fixed = [a for a in sweep.fixed_args if not (drop_wandb and a == "--wandb")]
@@ -285,19 +295,22 @@ def run_search(
     if requeued:
         print(f"{requeued} run(s) of an interrupted search continue from their checkpoints")
     if executor == "ray":
-        return _on_ray(spec, processes, address)
-    if processes == 1:
+        return _on_ray(spec, processes, address, 1 / runs_per_gpu if runs_per_gpu else 0.0)
+    if processes == 1 and gpus is None:
         return search_worker(spec)
     context = multiprocessing.get_context("spawn")
-    with context.Pool(processes) as pool:
+    slots = slot_queue(context, gpus)  # each worker takes one GPU for its life
+    with context.Pool(processes, initializer=take_gpu, initargs=(slots,)) as pool:
         return [o for outcomes in pool.map(search_worker, [spec] * processes) for o in outcomes]
 
 
-def _on_ray(spec: SearchSpec, workers: int, address: str | None) -> list[TrialOutcome]:
+def _on_ray(
+    spec: SearchSpec, workers: int, address: str | None, gpus_per_run: float = 0.0
+) -> list[TrialOutcome]:
     from .jobs import start_ray
 
     ray = start_ray(address)
-    task = ray.remote(num_cpus=1)(search_worker)
+    task = ray.remote(num_cpus=1, num_gpus=gpus_per_run)(search_worker)
     refs = [task.remote(spec) for _ in range(max(workers, 1))]
     return [o for outcomes in ray.get(refs) for o in outcomes]
 
