@@ -55,7 +55,8 @@ def kernel_backend(request, monkeypatch):
     return kernels.kernels_named(request.param)
 
 
-ARRAY_BACKENDS = ["numpy", "numba", "torch", "array-api-strict"]
+#: a GPU's run only where one is (the device check runs them): torch and CuPy on CUDA
+ARRAY_BACKENDS = ["numpy", "numba", "torch", "array-api-strict", "torch-cuda", "cupy-cuda"]
 
 
 @pytest.fixture(params=ARRAY_BACKENDS)
@@ -69,7 +70,12 @@ def array_backend(request):
         if request.param == "numba" and kernels.NUMBA is None:
             pytest.skip("numba is not installed (pip install -e '.[fast]')")
         return kernels.kernels_named(request.param)
+    backend, _, device = request.param.partition("-")
+    if request.param == "array-api-strict":
+        backend, device = request.param, ""
     try:
-        return array_kernels(request.param)
+        return array_kernels(backend, device or "cpu")
     except ImportError:
-        pytest.skip(f"{request.param} is not installed")
+        pytest.skip(f"{backend} is not installed")
+    except ValueError as exc:  # no GPU here
+        pytest.skip(str(exc))

@@ -12,8 +12,10 @@ W&B's sweep semantics, and what runs them here (Optuna's samplers and pruners):
   stopped);
 - ``early_terminate: {type: hyperband, min_iter, eta}``: W&B stops a run at the brackets
   ``min_iter * eta^k`` epochs when its metric is below the brackets' quantile of the runs seen
-  there; here Optuna's ``HyperbandPruner`` (successive halving on brackets from ``min_iter``
-  by a factor ``eta`` up to the run's epochs) stops it. A stopped run is ``terminated``: its
+  there: one set of brackets, asynchronous successive halving, which is what Optuna's
+  ``SuccessiveHalvingPruner`` does (a run goes past a bracket when it is in the best
+  ``1/eta`` of the runs that reached it). (Optuna's ``HyperbandPruner`` would add brackets
+  that start later, spending more epochs than W&B's.) A stopped run is ``terminated``: its
   directory, metrics and checkpoint stay.
 
 Each run reports its metric at every epoch end. The study lives in ``OUT/search.db`` (SQLite):
@@ -98,8 +100,8 @@ def pruner(sweep: Any, epochs: int) -> Any:
     if sweep.early_terminate is None:
         return optuna.pruners.NopPruner()
     early = sweep.early_terminate
-    return optuna.pruners.HyperbandPruner(
-        min_resource=early["min_iter"], max_resource=epochs, reduction_factor=int(early["eta"])
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=early["min_iter"], reduction_factor=int(early["eta"])
     )
 
 
