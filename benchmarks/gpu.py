@@ -19,6 +19,7 @@ Prints one markdown table. It finishes within about 8 minutes on one H200.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 import tempfile
@@ -123,7 +124,7 @@ def pytorch(variant: dict, device: str, steps: int, sync: Callable[[], None]) ->
             )
             sizes = [3136 if self.conv else 784, *variant["hidden"], 10]
             self.linears = torch.nn.ModuleList(
-                torch.nn.Linear(i, o, bias=False) for i, o in zip(sizes, sizes[1:], strict=False)
+                torch.nn.Linear(i, o, bias=False) for i, o in itertools.pairwise(sizes)
             )
             self.norms = torch.nn.ModuleList(
                 torch.nn.BatchNorm1d(o, eps=1e-3) if bn else torch.nn.Identity()
