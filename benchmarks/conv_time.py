@@ -9,7 +9,9 @@ process; its steps and ours take turns, and every ratio is formed within a turn:
     python benchmarks/conv_time.py --steps 20 --repeats 5
 
 Prints one markdown table: milliseconds per step (median over repeats, min-max), ours over
-PyTorch's, and the epoch (468 steps) that makes. Not part of the test suite.
+PyTorch's, the epoch (468 steps) that makes, and our DFA and DRTP steps over our BP step
+(each rule on its own copy of the net, the rules taking turns too). Not part of the test
+suite.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from threadpoolctl import threadpool_limits
 from timing import paired, spread, timed
 
 from binary_nn import RULES, SGD, MSELoss, classifier, train_step
+
+RULE_NAMES = ("GD", "DFA", "DRTP")
 
 CONV, HIDDEN = "32c5,mp2,64c5,mp2", (1000,)
 VARIANTS = {
@@ -111,8 +115,9 @@ def main() -> None:
     labels = rng.integers(0, 10, 128)
     print(f"MNIST-shaped batch 128, {args.threads} threads, {args.steps} steps per turn, "
           f"{args.repeats} repeats: ms per step, median (min-max)\n")  # fmt: skip
-    print("| variant | ours ms | torch ms | ours/torch | our epoch s (468 steps) |")
-    print("|---|---|---|---|---|")
+    print("| variant | ours ms (BP) | torch ms | ours/torch | our epoch s (468 steps) "
+          "| DFA/BP | DRTP/BP |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
     for name, variant in VARIANTS.items():
         worker = subprocess.Popen(
             [sys.executable, __file__, "--torch-worker", name, "--steps", str(args.steps),
@@ -121,25 +126,33 @@ def main() -> None:
         )  # fmt: skip
         assert worker.stdout is not None and worker.stdin is not None
         worker.stdout.readline()
-        network = classifier(
-            (28, 28, 1), HIDDEN, 10, conv=CONV, rng=np.random.default_rng(1), **variant
-        )
-        rule, optimizer = RULES.get("GD")(network), SGD(network.parameters(), 1e-5)
-        ours, theirs = [], []
+        trainers = {}
+        for rule_name in RULE_NAMES:
+            network = classifier(
+                (28, 28, 1), HIDDEN, 10, conv=CONV, rng=np.random.default_rng(1), **variant
+            )
+            rule = RULES.get(rule_name)(network, np.random.default_rng(2))
+            trainers[rule_name] = (network, rule, SGD(network.parameters(), 1e-5))
+        ours: dict[str, list[float]] = {rule_name: [] for rule_name in RULE_NAMES}
+        theirs = []
         with threadpool_limits(args.threads):
-            train_step(network, rule, optimizer, MSELoss(), x, labels)  # warm up
-            for _ in range(args.repeats):
+            for trainer in trainers.values():
+                train_step(*trainer, MSELoss(), x, labels)  # warm up
+            for repeat in range(args.repeats):
                 worker.stdin.write("step\n")
                 worker.stdin.flush()
                 theirs.append(float(worker.stdout.readline()) / args.steps)
-                ours.append(
-                    timed(steps, network, rule, optimizer, x, labels, args.steps) / args.steps
-                )
+                order = RULE_NAMES if repeat % 2 == 0 else RULE_NAMES[::-1]
+                for rule_name in order:
+                    seconds = timed(steps, *trainers[rule_name], x, labels, args.steps)
+                    ours[rule_name].append(seconds / args.steps)
         worker.stdin.close()
         worker.wait()
+        bp = ours["GD"]
         print(
-            f"| {name} | {spread(ours, 0, 1e3)} | {spread(theirs, 0, 1e3)} "
-            f"| {spread(paired(ours, theirs))} | {statistics.median(ours) * 468:.0f} |",
+            f"| {name} | {spread(bp, 0, 1e3)} | {spread(theirs, 0, 1e3)} "
+            f"| {spread(paired(bp, theirs))} | {statistics.median(bp) * 468:.0f} "
+            f"| {spread(paired(ours['DFA'], bp))} | {spread(paired(ours['DRTP'], bp))} |",
             flush=True,
         )
 
