@@ -194,3 +194,40 @@ def test_a_gpu_that_is_not_there_gets_one_sentence(tmp_path, capsys):
 
     assert main(["--epochs", "1", "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
     assert "torch sees no CUDA GPU" in capsys.readouterr().err
+
+
+def _logged(run_dir):
+    """Every numeric value of every line of a run's metrics.jsonl but the timings, by line."""
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        {k: v for k, v in line.items() if isinstance(v, float) and not k.startswith("time/")}
+        for line in lines
+    ]
+
+
+def test_the_probes_on_torch_log_numpys_alignment_hsic_and_cost(tmp_path):
+    _torch_or_skip()
+    from binary_nn.run.config import TrainConfig
+    from binary_nn.run.loop import run
+
+    common = dict(
+        method="DFA", seed=3, epochs=2, hidden=(32, 16), bn=True, binarize=True, lr=1e-3,
+        alignment_every=10, verbose=1,
+    )  # fmt: skip
+    run(TrainConfig(**common, backend="torch", out=str(tmp_path / "torch")))
+    run(TrainConfig(**common, out=str(tmp_path / "numpy")))
+    on_torch, on_numpy = _logged(tmp_path / "torch"), _logged(tmp_path / "numpy")
+    logged = {key for line in on_numpy for key in line}
+    for prefix in ("align/grad/", "align/signal/", "flip/", "hsic/xz/", "hsic/zy/"):
+        assert any(key.startswith(prefix) for key in logged), prefix
+    assert len(on_torch) == len(on_numpy)
+    for torch_line, numpy_line in zip(on_torch, on_numpy, strict=True):
+        assert sorted(torch_line) == sorted(numpy_line)
+        for key, value in numpy_line.items():
+            assert torch_line[key] == pytest.approx(value, rel=1e-3, abs=1e-6), key
+    costs = [
+        json.loads((tmp_path / r / "config.json").read_text())["cost"] for r in ("torch", "numpy")
+    ]
+    assert (
+        costs[0] == costs[1] and costs[0]["totals"]["forward_macs"] == 64 * 32 + 32 * 16 + 16 * 10
+    )
