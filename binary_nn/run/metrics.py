@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from array_api_compat import array_namespace
 
-from ..nn.kernels import ArrayStatistics
+from ..nn.kernels import Array, ArrayStatistics
 from ..nn.layers import Parameter
 from ..nn.network import Block, Network
 
@@ -33,11 +34,16 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> list[li
     return confusion_matrix(y_true, y_pred, labels=np.arange(n_classes)).tolist()
 
 
-def _centred_unit_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = x / np.where(norms > 0, norms, 1.0)
-    return x - x.mean(axis=0)
+def _centred_unit_rows(x: Array) -> Array:
+    xp = array_namespace(x)
+    x = xp.reshape(xp.astype(x, xp.float64), (x.shape[0], -1))
+    norms = xp.sqrt(xp.sum(x * x, axis=1, keepdims=True))
+    x = x / xp.where(norms > 0, norms, xp.ones_like(norms))
+    return x - xp.mean(x, axis=0)
+
+
+def _sum_of_squares(x: Array) -> float:
+    return float(array_namespace(x).sum(x * x))
 
 
 class CosineKernel:
@@ -46,42 +52,43 @@ class CosineKernel:
     With ``K = Xn Xn^T`` for row-normalised ``Xn``, centring ``K`` equals centring the columns
     of ``Xn``, so ``HSIC(K, L) = ||Xc^T Yc||_F^2``. The centred features and ``HSIC(K, K)``
     are computed once here, so a representation compared with several others (the input with
-    every hidden layer, a hidden layer with the input and the targets) costs them once.
+    every hidden layer, a hidden layer with the input and the targets) costs them once. The
+    arithmetic runs where ``x`` is (a GPU's arrays stay there); only the numbers come back.
     """
 
-    def __init__(self, x: np.ndarray) -> None:
+    def __init__(self, x: Array) -> None:
         self.centred = _centred_unit_rows(x)
         c = self.centred
         # unit rows sum to n in squares; what centring leaves below 1e-12 of that is rounding
-        self.constant = bool(np.sum(c * c) < 1e-12 * len(c))
-        self.self_hsic = 0.0 if self.constant else float(np.sum((c.T @ c) ** 2))
+        self.constant = _sum_of_squares(c) < 1e-12 * c.shape[0]
+        self.self_hsic = 0.0 if self.constant else _sum_of_squares(c.T @ c)
 
     def alignment(self, other: CosineKernel) -> float:
         """``HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` (centered kernel alignment); 0 when
         either kernel is constant."""
         if self.constant or other.constant:
             return 0.0
-        cross = np.sum((self.centred.T @ other.centred) ** 2)
-        norm = np.sqrt(self.self_hsic * other.self_hsic)
-        return float(cross / norm) if norm > 0 else 0.0
+        cross = _sum_of_squares(self.centred.T @ other.centred)
+        norm = float(np.sqrt(self.self_hsic * other.self_hsic))
+        return cross / norm if norm > 0 else 0.0
 
 
-def cosine_cka(x: np.ndarray, y: np.ndarray) -> float:
+def cosine_cka(x: Array, y: Array) -> float:
     """Normalised HSIC of ``x`` and ``y`` (rows are examples) with cosine-similarity kernels."""
     return CosineKernel(x).alignment(CosineKernel(y))
 
 
-def information_plane(network: Network, x: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+def information_plane(network: Network, x: Array, targets: np.ndarray) -> dict[str, float]:
     """``hsic/xz/{k}`` and ``hsic/zy/{k}`` for the output ``Z`` of every block ``k``: each
-    hidden block, and the output block last (``k`` = the number of hidden blocks).
+    hidden block, and the output block last (``k`` = the number of hidden blocks), computed
+    on the network's device.
 
     Batch norm runs in evaluation mode (running statistics), so the probe changes nothing.
     """
     out: dict[str, float] = {}
-    host = network.kernels.to_host
-    inputs, labels = CosineKernel(host(x)), CosineKernel(targets)
+    inputs, labels = CosineKernel(x), CosineKernel(network.kernels.asarray(targets))
     for k, z in enumerate(network.block_outputs(x)):
-        hidden = CosineKernel(host(z))
+        hidden = CosineKernel(z)
         out[f"hsic/xz/{k}"] = inputs.alignment(hidden)
         out[f"hsic/zy/{k}"] = hidden.alignment(labels)
     return out
