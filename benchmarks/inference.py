@@ -34,8 +34,9 @@ from timing import taking_turns
 from binary_nn.data import load_dataset
 from binary_nn.deploy.c_code import c_model
 from binary_nn.deploy.engine import Engine
-from binary_nn.deploy.packed import pack_bits, pack_network
+from binary_nn.deploy.packed import pack_network
 from binary_nn.nn import kernels
+from binary_nn.nn.kernels.bits import pack_bits
 from binary_nn.predict import integer_pixels
 from binary_nn.run.checkpoint import network_from_checkpoint, pixel_divisor
 from binary_nn.run.probes import predict as float_predict

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from binary_nn.data import load_dataset
-from binary_nn.deploy.packed import load_packed, pack_bits, pack_network, unpack_bits
+from binary_nn.deploy.packed import load_packed, pack_network
 from binary_nn.export import main as export_main
 from binary_nn.inference import Engine
 from binary_nn.nn import classifier
+from binary_nn.nn.kernels.bits import pack_bits, unpack_bits
 from binary_nn.predict import integer_pixels
 from binary_nn.predict import main as predict_main
 from binary_nn.run.checkpoint import network_from_checkpoint

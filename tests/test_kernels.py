@@ -278,3 +278,43 @@ def test_maxpool_takes_the_first_maximum_and_unpool_routes_back(kernel_backend, 
     assert index[0, 0, 0, 0] == 1  # (0, 1) is the first of the two 3s; the last row drops
     back = kernel_backend.unpool(np.full((1, 1, 1, 1), 5.0, dtype), index, 2, x.shape)
     assert back[0, 0, 1, 0] == 5 and back.sum() == 5
+
+
+@pytest.mark.parametrize(
+    ("n", "size", "c_in", "c_out", "k"),
+    [(5, 14, 32, 64, 5), (2, 6, 70, 3, 3), (3, 5, 1, 4, 1), (2, 4, 64, 2, 3)],
+)
+def test_a_convolution_of_signs_by_signs_counts_bits_to_the_float_products_bits(
+    rng, dtype, n, size, c_in, c_out, k
+):
+    # numba counts bits for +-1 inputs and weights; the numpy kernels multiply floats: the same
+    # numbers, bit for bit (whole words, a word and a part, one channel)
+    if kernels.NUMBA is None:
+        pytest.skip("numba is not installed (pip install -e '.[fast]')")
+    from binary_nn.nn.kernels import bits
+
+    x = np.where(rng.random((n, size, size, c_in)) < 0.5, -1, 1).astype(dtype)
+    w = np.where(rng.random((k * k * c_in, c_out)) < 0.5, -1, 1).astype(dtype)
+    padded = kernels.NUMPY.pad_images(x, k // 2)
+    assert bits.signs_inside(padded, k // 2) and bits.signs_inside(padded, 0) == (k == 1)
+    by_bits = bits.conv2d_signs(padded, w, k)
+    np.testing.assert_array_equal(by_bits, kernels.NUMPY.conv2d(padded, w, k, 1 << 20))
+    np.testing.assert_array_equal(kernels.NUMBA.conv2d(padded, w, k, 1 << 20), by_bits)
+    # a single input or weight that is not a sign takes the float product
+    x[0, 0, 0, 0], w[0, 0] = 0.5, -3.0
+    for inputs, weights in ((x, np.sign(w)), (np.sign(x), w)):
+        padded = kernels.NUMPY.pad_images(inputs, k // 2)
+        expected = kernels.NUMPY.conv2d(padded, weights, k, 1 << 20)
+        np.testing.assert_array_equal(kernels.NUMBA.conv2d(padded, weights, k, 1 << 20), expected)
+
+
+def test_signs_inside_looks_only_inside_the_padding(dtype):
+    from binary_nn.nn.kernels import bits
+
+    padded = np.zeros((2, 6, 6, 3), dtype)
+    padded[:, 1:5, 1:5] = -1
+    assert bits.signs_inside(padded, 1) and not bits.signs_inside(padded, 0)
+    padded[1, 4, 4, 2] = -0.0
+    assert not bits.signs_inside(padded, 1)
+    padded[1, 4, 4, 2] = np.nan
+    assert not bits.signs_inside(padded, 1)

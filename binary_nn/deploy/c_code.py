@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .packed import WORD, PackedModel, pack_bits, tanh_saturation
+from ..nn.kernels.bits import WORD, pack_bits
+from .packed import PackedModel, tanh_saturation
 from .packed_conv import PackedConv, refuse_c
 
 EXAMPLE = """/* An example host program: images as raw pixels on stdin, one class per line out. */

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from ..nn.kernels import KernelBackend, default_kernels, numba
-from .packed import PackedLayer, PackedModel, pack_bits, unpack_bits
+from ..nn.kernels.bits import pack_bits, popcount, sign_maps, unpack_bits
+from .packed import PackedLayer, PackedModel
 from .packed_conv import PackedConv, inside_sums, run_conv
 
 #: below this many examples the pixel layer takes the int8 loop, above it the float32 product
@@ -31,17 +32,6 @@ SMALL_BATCH = 16
 NUMPY_CHUNK = 64
 
 if numba is not None:
-    from numba import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def _popcount(
-        typingctx: Any, x: Any
-    ) -> Any:  # LLVM's ctpop: one instruction where the CPU has it
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            return builder.ctpop(args[0])
-
-        return types.uint64(types.uint64), codegen
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _row_counts(x: Any, n: Any, w_t: Any, counts: Any) -> Any:
@@ -51,7 +41,7 @@ if numba is not None:
         for k in range(x.shape[1]):
             xk = ~x[n, k]  # xnor(x, w) = ~x ^ w
             for m in range(w_t.shape[1]):
-                counts[m] += np.int64(_popcount(xk ^ w_t[k, m]))
+                counts[m] += np.int64(popcount(xk ^ w_t[k, m]))
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _set_bits(acc: Any, threshold: Any, direction: Any, flags: Any, out: Any, n: Any) -> Any:
@@ -177,7 +167,7 @@ if numba is not None:
                                     for v in range(wc):
                                         xv = ~x[n, yy, xx, v]
                                         for co in range(c_out):
-                                            pc[co] += _popcount(xv ^ w_t[dy, dx, v, co])
+                                            pc[co] += popcount(xv ^ w_t[dy, dx, v, co])
                             for co in range(c_out):
                                 a = 2 * pc[co] - taps * c_in
                                 if a > best[co]:
@@ -247,7 +237,7 @@ class Engine:
                              conv.pool, threshold, direction, out)  # fmt: skip
             else:
                 if not as_map:
-                    x = _to_map(x)
+                    x = sign_maps(x)
                 _conv_bits(x, prepared["w_t"], conv.shape_in[2], conv.pool, threshold,
                            direction, out)  # fmt: skip
             x, as_map = out, True
@@ -371,12 +361,6 @@ class Engine:
         if last != "id":  # the sign family: +1 where positive
             scores = scores > 0
         return np.argmax(scores, axis=1)
-
-
-def _to_map(signs: np.ndarray) -> np.ndarray:
-    """+-1 images (N, H, W, C) as bit maps (N, H, W, ceil(C / 64)), padding bits 0."""
-    n, h, w, c = signs.shape
-    return pack_bits(signs.reshape(-1, c), pad=0).reshape(n, h, w, -1)
 
 
 def _unmap(words: np.ndarray, c: int) -> np.ndarray:

@@ -39,13 +39,13 @@ from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..nn.activations import Sign
 from ..nn.conv import Conv2d
+from ..nn.kernels.bits import WORD, pack_bits
 from ..nn.layers import BatchNorm, Linear, Scaler
 from ..nn.network import Block, Network
 from .packed_conv import PackedConv, check_conv, pack_conv
 
 FORMAT = "binary_nn.packed"
 FORMAT_VERSION = 1
-WORD = 64
 
 
 def tanh_saturation() -> float:
@@ -58,24 +58,6 @@ def tanh_saturation() -> float:
         else:
             low = mid
     return high
-
-
-def pack_bits(signs: np.ndarray, pad: int) -> np.ndarray:
-    """Rows of a (rows, n) array of +-1 to (rows, ceil(n / 64)) uint64 words, bit i of word k
-    set for +1 at column 64k + i; the padding bits are set to ``pad`` (0 or 1)."""
-    rows, n = signs.shape
-    words = -(-n // WORD)
-    bits = np.full((rows, words * WORD), bool(pad))
-    bits[:, :n] = signs > 0
-    packed = np.packbits(bits.reshape(rows, words, WORD), axis=2, bitorder="little")
-    return packed.view(np.uint64).reshape(rows, words)
-
-
-def unpack_bits(words: np.ndarray, n: int) -> np.ndarray:
-    """The inverse of :func:`pack_bits`: (rows, n) int8 of +-1."""
-    rows = len(words)
-    bits = np.unpackbits(words.view(np.uint8).reshape(rows, -1), axis=1, bitorder="little")
-    return bits[:, :n].astype(np.int8) * 2 - 1
 
 
 @dataclass
