@@ -299,6 +299,9 @@ def test_a_convolution_of_signs_by_signs_counts_bits_to_the_float_products_bits(
     assert bits.signs_inside(padded, k // 2) and bits.signs_inside(padded, 0) == (k == 1)
     by_bits = bits.conv2d_signs(padded, w, k)
     np.testing.assert_array_equal(by_bits, kernels.NUMPY.conv2d(padded, w, k, 1 << 20))
+    x_half = x.copy()
+    x_half[-1, -1, -1, -1] = 0.5  # the last value checked
+    assert bits.conv2d_signs(kernels.NUMPY.pad_images(x_half, k // 2), w, k) is None
     np.testing.assert_array_equal(kernels.NUMBA.conv2d(padded, w, k, 1 << 20), by_bits)
     # a single input or weight that is not a sign takes the float product
     x[0, 0, 0, 0], w[0, 0] = 0.5, -3.0

@@ -349,8 +349,10 @@ class NumbaKernels(KernelBackend):
     def conv2d(self, padded: np.ndarray, w: np.ndarray, k: int, chunk_bytes: int) -> np.ndarray:
         # +-1 weights on +-1 inputs (a binary convolution after a sign activation): counting
         # bits gives the float product's exact integers, several times faster
-        if k % 2 and bits.signs_inside(w[None, None]) and bits.signs_inside(padded, k // 2):
-            return bits.conv2d_signs(padded, w, k)
+        if k % 2 and bits.signs_inside(w[None, None]):
+            by_bits = bits.conv2d_signs(padded, w, k)
+            if by_bits is not None:
+                return by_bits
         return super().conv2d(padded, w, k, chunk_bytes)
 
     def im2col(self, padded: np.ndarray, k: int, out: np.ndarray | None = None) -> np.ndarray:

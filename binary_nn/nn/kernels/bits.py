@@ -57,21 +57,23 @@ else:  # pragma: no cover - only without numba, where no compiled loop calls it
 
 @compiled
 def _signs_inside_loop(padded: Any, pad: Any) -> Any:
+    # counted a row at a time (a loop without a branch vectorises), stopping after a bad row
     n_, hp, wp, c = padded.shape
     for n in range(n_):
         for y in range(pad, hp - pad):
-            for x in range(pad, wp - pad):
-                for ch in range(c):
-                    v = padded[n, y, x, ch]
-                    if v != 1 and v != -1:
-                        return False
+            row = padded[n, y].ravel()
+            bad = 0
+            for i in range(pad * c, (wp - pad) * c):
+                bad += (row[i] != 1) & (row[i] != -1)
+            if bad:
+                return False
     return True
 
 
 def signs_inside(padded: np.ndarray, pad: int = 0) -> bool:
     """Whether every element of an (N, H, W, C) batch inside ``pad`` rows and columns of
     padding is exactly +1 or -1 (numba stops at the first that is not)."""
-    if _signs_inside_loop is not None:
+    if _signs_inside_loop is not None and padded.flags.c_contiguous:
         return bool(_signs_inside_loop(padded, pad))
     inside = padded[:, pad : padded.shape[1] - pad, pad : padded.shape[2] - pad]
     return bool(np.all((inside == 1) | (inside == -1)))
@@ -123,13 +125,15 @@ def tap_words(w: np.ndarray, k: int) -> np.ndarray:
     return np.ascontiguousarray(words.transpose(0, 1, 3, 2))
 
 
-def conv2d_signs(padded: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+def conv2d_signs(padded: np.ndarray, w: np.ndarray, k: int) -> np.ndarray | None:
     """The stride-1 ``k x k`` convolution of a batch of +-1 images zero-padded by ``k // 2``
     (odd ``k``) by +-1 weights (k*k*C, C_out), by XNOR/popcount (numba only): (N, H, W, C_out)
-    in the batch's dtype, equal to the float product."""
+    in the batch's dtype, equal to the float product; None when an image value is not a sign."""
     pad = k // 2
+    if not signs_inside(padded, pad):
+        return None
     images = padded[:, pad : padded.shape[1] - pad, pad : padded.shape[2] - pad]
     n, h, wd, c = images.shape
-    out = np.empty((n, h, wd, w.shape[1]), images.dtype)
+    out = np.empty((n, h, wd, w.shape[1]), padded.dtype)
     _conv_signs_loop(sign_maps(images), tap_words(w, k), c, out)
     return out
