@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..nn.kernels import KernelBackend, default_kernels, numba
-from ..nn.kernels.bits import pack_bits, popcount, sign_maps, unpack_bits
+from ..nn.kernels.bits import pack_bits, popcount, position_agreements, sign_maps, unpack_bits
 from .packed import PackedLayer, PackedModel
 from .packed_conv import PackedConv, inside_sums, run_conv
 
@@ -140,34 +140,16 @@ if numba is not None:
     ) -> Any:
         # a convolution on bit maps (a word per 64 channels at each position): XNOR-popcount
         # of the taps inside the image, pooled and thresholded into bit maps
-        n_, h, wd, wc = x.shape
-        k = w_t.shape[0]
         c_out = w_t.shape[3]
-        pad = k // 2
         pc = np.empty(c_out, np.int64)
         best = np.empty(c_out, np.int64)
-        for n in range(n_):
+        for n in range(x.shape[0]):
             for r in range(out.shape[1]):
                 for q in range(out.shape[2]):
                     best[:] = -(2**40)
                     for py in range(p):
                         for px in range(p):
-                            y, xq = r * p + py, q * p + px
-                            pc[:] = 0
-                            taps = 0
-                            for dy in range(k):
-                                yy = y + dy - pad
-                                if yy < 0 or yy >= h:
-                                    continue
-                                for dx in range(k):
-                                    xx = xq + dx - pad
-                                    if xx < 0 or xx >= wd:
-                                        continue
-                                    taps += 1
-                                    for v in range(wc):
-                                        xv = ~x[n, yy, xx, v]
-                                        for co in range(c_out):
-                                            pc[co] += popcount(xv ^ w_t[dy, dx, v, co])
+                            taps = position_agreements(x, w_t, n, r * p + py, q * p + px, pc)
                             for co in range(c_out):
                                 a = 2 * pc[co] - taps * c_in
                                 if a > best[co]:

@@ -51,8 +51,35 @@ if numba is not None:
 
         return types.uint64(types.uint64), codegen
 
-else:  # pragma: no cover - only without numba, where no compiled loop calls it
-    popcount = None
+    @numba.njit(cache=True, nogil=True, inline="always")
+    def position_agreements(maps: Any, w_t: Any, n: Any, y: Any, x: Any, agree: Any) -> Any:
+        """Into ``agree`` (C_out,): the agreements of the +-1 weights ``w_t`` (k, k, words,
+        C_out) with the bit map ``maps`` (N, H, W, words) around position (y, x) of image
+        ``n``, over the taps inside the image (zero padding: the others add nothing).
+        Returns the number of those taps. The loop over output channels (contiguous in
+        ``w_t``) vectorises."""
+        h, wd, words = maps.shape[1], maps.shape[2], maps.shape[3]
+        k = w_t.shape[0]
+        pad = k // 2
+        agree[:] = 0
+        taps = 0
+        for dy in range(k):
+            yy = y + dy - pad
+            if yy < 0 or yy >= h:
+                continue
+            for dx in range(k):
+                xx = x + dx - pad
+                if xx < 0 or xx >= wd:
+                    continue
+                taps += 1
+                for v in range(words):
+                    inverted = ~maps[n, yy, xx, v]  # xnor(x, w) = ~x ^ w
+                    for co in range(len(agree)):
+                        agree[co] += np.int64(popcount(inverted ^ w_t[dy, dx, v, co]))
+        return taps
+
+else:  # pragma: no cover - only without numba, where no compiled loop calls them
+    popcount = position_agreements = None
 
 
 @compiled
@@ -81,31 +108,14 @@ def signs_inside(padded: np.ndarray, pad: int = 0) -> bool:
 
 @compiled
 def _conv_signs_loop(maps: Any, w_t: Any, c_in: Any, out: Any) -> Any:
-    # out[n, y, x, co] = sum over the taps inside the image of the +-1 products, as
-    # 2 * agreements - taps * c_in; the loop over output channels (contiguous in w_t) vectorises
-    n_, h, wd, words = maps.shape
-    k, c_out = w_t.shape[0], w_t.shape[3]
-    pad = k // 2
-    agree = np.empty(c_out, np.int64)
+    # each output: 2 * agreements - (taps inside) * c_in, the +-1 dot product
+    n_, h, wd, _ = maps.shape
+    agree = np.empty(w_t.shape[3], np.int64)
     for n in range(n_):
         for y in range(h):
             for x in range(wd):
-                agree[:] = 0
-                taps = 0
-                for dy in range(k):
-                    yy = y + dy - pad
-                    if yy < 0 or yy >= h:
-                        continue
-                    for dx in range(k):
-                        xx = x + dx - pad
-                        if xx < 0 or xx >= wd:
-                            continue
-                        taps += 1
-                        for v in range(words):
-                            inverted = ~maps[n, yy, xx, v]  # xnor(x, w) = ~x ^ w
-                            for co in range(c_out):
-                                agree[co] += np.int64(popcount(inverted ^ w_t[dy, dx, v, co]))
-                for co in range(c_out):
+                taps = position_agreements(maps, w_t, n, y, x, agree)
+                for co in range(len(agree)):
                     out[n, y, x, co] = 2 * agree[co] - taps * c_in
 
 
