@@ -50,6 +50,19 @@ VARIANTS = {
 RULE_NAMES = ("GD", "DFA", "DRTP")
 
 
+def seconds_per_step(step: Callable[[int], None], steps: int, sync: Callable[[], None]) -> float:
+    """Seconds per call of ``step(k)`` over ``steps`` calls, after 3 to warm up (kernels
+    compiled, memory pools filled), the device synchronised before each clock reading."""
+    for k in range(3):
+        step(k)
+    sync()
+    started = time.perf_counter()
+    for k in range(steps):
+        step(k)
+    sync()
+    return (time.perf_counter() - started) / steps
+
+
 def synthetic(images: bool) -> Dataset:
     rng = np.random.default_rng(0)
     shape = (28, 28, 1) if images else (784,)
@@ -84,14 +97,7 @@ def ours(variant: dict, rule: str, kernels, steps: int, sync: Callable[[], None]
         index = order[(k * BATCH) % (N_TRAIN - BATCH) :][:BATCH]
         train_step(net, learning, optimizer, MSELoss(), data.batch(index), data.batch_labels(index))
 
-    for k in range(3):  # warm up: kernels compiled, memory pools filled
-        step(k)
-    sync()
-    started = time.perf_counter()
-    for k in range(steps):
-        step(k)
-    sync()
-    return (time.perf_counter() - started) / steps
+    return seconds_per_step(step, steps, sync)
 
 
 def pytorch(variant: dict, device: str, steps: int, sync: Callable[[], None]) -> float:
@@ -161,14 +167,7 @@ def pytorch(variant: dict, device: str, steps: int, sync: Callable[[], None]) ->
         loss.backward()
         opt.step()
 
-    for k in range(3):
-        step(k)
-    sync()
-    started = time.perf_counter()
-    for k in range(steps):
-        step(k)
-    sync()
-    return (time.perf_counter() - started) / steps
+    return seconds_per_step(step, steps, sync)
 
 
 def campaign(runs: int, runs_per_gpu: int, device: str) -> float:

@@ -99,6 +99,10 @@ class ArrayAPIKernels(KernelBackend):
         if clip > 0:
             value[...] = self._xp.clip(value, -clip, clip)
 
+    def _descend(self, value: Array, grad: Array, lr: float) -> None:
+        """``value -= lr * grad``, in place."""
+        value -= grad * lr
+
     def sgd_update(
         self,
         value: Array,
@@ -109,7 +113,7 @@ class ArrayAPIKernels(KernelBackend):
         summarize_grad: bool = False,
     ) -> ArrayStatistics | None:
         summary = self.summarize(grad) if summarize_grad else None
-        value -= grad * lr
+        self._descend(value, grad, lr)
         self._clip(value, clip)
         return summary
 
@@ -349,20 +353,12 @@ class TorchKernels(ArrayAPIKernels):
             return self._torch.matmul(a, b, out=out)
         return super().matmul_into(a, b, out)
 
-    def sgd_update(
-        self,
-        value: Array,
-        grad: Array,
-        lr: float,
-        clip: float,
-        scratch: Array,
-        summarize_grad: bool = False,
-    ) -> ArrayStatistics | None:
-        summary = self.summarize(grad) if summarize_grad else None
-        value.add_(grad, alpha=-lr)
+    def _descend(self, value: Array, grad: Array, lr: float) -> None:
+        value.add_(grad, alpha=-lr)  # no temporary for grad * lr
+
+    def _clip(self, value: Array, clip: float) -> None:
         if clip > 0:
             value.clamp_(-clip, clip)
-        return summary
 
     def conv2d(self, padded: Array, w: Array, k: int, chunk_bytes: int) -> Array:
         f = self._torch.nn.functional
