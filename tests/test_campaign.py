@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from processes import communicate_scaled
 
 from binary_nn.errors import ConfigError
 from binary_nn.experiments.campaign import build_jobs, bundled_settings, main, read_settings
@@ -119,6 +120,7 @@ def test_a_campaign_stopped_mid_run_resumes_without_redoing_an_epoch(tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "binary_nn.repeat", str(path), "--out", str(out),
                "--no-progress"]  # fmt: skip
+    started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     second = out / "DRTP-signsat-binary" / "seed-1" / "metrics.jsonl"
     deadline = time.monotonic() + 120
@@ -127,7 +129,7 @@ def test_a_campaign_stopped_mid_run_resumes_without_redoing_an_epoch(tmp_path):
     ):
         time.sleep(0.01)
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
+    communicate_scaled(process, started)
     assert process.returncode == 143
     assert main([str(path), "--out", str(out), "--no-progress"]) == 0
     for run in ("GD-tanh-real", "DRTP-signsat-binary"):

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from processes import communicate_scaled
 
 from binary_nn.evaluate import main as evaluate_main
 from binary_nn.train import main as train_main
@@ -63,10 +64,11 @@ def test_a_run_stopped_mid_epoch_and_resumed_equals_the_uninterrupted_run(
     dtype, reference_dir = reference
     out = tmp_path / "run"
     command = [sys.executable, "-m", "binary_nn.train", *ARGS, "--dtype", dtype, "--out", str(out)]
+    started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     wait_for_iteration(out / "metrics.jsonl", 23, process)  # in the third epoch
     process.send_signal(kill)
-    process.communicate(timeout=60)
+    communicate_scaled(process, started)
     assert process.returncode == (143 if kill == signal.SIGTERM else -9)
     stopped = json.loads((out / "summary.json").read_text()) if kill == signal.SIGTERM else None
     if stopped is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import communicate_scaled
 
 from binary_nn.experiments.jobs import Job, run_jobs
 from binary_nn.run.config import TrainConfig
@@ -344,6 +345,7 @@ def test_sigterm_stops_a_run_with_one_sentence_and_keeps_what_it_logged(tmp_path
     # a batch scheduler's time limit sends SIGTERM: the run must stop like Ctrl-C, not vanish
     out = tmp_path / "r"
     command = [sys.executable, "-m", "binary_nn.train", *FAST, "-e", "100000", "--out", str(out)]
+    started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     metrics = out / "metrics.jsonl"
     for _ in range(600):  # until it has logged a few batches (60 s at most)
@@ -351,7 +353,7 @@ def test_sigterm_stops_a_run_with_one_sentence_and_keeps_what_it_logged(tmp_path
             break
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
-    stdout, stderr = process.communicate(timeout=60)
+    stdout, stderr = communicate_scaled(process, started)
     assert process.returncode == 143, stderr
     assert stderr.strip().count("\n") == 0 and "terminated (SIGTERM)" in stderr
     assert f"run directory {out} keeps everything logged so far" in stdout

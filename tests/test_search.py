@@ -8,6 +8,7 @@ import time
 
 import pytest
 import yaml
+from processes import communicate_scaled
 
 from binary_nn.experiments.search import load_sweep, main
 
@@ -82,13 +83,14 @@ def test_a_bayesian_search_and_a_terminated_grid(tmp_path):
 def test_a_killed_search_continues_without_redoing_a_run(tmp_path):
     path, out = write(tmp_path, run_cap=5, early=False, epochs={"value": 40}), tmp_path / "out"
     command = [sys.executable, "-m", "binary_nn.sweep", str(path), "--out", str(out)]
+    started = time.monotonic()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(out.glob("*/summary.json"))) < 1:
         time.sleep(0.05)
     time.sleep(1.0)  # the second run under way
     process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=60)
+    communicate_scaled(process, started)
     assert main([str(path), "--out", str(out), "--no-progress"]) == 0
     points = [p for p in state(out)["points"] if p["status"] == "completed"]
     assert len(points) == 5 and len({p["name"] for p in points}) == 5
