@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -12,12 +13,46 @@ from typing import Any
 
 from .errors import ConfigError
 
+#: a temporary file of :func:`write_bytes_atomic`: ``.{target name}.{writer's pid}.partial``
+#: plus mkstemp's random part, so the next writer of the target knows whose it is
+PARTIAL = ".partial"
+
+
+def _partial_prefix(path: Path, pid: int) -> str:
+    return f".{path.name}.{pid}{PARTIAL}"
+
+
+def remove_stale_partials(path: Path) -> list[Path]:
+    """Remove the temporary files that writers of ``path`` left when they were killed in the
+    middle of a write (their process is gone); return what was removed."""
+    removed = []
+    for candidate in Path(path).parent.glob(f".{glob.escape(Path(path).name)}.*{PARTIAL}*"):
+        pid_text = candidate.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename."""
+    """Write ``data`` to ``path`` through a temporary file and a rename (removing first the
+    temporary files of writers that were killed while writing it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    remove_stale_partials(path)
+    fd, tmp = tempfile.mkstemp(prefix=_partial_prefix(path, os.getpid()), dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -28,8 +28,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         with deferred_stop() as stop:  # Ctrl-C, SIGTERM: stop between steps, checkpointed
             summary = run(config, trackers=[Console(config.verbose)], resume=resume, stop=stop)
         epochs = summary["epochs_completed"]
+        if summary.get("already_finished"):
+            early = ", stopped early" if summary.get("stopped_early") else ""
+            print(
+                f"{config.out} is finished ({epochs} epochs{early}): nothing to do, nothing "
+                "changed; to train it further, resume it with a larger -e/--epochs"
+            )
+            return 0
         accuracy = summary.get("test/accuracy")
         scores = "no test set" if accuracy is None else f"test accuracy {accuracy:.4f}"
+        if summary.get("best/metric") == "val/accuracy" and "best/test/accuracy" in summary:
+            # one definition of the run's result: the epoch its validation split selected
+            scores = (
+                f"test accuracy {summary['best/test/accuracy']:.4f} at epoch "
+                f"{summary['best/epoch']}, selected on val/accuracy ({scores} at the last)"
+            )
         print(
             f"done: {scores} after {epochs} epoch{'s' if epochs != 1 else ''} "
             f"(seed {summary['seed']})"

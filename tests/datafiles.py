@@ -122,3 +122,15 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+def use_test_mnist(monkeypatch, files: dict[str, bytes], mirrors: list[str]) -> FileSet:
+    """Register the miniature MNIST ``files`` under ``MNIST`` with the given mirrors (for the
+    test's duration)."""
+    from binary_nn.data import DATASETS
+    from binary_nn.data.sources import DatasetSource, idx_loader
+
+    fs = fileset("MNIST", "mnist", files, mirrors)
+    source = DatasetSource("MNIST", "test", idx_loader(fs), fs)
+    monkeypatch.setitem(DATASETS._entries, "MNIST", source)
+    return fs

@@ -16,13 +16,14 @@ from datafiles import (
     idx_bytes,
     mini_cifar_tarball,
     mini_mnist,
+    use_test_mnist,
 )
 
 from binary_nn.data import DATASETS, load_dataset
 from binary_nn.data import __main__ as data_cli
 from binary_nn.data.formats import parse_cifar_batch, parse_idx, read_cifar, read_idx_gz
 from binary_nn.data.remote import data_home, ensure_files
-from binary_nn.data.sources import DatasetSource, idx_loader, load_cifar10
+from binary_nn.data.sources import idx_loader, load_cifar10
 from binary_nn.errors import DataError
 from binary_nn.train import main as train_main
 
@@ -30,14 +31,6 @@ from binary_nn.train import main as train_main
 @pytest.fixture
 def mnist_files():
     return mini_mnist(np.random.default_rng(0))
-
-
-def use_test_mnist(monkeypatch, files, mirrors):
-    """Register the miniature MNIST under ``MNIST`` with the given mirrors."""
-    fs = fileset("MNIST", "mnist", files, mirrors)
-    source = DatasetSource("MNIST", "test", idx_loader(fs), fs)
-    monkeypatch.setitem(DATASETS._entries, "MNIST", source)
-    return fs
 
 
 def no_temporaries(folder):

@@ -117,7 +117,7 @@ def test_resume_refuses_a_flag_that_contradicts_the_run(tmp_path, capsys, args, 
 def test_resume_of_a_directory_without_a_checkpoint_says_so(tmp_path, capsys):
     (tmp_path / "old").mkdir()
     assert train_main(["--resume", str(tmp_path / "old")]) == 2
-    assert "holds no checkpoint.npz" in capsys.readouterr().err
+    assert "holds no config.json: the run was stopped before it began" in capsys.readouterr().err
 
 
 def test_validation_selects_the_best_epoch_and_early_stopping_stops(tmp_path):
@@ -181,3 +181,29 @@ def test_campaign_results_are_read_from_the_disk(tmp_path):
     # another campaign ran it: this one only saw it as skipped, without its scores
     result = on_disk([JobResult("done", run_dir, "skipped", {}, None)])[0]
     assert result.status == "completed" and "test/accuracy" in result.summary
+
+
+def test_evaluate_scores_the_validation_selected_epoch_with_the_runs_data_dir(
+    tmp_path, capsys, monkeypatch
+):
+    from datafiles import mini_mnist, use_test_mnist
+
+    data_dir = tmp_path / "data" / "mnist"
+    data_dir.mkdir(parents=True)
+    files = mini_mnist(np.random.default_rng(0), 200, 50)
+    for name, content in files.items():
+        (data_dir / name).write_bytes(content)
+    use_test_mnist(monkeypatch, files, mirrors=[])  # nothing to download from
+    monkeypatch.setenv("BINARY_NN_DATA", str(tmp_path / "elsewhere"))  # not where the data are
+    out = tmp_path / "run"
+    args = ["-d", "MNIST", "--data-dir", str(tmp_path / "data"), "--hidden", "16", "--lr",
+            "1e-3", "-e", "6", "--seed", "3", "--val-split", "0.2", "--out", str(out)]  # fmt: skip
+    assert train_main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    printed = capsys.readouterr().out.splitlines()[-1]
+    assert f"test accuracy {summary['best/test/accuracy']:.4f} at epoch" in printed
+    assert evaluate_main([str(out), "--split", "val", "--split", "test"]) == 0
+    said = capsys.readouterr().out
+    assert f"best.npz (epoch {summary['best/epoch']}, the best on val/accuracy)" in said
+    assert f"val accuracy {summary['best/val/accuracy']:.4f}" in said
+    assert f"test accuracy {summary['best/test/accuracy']:.4f}" in said

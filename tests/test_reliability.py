@@ -273,9 +273,29 @@ def test_a_full_disk_stops_a_campaign_cleanly(tmp_path, capsys, monkeypatch):
 def test_chance_level_with_saturated_outputs_gets_a_hint(tmp_path, capsys):
     assert main(["-e", "3", "--lr", "1e-3", "--seed", "1", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
-    assert out.count("hint: training is stuck at chance level") == 1 and "--lr 1e-4" in out
+    assert out.count("hint: training is stuck at chance level") == 1
+    assert "at --lr 0.001;" in out and "try --lr 0.0001" in out
     assert main(["-e", "3", "--seed", "1", "--lr", "1e-4", "--out", str(tmp_path / "s")]) == 0
     assert "hint:" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("lr", [1e-4, 3e-6])
+def test_the_stuck_hint_suggests_a_rate_below_the_one_in_force(lr):
+    import io
+
+    from binary_nn.run.console import Console
+
+    stream = io.StringIO()
+    console = Console(stream=stream)
+    info = {"model_bytes": 1, "model_bytes_packed": 1, "architecture": "x", "n_parameters": 1,
+            "n_classes": 10}  # fmt: skip
+    console.start({"lr": lr, "epochs": 3, "method": "GD", "optimizer": "sgd"}, info)
+    stuck = {"train/loss": 0.4, "train/accuracy": 0.1, "train/f1": 0.02, "time/epoch": 1.0}
+    for epoch in (1, 2):
+        console.log_epoch(stuck, epoch, epoch * 10)
+    hint = next(line for line in stream.getvalue().splitlines() if line.startswith("hint:"))
+    suggested = float(hint.rsplit("--lr ", 1)[1])
+    assert suggested < lr and f"at --lr {lr:g};" in hint
 
 
 def test_runs_lists_past_runs_with_their_status(tmp_path, capsys):

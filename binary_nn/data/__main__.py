@@ -1,7 +1,9 @@
-"""``python -m binary_nn.data {list,fetch,verify}``: prepare or check a data directory.
+"""``python -m binary_nn.data {list,fetch,verify,pixels}``: prepare or check a data directory.
 
 Run ``fetch`` where there is internet (e.g. a login node); training jobs elsewhere then read the
-same directory without network access.
+same directory without network access. ``pixels`` writes a split's images as raw ``uint8``
+bytes, one image after another in the layout the network reads (rows, columns, channels):
+what the exported C programs read on their standard input.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import DataError
+from ..files import check_writable, write_bytes_atomic
 from .remote import check_local, data_home, ensure_files
-from .sources import DATASETS, DatasetSource
+from .sources import DATASETS, DatasetSource, load_dataset
 
 PROG = "binary_nn.data"
 
@@ -28,6 +33,13 @@ def build_parser() -> ArgumentParser:
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("name", help=f"one of: {', '.join(DATASETS.names())}")
+    pixels = commands.add_parser(
+        "pixels", help="write a split's images as raw uint8 bytes (what the C programs read)"
+    )
+    pixels.add_argument("name", help=f"one of: {', '.join(DATASETS.names())}, or a PATH.npz")
+    pixels.add_argument("--split", choices=("train", "test"), default="test")
+    pixels.add_argument("--out", required=True, help="the file to write")
+    pixels.add_argument("--labels", help="also write the labels, one uint8 each, to this file")
     for sub in commands.choices.values():
         sub.add_argument(
             "--data-dir",
@@ -50,6 +62,29 @@ def file_state(source: DatasetSource, root: Path) -> str:
     return "missing" if ok == 0 else f"partial ({ok} of {len(statuses)})"
 
 
+def write_pixels(
+    name: str, data_dir: str | None, split: str, out: str, labels: str | None = None
+) -> int:
+    """Write the ``split`` images of dataset ``name`` as raw uint8 bytes to ``out`` (and its
+    labels to ``labels``), atomically."""
+    for path, flag in ((out, "--out"), (labels, "--labels")):
+        if path:
+            check_writable(path, flag)
+    dataset = load_dataset(name, data_dir)
+    images = dataset.x_train if split == "train" else dataset.x_test
+    if images.dtype != np.uint8:
+        raise DataError(
+            f"{name} holds {images.dtype} inputs, not uint8 pixels: there are no raw pixels to "
+            "write"
+        )
+    write_bytes_atomic(Path(out), np.ascontiguousarray(images).tobytes())
+    if labels:
+        write_bytes_atomic(Path(labels), dataset.labels(split).astype(np.uint8).tobytes())
+    shape = "x".join(str(n) for n in images.shape[1:])
+    print(f"wrote {out}: {len(images):,} {split} images of {shape} uint8 pixels")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     def job() -> int:
         args = build_parser().parse_args(argv)
@@ -63,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"  {name:<14} {source.description:<42} {file_state(source, root):<24} {where}"
                 )
             return 0
+        if args.command == "pixels":
+            return write_pixels(args.name, args.data_dir, args.split, args.out, args.labels)
         source = DATASETS.get(args.name)
         if source.files is None:
             print(f"{source.name} is embedded: nothing to {args.command}")

@@ -30,6 +30,7 @@ from ..learning.optim import Optimizer
 from ..learning.rules import RULES, LearningRule
 from ..nn.kernels import KernelBackend
 from ..nn.network import Network
+from ..schema import Record
 from .architecture import build_network
 from .config import TrainConfig
 from .probes import Probe
@@ -50,6 +51,9 @@ OPTIMIZER_PREFIX = "optimizer."
 #: a run directory's checkpoint, written at every epoch end (and every --checkpoint-every
 #: iterations, and when the run is stopped): what --resume continues from
 RUN_CHECKPOINT = "checkpoint.npz"
+#: a run directory's model of its best epoch on val/accuracy, kept by every run with a
+#: validation split: what ``evaluate RUN_DIR`` scores
+BEST_CHECKPOINT = "best.npz"
 PROGRESS_KEY = "progress"
 ORDER_KEY = "progress.order"
 PROBE_PREFIX = "probe."
@@ -211,6 +215,13 @@ def pixel_divisor(path: str | Path, config: TrainConfig) -> float:
         return PIXEL_DIVISOR
 
 
+#: what to do with a run whose checkpoint cannot be used
+DAMAGED_RUN = (
+    "the checkpoint is damaged: start the run again with --overwrite (or resume from a copy "
+    "of the run directory taken before the damage)"
+)
+
+
 def save_run_state(
     path: str | Path,
     model: Network,
@@ -246,24 +257,26 @@ def restore_run_state(
     rule: LearningRule,
     optimizer: Optimizer,
     probes: Sequence[Probe],
-) -> Progress:
+) -> tuple[Progress, Record]:
     """Load what :func:`save_run_state` wrote into a run built from the same configuration;
-    return the progress to continue from."""
+    return the progress to continue from (checked field by field), and the record it was
+    read from (for the checks that need the run: :meth:`Progress.check_against`)."""
     load_checkpoint(path, model, rule, optimizer, extra_prefixes=(PROGRESS_KEY, PROBE_PREFIX))
     try:
         with np.load(path, allow_pickle=False) as archive:
             data = json.loads(str(archive[PROGRESS_KEY]))
             order = archive[ORDER_KEY] if ORDER_KEY in archive.files else None
             stored = {k: archive[k] for k in archive.files if k.startswith(PROBE_PREFIX)}
-        progress = Progress.from_json(data, order)
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
         raise ConfigError(f"{path} holds no run progress to resume from ({exc})") from None
+    record = Record(data, f"{path} (its progress)", DAMAGED_RUN)
+    progress = Progress.from_json(record, order)
     for k, probe in enumerate(probes):
         prefix = f"{PROBE_PREFIX}{k}."
         probe.load_state_dict(
             {n[len(prefix) :]: a for n, a in stored.items() if n.startswith(prefix)}
         )
-    return progress
+    return progress, record
 
 
 def stored_config(path: str | Path, flag: str = "checkpoint") -> dict[str, Any]:

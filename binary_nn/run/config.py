@@ -19,7 +19,14 @@ import numpy as np
 from .. import options as opts
 from ..errors import ConfigError
 from ..learning.loss import LOSSES
-from ..learning.optim import OPTIMIZERS, OTHER_OPTIMIZERS, SCHEDULES, OptimizerSettings, Schedule
+from ..learning.optim import (
+    OPTIMIZERS,
+    OTHER_OPTIMIZERS,
+    SCHEDULES,
+    OptimizerSettings,
+    Schedule,
+    default_rate,
+)
 from ..learning.rules import RULES
 from ..nn.activations import ACTIVATIONS
 from ..nn.kernels import BACKENDS
@@ -153,7 +160,8 @@ class TrainConfig:
     )  # fmt: skip
     binarize_last: bool = option(
         False, "--binarize_last", "--binarize-last", group="model", kind="flag",
-        help="binary weights in the output layer too",
+        help="binary weights in the output layer (independent of --binarize, as published: "
+        "alone, only the output layer is binary; --run-name auto still says 'continuous')",
     )  # fmt: skip
     binarize_first: bool = option(
         True, "--binarize-first", group="model", kind="switch", needs=[BINARY_WEIGHTS],
@@ -174,9 +182,10 @@ class TrainConfig:
         "GD", "-m", "--method", group="learning", check=opts.registered(RULES),
         help=f"learning rule: {', '.join(RULES.names())} (BP is an alias of GD)",
     )  # fmt: skip
-    lr: float = option(
-        1e-4, "--lr", group="learning", check=opts.number(0),
-        help="learning rate; gradients are sums over the batch, not means, so the rates that "
+    lr: float | None = option(
+        None, "--lr", group="learning", check=opts.optional(opts.number(0)),
+        help="learning rate (default: the optimizer's own, 1e-4 for sgd and 1e-3 for adam "
+        "and adamw); SGD's gradients are sums over the batch, not means, so its rates that "
         "work are small (the published runs use 1e-6 .. 1e-4; the published default was 1e-3)",
     )  # fmt: skip
     batchsize: int = option(
@@ -367,6 +376,7 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """A validated copy with canonical names and a concrete seed."""
         values = opts.validate(self)
+        values["lr"] = replace(self, **values).rate
         if values["seed"] is None:
             values["seed"] = int(np.random.SeedSequence().generate_state(1)[0])
         return replace(self, **values)
@@ -378,6 +388,11 @@ class TrainConfig:
         if self.backend is not None:
             return self.backend
         return "numpy" if self.device == "cpu" else "torch"
+
+    @property
+    def rate(self) -> float:
+        """``--lr``, or the optimizer's own default rate when it is not given."""
+        return self.lr if self.lr is not None else default_rate(self.optimizer, self.bop_other)
 
     @property
     def auto_name(self) -> str:
@@ -399,7 +414,7 @@ class TrainConfig:
     def optimizer_settings(self) -> OptimizerSettings:
         """The hyperparameters of :attr:`optimizer` (see :mod:`binary_nn.learning.optim`)."""
         return OptimizerSettings(
-            lr=self.lr,
+            lr=self.rate,
             weight_clipping=self.weight_clipping,
             momentum=self.momentum,
             nesterov=self.nesterov,
@@ -415,7 +430,7 @@ class TrainConfig:
     def schedule(self) -> Schedule:
         """The learning rate of each epoch."""
         return Schedule(
-            self.lr_schedule, self.lr, self.epochs, self.warmup_epochs, self.lr_min,
+            self.lr_schedule, self.rate, self.epochs, self.warmup_epochs, self.lr_min,
             self.lr_step, self.lr_factor,
         )  # fmt: skip
 

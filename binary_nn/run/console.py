@@ -47,6 +47,7 @@ class Console(Tracker):
         self._log: TextIO | None = None
         self._epochs = 0
         self._epoch_seconds: list[float] = []
+        self._lr = 0.0
 
     def _print(self, text: str) -> None:
         if self._log is not None:
@@ -70,6 +71,7 @@ class Console(Tracker):
         self._hinted = False
         self._last_loss = None
         self._epochs = int(config.get("epochs", 0))
+        self._lr = float(config.get("lr") or 0.0)
         self._epoch_seconds = []
         if self._run_dir:
             try:  # appended to: a resumed run's log goes on
@@ -88,6 +90,12 @@ class Console(Tracker):
             f"model {info['architecture']}: {info['n_parameters']:,} parameters, "
             f"{stored / 1e6:.3f} MB in memory, {packed / 1e6:.3f} MB with binary weights packed"
         )
+        if "lr" in config:
+            given = any(a.split("=")[0] == "--lr" for a in config.get("argv", []))
+            self._print(
+                f"learning: {config.get('method')} with {config.get('optimizer')}, learning rate "
+                f"{config['lr']:g}{'' if given else ' (its default)'}"
+            )
 
     def epoch_start(self, epoch: int, n_iterations: int) -> None:
         self._bar = tqdm(
@@ -171,8 +179,8 @@ class Console(Tracker):
             self._hinted = True
             self._print(
                 f"hint: training is stuck at chance level with saturated outputs (loss "
-                f"{loss:.4f}); the gradients are sums over the batch, so the published runs "
-                "use --lr 1e-6 .. 1e-4: try --lr 1e-4"
+                f"{loss:.4f}) at --lr {self._lr:g}; the gradients are sums over the batch, so "
+                f"the published runs use --lr 1e-6 .. 1e-4: try --lr {self._lr / 10:g}"
             )
 
     def _close_bar(self) -> None:

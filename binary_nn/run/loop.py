@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -27,10 +28,10 @@ from ..files import check_writable, claim_output
 from ..learning.step import train_step
 from ..nn.layers import BatchNorm
 from .build import TrainingRun, build, default_run_dir
-from .checkpoint import restore_run_state, save_checkpoint, save_run_state
+from .checkpoint import BEST_CHECKPOINT, restore_run_state, save_checkpoint, save_run_state
 from .config import TrainConfig
 from .progress import SELECT_ON_TEST, SELECT_ON_VALIDATION, Progress, Selection
-from .run_dir import FINISHED, RunDirectory
+from .run_dir import FINISHED, RunDirectory, finished_summary
 from .tracker import TerminateRun, Tracker
 from .wandb_tracker import wandb_tracker
 
@@ -85,6 +86,7 @@ class Session:
             return
         t = self.training
         self.progress.metrics_bytes = self.directory.metrics_bytes
+        self.progress.planned_epochs = self.config.epochs
         self.progress.shuffle_state = dict(t.shuffle_rng.bit_generator.state)
         self.progress.batchnorm_ready = [bn.running_initialised for bn in _batch_norms(t)]
         save_run_state(
@@ -95,10 +97,21 @@ class Session:
     def restore(self, path: Path) -> None:
         """Continue from the checkpoint at ``path`` (a run built from the same config)."""
         t = self.training
-        self.progress = restore_run_state(path, t.model, t.rule, t.optimizer, t.probes)
-        t.shuffle_rng.bit_generator.state = self.progress.shuffle_state
-        for bn, ready in zip(_batch_norms(t), self.progress.batchnorm_ready, strict=False):
+        self.progress, record = restore_run_state(path, t.model, t.rule, t.optimizer, t.probes)
+        batch_norms = _batch_norms(t)
+        self.progress.check_against(
+            len(t.dataset.y_train), self.config.batchsize, len(batch_norms), record
+        )
+        try:
+            t.shuffle_rng.bit_generator.state = self.progress.shuffle_state
+        except (TypeError, ValueError, KeyError) as exc:
+            raise record.error(f"holds a shuffle state the generator refuses ({exc})") from None
+        for bn, ready in zip(batch_norms, self.progress.batchnorm_ready, strict=False):
             bn.running_initialised = ready
+        p = self.progress
+        if p.stopped_early and not p.finished(self.config.epochs):
+            # extended with a larger --epochs: early stopping's patience starts again
+            p.stopped_early, p.selection.stale = False, 0
 
     def save_model(self, path: str, **marks: Any) -> None:
         t = self.training
@@ -169,12 +182,21 @@ class Session:
                 terminate = True
         p.epoch, p.batch, p.order = epoch, 0, None
         p.last_metrics = {k: v for k, v in metrics.items() if not k.startswith("hsic/")}
-        if p.selection.update(epoch, metrics) and self.config.save_best:
-            self.save_model(self.config.save_best, best_epoch=epoch)
+        if p.selection.update(epoch, metrics):
+            for path in self.best_paths():
+                self.save_model(str(path), best_epoch=epoch, best_metric=p.selection.metric)
         self.checkpoint()
         if terminate:
             raise TerminateRun
         return metrics
+
+    def best_paths(self) -> list[Path]:
+        """Where the best epoch's model goes: the run directory's ``best.npz`` when the run
+        selects on a validation split, and ``--save-best``."""
+        paths = [Path(self.config.save_best)] if self.config.save_best else []
+        if self.directory is not None and self.progress.selection.metric == SELECT_ON_VALIDATION:
+            paths.append(self.directory.path / BEST_CHECKPOINT)
+        return paths
 
     def stop_if_asked(self) -> None:
         if self.stop is not None and self.stop.requested:
@@ -207,6 +229,22 @@ def train_epoch(
 def _selection(training: TrainingRun) -> Selection:
     has_val = len(training.dataset.labels("val")) > 0
     return Selection(SELECT_ON_VALIDATION if has_val else SELECT_ON_TEST)
+
+
+def _disk_full(exc: OSError, directory: RunDirectory, epochs: int) -> OSError | DiskFullError:
+    """A full disk (or quota) as one sentence saying how to go on; any other error as it is."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return exc
+    out = directory.path
+    again = (
+        f"resume with python -m binary_nn.train --resume {out}"
+        if directory.checkpoint.is_file()
+        else "run it again"
+    )
+    return DiskFullError(
+        f"the disk holding {exc.filename or out} is full ({exc.strerror}) after {epochs} "
+        f"epochs; free some space and {again}: what was logged before stays"
+    )
 
 
 def run(
@@ -248,14 +286,27 @@ def run(
         for path, flag in ((config.save, "--save"), (config.save_best, "--save-best")):
             if path:
                 check_writable(path, flag)
+        if not directory.resuming:  # first: a run stopped before it trains can start again
+            directory.start(config.to_dict(), {"run_dir": str(out)})
         training = build(config, dataset)
         session = Session(training, directory, [], Progress(selection=_selection(training)), stop)
         if directory.resuming:
             session.restore(directory.checkpoint)
+            done = finished_summary(out)
+            if session.progress.finished(config.epochs) and done is not None:
+                directory.close()  # nothing to do: nothing is written
+                return {**done, "already_finished": True}
+            # (finished without its summary: stopped before the summary was written; the
+            # loop below has nothing to train and writes it)
+    except OSError as exc:
+        directory.abandon()
+        raise _disk_full(exc, directory, 0) from None
     except BaseException:
         directory.abandon()
         raise
-    directory.open(session.progress.metrics_bytes)
+    damaged = directory.open(session.progress.metrics_bytes)
+    if damaged:
+        print(f"warning: {damaged}", file=sys.stderr)
     session.trackers = [directory, *(trackers or [])]
     if config.wandb:
         wandb = wandb_tracker(f"{config.dataset} custom", config.name, out)
@@ -272,12 +323,13 @@ def run(
             for tracker in session.trackers:
                 tracker.log_epoch(probe(training, start=True), 0, 0)
         try:
-            while p.epoch < config.epochs:
+            while not p.finished(config.epochs):
                 p.seconds = time.perf_counter() - started
                 session.epoch(p.epoch + 1)
                 session.stop_if_asked()
                 if config.early_stopping and p.selection.stale >= config.early_stopping:
-                    break
+                    p.stopped_early = True
+                    session.checkpoint()  # a resume then knows there is nothing left to do
             final = "completed"
         except TerminateRun:  # a search's early termination, at an epoch end
             final = "terminated"
@@ -295,19 +347,7 @@ def run(
         session.progress.last_metrics["error"] = str(exc)
         raise
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        where = exc.filename or out
-        again = (
-            f"resume with python -m binary_nn.train --resume {out}"
-            if directory.checkpoint.is_file()
-            else "run it again"
-        )
-        raise DiskFullError(
-            f"the disk holding {where} is full ({exc.strerror}) after "
-            f"{session.progress.epoch} epochs; free some space and {again}: what was logged "
-            "before stays"
-        ) from None
+        raise _disk_full(exc, directory, session.progress.epoch) from None
     except KeyboardInterrupt:
         status = "stopped"  # at once: the last checkpoint is where it resumes
         raise

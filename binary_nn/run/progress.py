@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..schema import Record
+
 #: the metric a run selects its best epoch on, with a validation split, and without one (the
 #: published study's "best test accuracy")
 SELECT_ON_VALIDATION = "val/accuracy"
@@ -36,6 +38,17 @@ class Selection:
         self.stale += 1
         return False
 
+    @classmethod
+    def from_record(cls, record: Record) -> Selection:
+        """What :func:`dataclasses.asdict` of one wrote, read back with checks."""
+        return cls(
+            metric=record.text("metric"),
+            best=record.number("best", finite=False),  # -inf until an epoch is scored
+            epoch=record.integer("epoch"),
+            metrics=record.mapping("metrics"),
+            stale=record.integer("stale"),
+        )
+
     def summary(self) -> dict[str, Any]:
         """``best/epoch``, ``best/metric`` and every score at the best epoch as ``best/<key>``
         (so ``best/test/accuracy`` is the test accuracy of the selected epoch)."""
@@ -46,6 +59,10 @@ class Selection:
             "best/epoch": self.epoch,
             **{f"best/{k}": v for k, v in self.metrics.items()},
         }
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
 
 
 def _is_score(key: str) -> bool:
@@ -60,7 +77,10 @@ class Progress:
     ``batch`` is the number of batches done in epoch ``epoch + 1`` (0: at an epoch boundary);
     ``order`` that epoch's shuffle, ``loss_sum`` its losses so far; ``shuffle_state`` the
     shuffling generator's state after that shuffle was drawn; ``metrics_bytes`` how much of
-    ``metrics.jsonl`` the state covers (a resumed run drops what was logged after it).
+    ``metrics.jsonl`` the state covers (a resumed run drops what was logged after it);
+    ``planned_epochs`` the run's ``--epochs`` when the state was taken, and ``stopped_early``
+    whether early stopping ended it there (a resume then has nothing to do unless
+    ``--epochs`` grows).
     """
 
     epoch: int = 0
@@ -74,6 +94,8 @@ class Progress:
     metrics_bytes: int = 0
     seconds: float = 0.0
     batchnorm_ready: list[bool] = field(default_factory=list)
+    planned_epochs: int = 0
+    stopped_early: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -81,6 +103,53 @@ class Progress:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], order: np.ndarray | None) -> Progress:
-        selection = Selection(**data.pop("selection"))
-        return cls(**data, selection=selection, order=order)
+    def from_json(cls, record: Record, order: np.ndarray | None) -> Progress:
+        """What :meth:`to_json` wrote, each field checked for its type and range (a damaged or
+        tampered checkpoint is refused in one sentence naming the field); ``order`` is checked
+        against the run by :meth:`check_against`. Checkpoints written before a field existed
+        give its default."""
+        return cls(
+            epoch=record.integer("epoch"),
+            iteration=record.integer("iteration"),
+            batch=record.integer("batch"),
+            loss_sum=record.number("loss_sum"),
+            order=order,
+            shuffle_state=record.mapping("shuffle_state"),
+            selection=Selection.from_record(record.record("selection")),
+            last_metrics=record.mapping("last_metrics"),
+            metrics_bytes=record.integer("metrics_bytes"),
+            seconds=record.number("seconds", low=0),
+            batchnorm_ready=record.items("batchnorm_ready", _is_bool, "true/false"),
+            planned_epochs=record.integer("planned_epochs", default=0),
+            stopped_early=record.boolean("stopped_early", default=False),
+        )
+
+    def check_against(self, n_train: int, batchsize: int, n_batchnorms: int, where: Record) -> None:
+        """Refuse, naming the field, a progress that cannot belong to a run with this many
+        training examples, this batch size and these batch norm layers."""
+        n_batches = n_train // batchsize
+        if self.batch > n_batches or (self.batch and self.order is None):
+            raise where.error(f"holds batch {self.batch} of an epoch of {n_batches} batches")
+        if self.batch:
+            assert self.order is not None
+            order = self.order
+            if (
+                order.shape != (n_train,)
+                or order.dtype.kind not in "iu"
+                or not np.array_equal(np.sort(order), np.arange(n_train))
+            ):
+                raise where.error(
+                    f"holds a shuffle order that is not a permutation of the {n_train} "
+                    "training examples"
+                )
+        if len(self.batchnorm_ready) not in (0, n_batchnorms):
+            raise where.error(
+                f"describes {len(self.batchnorm_ready)} batch norm layers, the network has "
+                f"{n_batchnorms}"
+            )
+
+    def finished(self, epochs: int) -> bool:
+        """Whether the run this is the progress of has nothing left to do with ``epochs``
+        epochs: it trained them all, or early stopping ended it and ``epochs`` is not more
+        than it was then."""
+        return self.epoch >= epochs or (self.stopped_early and epochs <= self.planned_epochs)

@@ -54,6 +54,28 @@ def being_written(run_dir: Path) -> bool:
     return False
 
 
+def whole_lines(path: Path, limit: int) -> int:
+    """How many of the first ``limit`` bytes of a JSON-lines file are whole lines that parse
+    as JSON objects, read line by line (``limit`` when all of them are; less when the file is
+    shorter, missing, or holds a cut line, NUL bytes or other damage before it)."""
+    good = 0
+    try:
+        with open(path, "rb") as lines:
+            while good < limit:
+                line = lines.readline(limit - good)
+                if not line.endswith(b"\n"):
+                    break
+                try:
+                    if not isinstance(json.loads(line), dict):
+                        break
+                except ValueError:
+                    break
+                good += len(line)
+    except FileNotFoundError:
+        pass
+    return good
+
+
 class RunDirectory(Tracker):
     """``config.json``, ``metrics.jsonl`` (one object per logged step) and ``summary.json``.
 
@@ -109,18 +131,28 @@ class RunDirectory(Tracker):
     def checkpoint(self) -> Path:
         return self.path / RUN_CHECKPOINT
 
-    def open(self, metrics_bytes: int = 0) -> None:
+    def open(self, metrics_bytes: int = 0) -> str | None:
         """Start writing: the old summary goes; ``metrics.jsonl`` starts afresh, or, when the
-        run resumes, keeps its first ``metrics_bytes`` (what the checkpoint covers)."""
+        run resumes, keeps its first ``metrics_bytes`` (what the checkpoint covers). Returns a
+        sentence when the kept part was damaged (see :func:`whole_lines`) and was cut back."""
         (self.path / SUMMARY_FILE).unlink(missing_ok=True)
         path = self.path / METRICS_FILE
+        note = None
         if self.resuming:
+            kept = whole_lines(path, metrics_bytes)
+            if kept != metrics_bytes:
+                note = (
+                    f"{path} holds {kept:,} bytes of whole JSON lines where the checkpoint "
+                    f"covers {metrics_bytes:,} (it was cut or damaged): the log goes on from "
+                    "there, with the lines in between missing"
+                )
             with open(path, "ab") as metrics:
-                metrics.truncate(metrics_bytes)
+                metrics.truncate(kept)
         else:
             path.write_bytes(b"")
         # unbuffered: each line goes to the file in one write, or is cut back (see _append)
         self._metrics = open(path, "ab", buffering=0)
+        return note
 
     @property
     def metrics_bytes(self) -> int:
@@ -138,7 +170,8 @@ class RunDirectory(Tracker):
         this run created is removed again."""
         self._release()
         if self._created:
-            (self.path / LOCK_FILE).unlink(missing_ok=True)
+            for name in (LOCK_FILE, CONFIG_FILE):
+                (self.path / name).unlink(missing_ok=True)
             try:
                 self.path.rmdir()
             except OSError:

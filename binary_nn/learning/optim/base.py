@@ -121,13 +121,37 @@ class Optimizer:
                 f"the {self.name} optimizer's state does not match: missing {missing[:3]}, "
                 f"unexpected {extra[:3]} (was it saved with another --optimizer?)"
             )
+        for name, p in self.named_parameters.items():  # every array checked before any is used
+            for key, array in self.state_of(p).items():
+                _check_state(f"{name}.{key}", np.asarray(state[f"{name}.{key}"]), array.shape)
+            _check_state(f"{name}.step", np.asarray(state[f"{name}.step"]), (), integer=True)
         for name, p in self.named_parameters.items():
             for key, array in self.state_of(p).items():
-                if tuple(state[f"{name}.{key}"].shape) != tuple(array.shape):
-                    raise ConfigError(f"optimizer state {name}.{key} has another shape")
                 array[...] = self.kernels.asarray(state[f"{name}.{key}"])
             self.steps[p] = int(state[f"{name}.step"])
 
     def settings(self) -> dict[str, Any]:
         """The hyperparameters, for logs."""
         return {"optimizer": self.name, "lr": self.lr}
+
+
+def _check_state(
+    key: str, value: np.ndarray, shape: tuple[int, ...], integer: bool = False
+) -> None:
+    """Refuse in one sentence a stored state array of another shape, of a non-numeric dtype,
+    holding NaN or infinities (a checkpoint that was damaged or saved from a diverged run), or
+    a step count that is not a whole number >= 0."""
+    problem = None
+    if tuple(value.shape) != tuple(shape):
+        problem = f"has shape {value.shape}, not {tuple(shape)}"
+    elif value.dtype.kind not in ("iu" if integer else "fiu"):
+        problem = f"holds {value.dtype} values, not {'integers' if integer else 'numbers'}"
+    elif not np.isfinite(value).all():
+        problem = "holds NaN or infinite values"
+    elif integer and (value < 0).any():
+        problem = "holds a negative step count"
+    if problem is not None:
+        raise ConfigError(
+            f"the optimizer state {key} {problem}; the checkpoint is damaged or was saved from "
+            "a diverged run: start again, or --load the weights without the optimizer's state"
+        )
