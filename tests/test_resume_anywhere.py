@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from processes import communicate_scaled
+from test_lifecycle import records
 
 from binary_nn.train import main as train_main
 
@@ -20,13 +21,6 @@ ARGS = [
     "-b", "8", "--seed", "11", "-e", "3", "--dtype", "float64",
 ]  # fmt: skip
 SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
-
-
-def records(run_dir):
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [
-        {k: v for k, v in json.loads(line).items() if not k.startswith("time/")} for line in lines
-    ]
 
 
 def weights(run_dir):
