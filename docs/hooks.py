@@ -20,7 +20,10 @@ def options_table() -> str:
         rows = [(name, opt) for name, opt in options_of(TrainConfig).items() if opt.group == group]
         if not rows:
             continue
-        lines += [f"**{title}**", "", "| flag | default | meaning |", "|---|---|---|"]
+        lines += [
+            f"**{title}**", "",
+            "| flag | `TrainConfig` field, settings key | default | meaning |", "|---|---|---|---|",
+        ]  # fmt: skip
         for name, opt in rows:
             default = defaults[name]
             if isinstance(default, tuple):
@@ -28,7 +31,7 @@ def options_table() -> str:
             shown = "off" if default is False else "—" if default in (None, "") else f"`{default}`"
             flags = ", ".join(f"`{flag}`" for flag in opt.flags)
             text = opt.help.replace("|", "\\|")
-            lines.append(f"| {flags} | {shown} | {text} |")
+            lines.append(f"| {flags} | `{name}` | {shown} | {text} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -40,7 +40,10 @@ def reference(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("schedule", [1, 2, 3])
+@pytest.mark.parametrize(
+    "schedule",
+    [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)],
+)
 def test_a_run_killed_at_random_moments_resumes_to_the_uninterrupted_run(
     reference, tmp_path, schedule
 ):

@@ -80,6 +80,7 @@ def test_a_bayesian_search_and_a_terminated_grid(tmp_path):
     assert len(names) == len(set(names)) == 6  # every point of the grid, once
 
 
+@pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow)
 def test_a_killed_search_continues_without_redoing_a_run(tmp_path):
     path, out = write(tmp_path, run_cap=5, early=False, epochs={"value": 40}), tmp_path / "out"
     command = [sys.executable, "-m", "binary_nn.sweep", str(path), "--out", str(out)]

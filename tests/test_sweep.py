@@ -147,6 +147,7 @@ def test_local_sweep_runs_in_parallel_resumes_and_feeds_the_report(tmp_path, cap
     assert report["runs"] == 4
 
 
+@pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow)
 def test_ray_executor_completes_the_same_points(tmp_path, capsys):
     ray = pytest.importorskip("ray")
     path = write(tmp_path, SMALL)

@@ -446,7 +446,10 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConfigError(f"a configuration must be a mapping of options, got {data!r}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        # a key may be spelt as the flag is (hidden-act), as in sweep files
+        data = {str(k).replace("-", "_") if str(k).replace("-", "_") in known else k: v
+                for k, v in data.items()}  # fmt: skip
+        unknown = sorted(set(data) - known, key=str)
         if unknown:
             raise ConfigError(f"unknown configuration key(s): {', '.join(map(str, unknown))}")
         values = dict(data)
