@@ -145,18 +145,7 @@ MAX_JSON_BYTES = 64 << 20
 def read_json(path: str | Path, what: str) -> Any:
     """The JSON document at ``path``, checked first for being a regular file of a sane size;
     any problem is one :class:`ConfigError` sentence naming ``what`` it should have been."""
-    path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist; it should be {what}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path} ({exc.strerror}); it should be {what}") from None
-    if not stat.S_ISREG(info.st_mode):
-        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-        raise ConfigError(f"{path} is {kind}; it should be {what}")
-    if info.st_size > MAX_JSON_BYTES:
-        raise ConfigError(f"{path} is {info.st_size:,} bytes, too large for {what}")
+    path = regular_file(path, what, MAX_JSON_BYTES)
     try:
         return json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -175,3 +164,84 @@ def read_json_object(path: str | Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+#: the largest YAML document binary_nn reads (a sweep or settings file is a few kB)
+MAX_YAML_BYTES = 1 << 20
+#: aliases (``*name``) and nesting a YAML document may use: a settings file uses a few, an
+#: alias bomb ("billion laughs") or a document nested a thousand deep is refused
+MAX_YAML_ALIASES = 20
+MAX_YAML_DEPTH = 50
+
+
+def regular_file(path: str | Path, what: str, max_bytes: int | None = None) -> Path:
+    """``path`` when it is a regular file (of at most ``max_bytes``); otherwise one
+    :class:`ConfigError` sentence naming ``what`` it should be. A FIFO, device or socket is
+    refused without being opened (reading one would block or never end)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; give {what}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror}); give {what}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{path} is a directory; give {what}")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{path} is not a regular file (a pipe or a device?); give {what}")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise ConfigError(f"{path} is {info.st_size:,} bytes, too large for {what}")
+    return path
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """The YAML document at ``path``: a regular file of at most :data:`MAX_YAML_BYTES`,
+    loaded safely (no Python objects) with at most :data:`MAX_YAML_ALIASES` aliases and
+    :data:`MAX_YAML_DEPTH` levels; any problem is one :class:`ConfigError` sentence, with the
+    line of a syntax error."""
+    import yaml
+
+    path = regular_file(path, what, MAX_YAML_BYTES)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path} as text ({exc}); give {what}") from None
+    try:
+        return yaml.load(text, Loader=_bounded_loader(path))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML ({exc})") from None
+
+
+def _bounded_loader(path: Path) -> type:
+    """A SafeLoader that counts aliases and nesting as it composes the document."""
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        aliases = 0
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_YAML_ALIASES:
+                    raise ConfigError(
+                        f"{path} uses more than {MAX_YAML_ALIASES} YAML aliases (*name); "
+                        "write the values out"
+                    )
+            self.depth += 1
+            if self.depth > MAX_YAML_DEPTH:
+                raise ConfigError(
+                    f"{path} nests more than {MAX_YAML_DEPTH} levels deep; it is not a "
+                    "settings or sweep file"
+                )
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    return BoundedLoader

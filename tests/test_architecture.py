@@ -18,7 +18,7 @@ TIERS = {
     "experiments": {"base", "nn", "data", "learning", "run"},
 }
 #: the modules at the package top that others build on; the rest there are entry points
-BASE = {"errors", "registry", "files", "schema", "cli", "options", "version"}
+BASE = {"errors", "registry", "files", "schema", "limits", "archive", "cli", "options", "version"}
 
 
 def modules() -> dict[str, Path]:

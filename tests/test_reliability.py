@@ -380,3 +380,22 @@ def test_sigterm_stops_a_run_with_one_sentence_and_keeps_what_it_logged(tmp_path
     assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
     assert all(json.loads(line) for line in metrics.read_text().splitlines())
     assert (out / "checkpoint.npz").is_file()  # written at the stop: the run resumes from it
+
+
+def test_a_convnet_whose_information_plane_cannot_fit_is_refused_before_it_starts(tmp_path, capsys):
+    # 100,000 channels of 8x8: the HSIC probe's 2,000 examples alone would take ~200 GB
+    out = tmp_path / "big"
+    assert main(["--conv", "100000c5", "--hidden", "32", "-e", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "information plane's probe" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_the_memory_check_respects_the_address_space_limit(tmp_path, capsys, monkeypatch):
+    from binary_nn import limits
+
+    monkeypatch.setattr(limits, "address_space_bytes", lambda: 50_000_000)
+    assert main(["--hidden", "3000,3000", "-e", "1", "--out", str(tmp_path / "r")]) == 2
+    assert "this process may use 50.0 MB" in capsys.readouterr().err
+    monkeypatch.setattr(limits, "address_space_bytes", lambda: None)
+    assert limits.available_bytes() == limits.physical_bytes()

@@ -245,3 +245,33 @@ def test_runs_lists_status_filters_and_fits_100_columns(tmp_path, capsys, monkey
     assert "| DFA |" in out and "| GD |" not in out and "(1 filtered out)" in out
     assert runs_main([str(root), "--wide"]) == 0
     assert "| sgd |" in capsys.readouterr().out
+
+
+def test_damaged_runs_are_skipped_naming_the_run_and_why(campaign, tmp_path, capsys):
+    import shutil
+
+    from binary_nn.runs import main as runs_main
+
+    root = tmp_path / "copy"
+    shutil.copytree(campaign, root)
+    runs = sorted(p.parent for p in root.rglob("summary.json"))
+
+    def edit(path, **values):
+        path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
+
+    edit(runs[0] / "summary.json", **{"test/accuracy": "high"})
+    edit(runs[1] / "config.json", lr="fast")
+    edit(runs[2] / "config.json", n_train="x")
+    with (runs[3] / "metrics.jsonl").open("a") as metrics:  # a line without an epoch
+        metrics.write(json.dumps({"test/accuracy": 0.5}) + "\n" + '["not", "a", "record"]\n')
+    result = make_report([str(root)], tmp_path / "report")
+    reasons = {u["run_dir"]: u["reason"] for u in result["unfinished"]}
+    assert "summary.json holds test/accuracy = 'high'" in reasons[str(runs[0])]
+    assert "--lr must be" in reasons[str(runs[1])]
+    assert "n_train = 'x'" in reasons[str(runs[2])]
+    assert result["runs"] == len(runs) - 3
+    assert learning_curve(str(runs[3]))  # the bad lines are left out, the others read
+    capsys.readouterr()
+    assert runs_main([str(root), "--status", "damaged"]) == 0
+    listed = capsys.readouterr().out
+    assert "3 runs under" in listed and "high" not in listed

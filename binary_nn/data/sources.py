@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
+from ..archive import read_npz
+from ..errors import ConfigError, DataError
 from ..registry import Registry
 from .dataset import PIXEL_DIVISOR, Dataset
 from .formats import CIFAR_DIR, read_cifar, read_idx_gz
@@ -79,21 +80,21 @@ def _dataset_from_npz(name: str, path: Path) -> Dataset:
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    if not zipfile.is_zipfile(path):
+    if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(
             f"dataset file {path} is not an .npz archive; save the arrays with numpy.savez"
         )
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
-            if missing:
-                raise DataError(
-                    f"dataset file {path} lacks the array(s) {', '.join(missing)}; it must hold "
-                    f"{', '.join(NPZ_KEYS)}"
-                )
-            arrays = {key: archive[key] for key in NPZ_KEYS}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"dataset file {path} is not a readable .npz archive ({exc})") from None
+        stored = read_npz(path, f"a dataset .npz holding {', '.join(NPZ_KEYS)}")
+    except ConfigError as exc:
+        raise DataError(f"dataset file {exc}") from None
+    missing = [key for key in NPZ_KEYS if key not in stored]
+    if missing:
+        raise DataError(
+            f"dataset file {path} lacks the array(s) {', '.join(missing)}; it must hold "
+            f"{', '.join(NPZ_KEYS)}"
+        )
+    arrays = {key: stored[key] for key in NPZ_KEYS}
     for key in ("x_train", "x_test"):
         if arrays[key].dtype != np.uint8 and not np.issubdtype(arrays[key].dtype, np.floating):
             raise DataError(

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..archive import read_npz
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..nn.activations import Sign
@@ -173,15 +174,14 @@ class PackedModel:
 def load_packed(path: str | Path) -> PackedModel:
     """Read a model :meth:`PackedModel.save` wrote; anything else is one sentence."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"model file {path} does not exist; export one first")
-    if not zipfile.is_zipfile(path):
+    if path.is_file() and not zipfile.is_zipfile(path):
         raise ConfigError(
             f"{path} is not a readable packed model (not an .npz archive); export it again"
         )
+    arrays = read_npz(path, "a packed model written by binary_nn.export")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
         if "header" not in arrays and "config" in arrays:
             raise ConfigError(
                 f"{path} is a training checkpoint, not a packed model: export it first "

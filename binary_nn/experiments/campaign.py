@@ -24,12 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
-from ..files import claim_output
+from ..files import claim_output, read_yaml
 from ..run.config import TrainConfig
+from ..run.run_dir import run_result
 from .jobs import Job, on_disk, parse_seeds, run_jobs
 
 PROG = "binary_nn.repeat"
@@ -46,17 +45,14 @@ def bundled_settings() -> list[str]:
 def read_settings(source: str) -> dict[str, Any]:
     """A settings file by path, or by the name of a bundled one."""
     path = Path(source)
-    if not path.is_file():
+    if not path.exists():
         if source not in bundled_settings():
             raise ConfigError(
                 f"settings {source!r} is neither a file nor a bundled settings name "
                 f"({', '.join(bundled_settings())})"
             )
         path = Path(str(resources.files("binary_nn.experiments.settings") / f"{source}.yaml"))
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({exc})") from None
+    data = read_yaml(path, "a settings file (YAML)")
     if not isinstance(data, dict) or not isinstance(data.get("settings"), list):
         raise ConfigError(f"{path} needs a 'settings' list of run settings")
     data["_path"] = str(path)
@@ -141,14 +137,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def print_table(results: Any) -> None:
-    """Mean and spread of the final test accuracy per setting, over its seeds."""
+    """Mean and spread of each setting's test accuracy over its seeds, each run's result as
+    :func:`~binary_nn.run.run_dir.run_result` defines it (at the validation-selected epoch
+    when the runs held a validation split out, else at the last epoch; the table says which)."""
     groups: dict[str, list[Any]] = {}
     for r in results:
         groups.setdefault(r.name.rsplit("/", 1)[0], []).append(r)
+    labels = {run_result(r.summary)[1] for r in results if r.status == "completed"}
     print(f"{'setting':<24} {'runs':>4} {'test acc mean':>14} {'std':>7} {'min':>7} {'max':>7}")
     for name, rs in groups.items():
         done = [r for r in rs if r.status == "completed"]
-        acc = [r.summary["test/accuracy"] for r in done if "test/accuracy" in r.summary]
+        acc = [v for v in (run_result(r.summary)[0] for r in done) if v is not None]
         others = {s: sum(r.status == s for r in rs) for s in ("diverged", "failed", "running",
                                                               "stopped")}  # fmt: skip
         note = ", ".join(f"{n} {s}" for s, n in others.items() if n)
@@ -161,3 +160,5 @@ def print_table(results: Any) -> None:
             f"{name:<24} {len(rs):>4} {statistics.mean(acc):>14.4f} {std:>7.4f} "
             f"{min(acc):>7.4f} {max(acc):>7.4f}{note}"
         )
+    if labels:
+        print(f"(test accuracy {' or '.join(sorted(labels))})")

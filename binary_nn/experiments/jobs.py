@@ -324,16 +324,30 @@ def check_same_configuration(job: Job) -> None:
         )
 
 
+#: the most seeds one campaign takes (counted before the list is made)
+MAX_SEEDS = 10_000
+MAX_SEED = 2**32 - 1
+
+
 def parse_seeds(text: str) -> list[int]:
-    """``"2..11"`` (inclusive) or ``"1,2,3"``."""
+    """``"2..11"`` (inclusive) or ``"1,2,3"``: at most :data:`MAX_SEEDS` seeds, each in
+    ``0..2**32-1``, counted before the list is made."""
     try:
         if ".." in text:
             low, high = (int(v) for v in text.split(".."))
-            seeds = list(range(low, high + 1))
         else:
-            seeds = [int(v) for v in text.split(",")]
+            seeds = [int(v) for v in text.split(",", MAX_SEEDS)]
     except ValueError:
-        seeds = []
-    if not seeds or any(s < 0 for s in seeds):
-        raise ConfigError(f"--seeds must look like 2..11 or 1,2,3, got {text!r}")
+        low, high, seeds = 0, -1, []
+    if ".." in text:
+        if high - low + 1 > MAX_SEEDS:
+            raise ConfigError(
+                f"--seeds {text} asks for {high - low + 1:,} runs per setting; at most "
+                f"{MAX_SEEDS:,}: give a shorter range"
+            )
+        seeds = list(range(low, high + 1))
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise ConfigError(
+            f"--seeds must look like 2..11 or 1,2,3 (seeds in 0..{MAX_SEED}), got {text!r}"
+        )
     return seeds

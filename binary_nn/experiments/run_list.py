@@ -22,10 +22,12 @@ from ..data import DATASETS
 from ..errors import ConfigError
 from ..files import check_writable, read_json_object, write_text_atomic
 from ..learning.rules import RULES
-from ..run.run_dir import CONFIG_FILE, SUMMARY_FILE, being_written
+from ..run.run_dir import CONFIG_FILE, SUMMARY_FILE, being_written, run_files_damage
 
 PROG = "binary_nn.runs"
-STATUSES = ("completed", "stopped", "terminated", "diverged", "failed", "running", "incomplete")
+STATUSES = (
+    "completed", "stopped", "terminated", "diverged", "failed", "running", "incomplete", "damaged",
+)  # fmt: skip
 NARROW = ("status", "dataset", "rule", "weights", "act", "epochs", "best", "test acc", "run dir")
 WIDE = (
     "time", "status", "dataset", "rule", "weights", "act", "optimizer", "architecture",
@@ -59,6 +61,8 @@ def list_runs(root: Path) -> tuple[list[dict[str, Any]], list[Path]]:
             unreadable.append(run_dir)
             continue
         summary = read_json_object(run_dir / SUMMARY_FILE) or {}
+        if run_files_damage(config, summary) is not None:  # listed, its numbers not shown
+            summary = {"status": "damaged", "epochs_completed": summary.get("epochs_completed")}
         weights = "binary" if config.get("binarize") else "real"
         rows.append(
             {

@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from ..files import read_yaml
 from ..options import by_name
 from ..run.config import TrainConfig
 from .space import Parameter, parse_parameter
@@ -67,12 +66,7 @@ class Sweep:
 def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     """Read and check a sweep file before anything runs; errors name the key."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError:
-        raise ConfigError(f"sweep file {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML ({exc})") from None
+    raw = read_yaml(path, "a sweep file (YAML)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path} is not a sweep: it must be a mapping with 'parameters'")
     parameters = raw.get("parameters")

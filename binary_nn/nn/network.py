@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -248,11 +248,14 @@ class Network:
 
     def block_outputs(self, x: Array) -> list[Array]:
         """Every block's output for ``x`` in evaluation mode (the output block's last)."""
-        outputs = []
+        return list(self.each_block_output(x))
+
+    def each_block_output(self, x: Array) -> Iterator[Array]:
+        """:meth:`block_outputs` one at a time, so that a consumer holds one block's output
+        at a time (the information plane of a wide convnet)."""
         for block in self.blocks:
             x = block.forward(x, train=False)
-            outputs.append(x)
-        return outputs
+            yield x
 
     def named_state(self) -> dict[str, Array]:
         """``{kind}.{block}.{name}`` -> array (live references), e.g. ``linear.0.weight``."""

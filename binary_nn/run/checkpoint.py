@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..archive import npz_headers, read_npz
 from ..data import DATASETS
 from ..data.dataset import PIXEL_DIVISOR
 from ..errors import ConfigError
@@ -36,6 +37,8 @@ from .config import TrainConfig
 from .probes import Probe
 from .progress import Progress
 
+#: what the messages ask for
+CHECKPOINT = "a checkpoint .npz written by binary_nn (train --save, or a run's checkpoint.npz)"
 #: a weight layer's key: its kind, its block
 WEIGHT_KEY = re.compile(r"(linear|conv)\.([0-9]+)\.weight")
 
@@ -96,16 +99,10 @@ def load_checkpoint(
     Every key the model built from the flags needs must be present with the same shape, and
     the checkpoint may hold no other arrays; otherwise a :class:`ConfigError` names the key.
     """
-    path = Path(path)
-    if path.is_file() and not zipfile.is_zipfile(path):
-        raise ConfigError(f"--load: {path} is not a checkpoint .npz (write one with train --save)")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            stored = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise ConfigError(f"--load: checkpoint {path} does not exist") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError(f"--load: {path} is not a readable checkpoint .npz ({exc})") from None
+        stored = read_npz(path, CHECKPOINT)
+    except ConfigError as exc:
+        raise ConfigError(f"--load: {exc}") from None
     saved_config = stored.pop("config", None)
     optimizer_state = {
         key[len(OPTIMIZER_PREFIX) :]: stored.pop(key)
@@ -132,6 +129,12 @@ def load_checkpoint(
         raise ConfigError(
             f"--load: checkpoint {path} holds {', '.join(extra)}, which the model built from the "
             f"flags does not have (check --hidden, --bn and --method)"
+        )
+    text = [key for key in wanted if stored[key].dtype.kind not in "fiub"]
+    if text:
+        raise ConfigError(
+            f"--load: {path} holds {stored[text[0]].dtype} values in {text[0]!r}, not numbers: "
+            "it is damaged; load another checkpoint"
         )
     bad = [key for key in wanted if not np.isfinite(stored[key]).all()]
     if bad:
@@ -181,22 +184,27 @@ def network_from_checkpoint(
     convolutional), in ``dtype`` (None: the dtype it was trained in), with its rule's
     feedback loaded too; computing with ``kernels`` (the default numpy ones when not given,
     whatever backend it was trained on: checkpoints are host arrays)."""
+    headers = npz_headers(path, CHECKPOINT)
+    saved = stored_config(path)
+    shapes = {key: shape for key, (shape, _) in headers.items() if key != "config"}
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            saved = json.loads(str(archive["config"]))
-            shapes = {key: archive[key].shape for key in archive.files if key != "config"}
         stored = TrainConfig.from_stored(saved)
         config = replace(stored, dtype=dtype or stored.dtype, load=None).resolved()
         input_shape, n_classes = _network_facts(saved, shapes, config)
-    except FileNotFoundError:
-        raise ConfigError(f"checkpoint {path} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path} is a directory, not a checkpoint .npz") from None
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         reason = "it has no stored configuration" if isinstance(exc, KeyError) else str(exc)
         raise ConfigError(
             f"{path} is not a checkpoint written by train --save ({reason})"
         ) from None
+    # the configuration is checked against the arrays' declared shapes before any memory is
+    # taken: a damaged one (hidden sizes of 10**9) is refused, not allocated
+    shape_only = build_network(config, input_shape, n_classes, shape_only=True)
+    for key, array in shape_only.named_state().items():
+        if shapes.get(key) != tuple(array.shape):
+            raise ConfigError(
+                f"{path}: its configuration gives {key!r} the shape {tuple(array.shape)} but the "
+                f"archive holds {shapes.get(key)}; the checkpoint is damaged"
+            )
     network = build_network(config, input_shape, n_classes, kernels=kernels)
     load_checkpoint(path, network, RULES.get(config.method)(network))
     return network, config
@@ -206,10 +214,8 @@ def pixel_divisor(path: str | Path, config: TrainConfig) -> float:
     """How the checkpoint's network scales integer pixels (``x = p / divisor - 1``): stored
     since release 0.2, else its registered dataset's (release 0.1)."""
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            saved = json.loads(str(archive["config"]))
-        return float(saved["pixel_divisor"])
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+        return float(stored_config(path)["pixel_divisor"])
+    except (ConfigError, ValueError, KeyError, TypeError):
         if config.dataset in DATASETS:
             return DATASETS.get(config.dataset).pixel_divisor
         return PIXEL_DIVISOR
@@ -262,13 +268,13 @@ def restore_run_state(
     return the progress to continue from (checked field by field), and the record it was
     read from (for the checks that need the run: :meth:`Progress.check_against`)."""
     load_checkpoint(path, model, rule, optimizer, extra_prefixes=(PROGRESS_KEY, PROBE_PREFIX))
+    arrays = read_npz(path, CHECKPOINT)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = json.loads(str(archive[PROGRESS_KEY]))
-            order = archive[ORDER_KEY] if ORDER_KEY in archive.files else None
-            stored = {k: archive[k] for k in archive.files if k.startswith(PROBE_PREFIX)}
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError) as exc:
+        data = json.loads(str(arrays[PROGRESS_KEY]))
+    except (ValueError, KeyError) as exc:
         raise ConfigError(f"{path} holds no run progress to resume from ({exc})") from None
+    order = arrays.get(ORDER_KEY)
+    stored = {k: a for k, a in arrays.items() if k.startswith(PROBE_PREFIX)}
     record = Record(data, f"{path} (its progress)", DAMAGED_RUN)
     progress = Progress.from_json(record, order)
     for k, probe in enumerate(probes):
@@ -283,16 +289,26 @@ def stored_config(path: str | Path, flag: str = "checkpoint") -> dict[str, Any]:
     """The configuration stored in a checkpoint (its options and facts), or a one-sentence
     :class:`ConfigError`, naming ``flag``, when the file is not a checkpoint."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() or path.is_dir():
         what = "is a directory" if path.is_dir() else "does not exist"
         raise ConfigError(f"{flag}: {path} {what}; give a .npz written by train --save")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            data = json.loads(str(archive["config"]))
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, EOFError):
+        headers = npz_headers(path, CHECKPOINT)
+    except ConfigError as exc:
+        raise ConfigError(f"{flag}: {exc}") from None
+    shape, dtype = headers.get("config", ((-1,), np.dtype(object)))
+    if shape != () or dtype.kind != "U":
         raise ConfigError(
             f"{flag}: {path} is not a checkpoint written by binary_nn (train --save or a run "
             "directory's checkpoint.npz)"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            data = json.loads(str(archive["config"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        raise ConfigError(
+            f"{flag}: {path} is not a checkpoint written by binary_nn (its configuration does "
+            "not read)"
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{flag}: {path} holds a configuration of the wrong shape")

@@ -8,18 +8,20 @@ with the same accounting as the cost summary (:mod:`binary_nn.learning.cost`):
   copy of binary weights;
 - per example of a batch: the activations the backward step holds (``held_values``), plus the
   largest block's working arrays (twice its output: the next layer's and the signal);
-- the evaluation's chunk (its largest activation, a few arrays of it).
+- the evaluation's chunk (its largest activation, a few arrays of it);
+- the information-plane probe: its examples through one block at a time, with the float64
+  copy its kernel takes.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from .. import limits
 from ..errors import ConfigError
 from ..learning.cost import held_values, largest_activation
 from ..nn.network import Network
-from .probes import eval_chunk
+from .probes import HSIC_EXAMPLES, eval_chunk
 
 #: arrays per parameter besides its value: the gradient and plain SGD's scratch
 PARAMETER_ARRAYS = 2
@@ -32,16 +34,18 @@ class MemoryEstimate:
     parameters: int
     activations: int
     evaluation: int
+    probes: int = 0
 
     @property
     def total(self) -> int:
-        return self.parameters + self.activations + self.evaluation
+        return self.parameters + self.activations + max(self.evaluation, self.probes)
 
     def describe(self) -> str:
         return (
             f"about {self.total / 1e9:.2f} GB (parameters with gradients and optimizer state "
             f"{self.parameters / 1e9:.2f} GB, activations of a batch "
-            f"{self.activations / 1e9:.2f} GB, evaluation {self.evaluation / 1e9:.2f} GB)"
+            f"{self.activations / 1e9:.2f} GB, then evaluation {self.evaluation / 1e9:.2f} GB "
+            f"or the information plane's probe {self.probes / 1e9:.2f} GB)"
         )
 
 
@@ -62,22 +66,19 @@ def estimate(
     largest = largest_activation(network)
     held = held_values(network, streaming) + 2 * largest
     evaluation = 3 * eval_chunk(network) * largest  # a chunk's input, output and scratch
-    return MemoryEstimate(values * itemsize, held * batchsize * itemsize, evaluation * itemsize)
-
-
-def available_bytes() -> int | None:
-    """Physical memory of this machine, or None where the system does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
+    # the probe's examples: a block's input and output, and the kernel's float64 centred copy
+    probes = HSIC_EXAMPLES * largest * (2 * itemsize + 8)
+    return MemoryEstimate(
+        values * itemsize, held * batchsize * itemsize, evaluation * itemsize, probes
+    )
 
 
 def check_fits(needed: MemoryEstimate, what: str = "--hidden, --conv or -b/--batchsize") -> None:
-    """Refuse, in one sentence, a run this machine cannot hold."""
-    available = available_bytes()
+    """Refuse, in one sentence, a run this process cannot hold (physical memory, or the
+    address-space limit it runs under)."""
+    available = limits.available_bytes()
     if available is not None and needed.total > available:
         raise ConfigError(
-            f"training needs {needed.describe()} but this machine has "
-            f"{available / 1e9:.1f} GB; choose a smaller {what}"
+            f"training needs {needed.describe()} but this process may use "
+            f"{limits.describe(available)}; choose a smaller {what}"
         )

@@ -87,7 +87,7 @@ def information_plane(network: Network, x: Array, targets: np.ndarray) -> dict[s
     """
     out: dict[str, float] = {}
     inputs, labels = CosineKernel(x), CosineKernel(network.kernels.asarray(targets))
-    for k, z in enumerate(network.block_outputs(x)):
+    for k, z in enumerate(network.each_block_output(x)):  # one block's output at a time
         hidden = CosineKernel(z)
         out[f"hsic/xz/{k}"] = inputs.alignment(hidden)
         out[f"hsic/zy/{k}"] = hidden.alignment(labels)

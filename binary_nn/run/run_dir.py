@@ -42,6 +42,51 @@ def finished_summary(run_dir: Path) -> dict[str, Any] | None:
     return summary if summary is not None and summary.get("status") in FINISHED else None
 
 
+#: the scores of a summary that readers use as numbers
+SUMMARY_SCORES = (
+    "train/accuracy", "train/precision", "train/f1", "val/accuracy", "test/accuracy",
+    "test/precision", "test/f1", "best/test/accuracy", "best/val/accuracy",
+)  # fmt: skip
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def run_result(summary: dict[str, Any]) -> tuple[float | None, str]:
+    """A finished run's result, one definition wherever it is shown: the test accuracy at the
+    epoch selected on the validation split when the run held one out (``best/test/accuracy``
+    with ``best/metric`` = ``val/accuracy``), else at its last epoch; and which of the two
+    it is. None when the summary holds no such number."""
+    if summary.get("best/metric") == "val/accuracy":
+        value, label = summary.get("best/test/accuracy"), "at the epoch selected on validation"
+    else:
+        value, label = summary.get("test/accuracy"), "at the last epoch"
+    return (float(value) if value is not None and is_number(value) else None), label
+
+
+def run_files_damage(config: dict[str, Any], summary: dict[str, Any]) -> str | None:
+    """What makes a run directory's ``config.json`` and ``summary.json`` unusable to a reader
+    (a hand edit, a disk error), in words, or None: the configuration must validate, the
+    scores be numbers, the sizes whole numbers. Readers (``runs``, the report, a campaign's
+    summary) skip such a run and say why."""
+    from .config import TrainConfig
+
+    try:
+        TrainConfig.from_stored(config).resolved()
+    except (ConfigError, TypeError, ValueError) as exc:
+        return f"its config.json does not validate: {exc}"
+    for key in SUMMARY_SCORES:
+        value = summary.get(key)
+        if value is not None and not is_number(value):
+            return f"its summary.json holds {key} = {value!r}, not a number"
+    for key in ("n_train", "batchsize"):
+        value = config.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
+            return f"its config.json holds {key} = {value!r}, not a whole number"
+    return None
+
+
 def being_written(run_dir: Path) -> bool:
     """Whether a process holds the run directory's lock (a run writes it now)."""
     try:

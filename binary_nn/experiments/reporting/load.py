@@ -16,7 +16,7 @@ from ...errors import ConfigError
 from ...files import read_json_object
 from ...options import result_keys
 from ...run.config import TrainConfig
-from ...run.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE
+from ...run.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, is_number, run_files_damage
 
 #: what a section's table has a row for: (rule, activation, binary weights)
 TRIPLE = ["method", "hidden_act", "binarize"]
@@ -112,6 +112,10 @@ def read_run_dirs(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
             }
             reason = "failed" if error.is_file() else reasons.get(status, str(status))
             unfinished.append({"run_dir": str(run_dir), "reason": reason})
+            continue
+        damage = run_files_damage(config, summary)
+        if damage is not None:
+            unfinished.append({"run_dir": str(run_dir), "reason": f"damaged ({damage})"})
             continue
         default = TrainConfig()
         row = {
@@ -221,7 +225,12 @@ def records_with(run_dir: str, key: str) -> list[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError:  # the torn last line of a killed run
                 continue
-            if key in record:
+            # a record a report can use: a JSON object with a numeric epoch and value
+            if (
+                isinstance(record, dict)
+                and is_number(record.get(key))
+                and is_number(record.get("epoch"))
+            ):
                 found.append(record)
     return found
 
