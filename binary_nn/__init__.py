@@ -20,6 +20,26 @@ from .nn import Network, classifier, mlp
 from .run.config import TrainConfig
 from .version import __version__
 
+#: the run-level API, imported when first used (it brings the whole run tier); named apart
+#: from the subpackage ``run`` and the command modules ``train``, ``evaluate``, ``predict``
+_LAZY = {
+    "train_run": ("binary_nn.run.loop", "run"),
+    "load_network": ("binary_nn.run.checkpoint", "network_from_checkpoint"),
+    "score_checkpoint": ("binary_nn.evaluate", "evaluate"),
+    "predict_classes": ("binary_nn.run.probes", "predict"),
+    "run_dataset": ("binary_nn.run.build", "run_dataset"),
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        module, attribute = _LAZY[name]
+        return getattr(importlib.import_module(module), attribute)
+    raise AttributeError(f"module 'binary_nn' has no attribute {name!r}")
+
+
 __all__ = [
     "DFA",
     "DRTP",
@@ -34,6 +54,11 @@ __all__ = [
     "__version__",
     "classifier",
     "load_dataset",
+    "load_network",
     "mlp",
+    "predict_classes",
+    "run_dataset",
+    "score_checkpoint",
+    "train_run",
     "train_step",
 ]

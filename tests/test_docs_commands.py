@@ -1,8 +1,9 @@
-"""Every shell command in the README and the guides runs, as written, and gives what the page
-says it gives.
+"""Every shell command and Python example in the README and the guides runs, as written, and
+gives what the page says it gives.
 
-The fenced ``bash`` blocks of a page run in order in one fresh directory (a block may use
-what an earlier one wrote), each as a ``bash -eo pipefail`` script, with ``sweeps/`` at hand as
+The fenced ``bash`` and ``python`` blocks of a page run in order in one fresh directory (a
+block may use what an earlier one wrote), each as a ``bash -eo pipefail`` script or a Python
+program, with ``sweeps/`` at hand as
 in a clone. A page directs its own test with an HTML comment (invisible on the site) on the
 line before a block:
 
@@ -34,13 +35,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "docs" / "getting-started.md",
          *sorted((ROOT / "docs" / "guides").glob("*.md"))]  # fmt: skip
 #: pages whose blocks run in the default suite; the rest under -m slow
-FAST_PAGES = {"README.md", "deploy.md"}
+FAST_PAGES = {"README.md", "deploy.md", "api.md"}
 EPOCHS_CAP = 2
 DOWNLOADED = re.compile(r"(?i)^(mnist|fashion_mnist|cifar10)$")
 #: bundled campaign settings and sweep files that train on a downloaded dataset
 DOWNLOADED_CAMPAIGN = re.compile(r"(?i)(mnist|cifar)")
 DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(\w+)\s*(.*?)\s*-->")
-BLOCK = re.compile(r"^```(?:bash|sh|shell)\n(.*?)^```", re.S | re.M)
+BLOCK = re.compile(r"^```(bash|sh|shell|python)\n(.*?)^```", re.S | re.M)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Block:
     page: str
     line: int
     text: str
+    language: str = "bash"
     expect: list[str] = field(default_factory=list)
     skip: str | None = None
     slow: bool = False
@@ -58,7 +60,7 @@ def blocks(page: Path) -> list[Block]:
     found = []
     for match in BLOCK.finditer(text):
         start = text.count("\n", 0, match.start()) + 1
-        block = Block(page.name, start, match.group(1))
+        block = Block(page.name, start, match.group(2), match.group(1))
         before = text[: match.start()].rstrip("\n").splitlines()
         while before and DIRECTIVE.search(before[-1]):
             kind, value = DIRECTIVE.search(before.pop()).groups()
@@ -110,6 +112,8 @@ def adapted(command: str, data_dir: Path, full: bool) -> str | None:
 
 
 def script(block: Block, data_dir: Path) -> str:
+    if block.language == "python":
+        return block.text
     joined = block.text.replace("\\\n", " ")
     lines = []
     for line in joined.splitlines():
@@ -153,10 +157,11 @@ def test_the_commands_of_a_page_run_and_say_what_it_says(page, with_slow, tmp_pa
         text = script(block, data_dir)
         if not text:
             continue
+        command = [sys.executable, "-c", text] if block.language == "python" else [
+            "bash", "-eo", "pipefail", "-c", text]  # fmt: skip
         done = subprocess.run(
-            ["bash", "-eo", "pipefail", "-c", text], cwd=work, env=env, capture_output=True,
-            text=True, timeout=900,
-        )  # fmt: skip
+            command, cwd=work, env=env, capture_output=True, text=True, timeout=900
+        )
         where = f"{block.page}:{block.line}"
         output = f"{text}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
         assert done.returncode == 0, f"{where} exited {done.returncode}:\n{output}"

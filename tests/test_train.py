@@ -269,3 +269,33 @@ def test_defaults_learn(method, tmp_path):
     # no flag but the rule: the default dataset, network, rate and epochs
     summary = run(TrainConfig(method=method, seed=1, out=str(tmp_path / "r")))
     assert summary["epochs_completed"] == 20 and summary["test/accuracy"] >= 0.85
+
+
+def test_the_python_api_returns_the_run_dir_and_calls_callbacks(tmp_path, capsys):
+    import binary_nn
+    from binary_nn.run.tracker import Tracker
+
+    seen, ends = [], []
+
+    class Ends(Tracker):
+        def finish(self, summary):
+            ends.append(summary["status"])
+
+    config = binary_nn.TrainConfig(hidden=(16,), epochs=3, seed=2, out=str(tmp_path / "r"))
+    summary = binary_nn.train_run(
+        config, callbacks=[lambda epoch, m: seen.append((epoch, "test/accuracy" in m)), Ends()],
+        progress=True,
+    )  # fmt: skip
+    assert summary["run_dir"] == str(tmp_path / "r") and ends == ["completed"]
+    assert [e for e, _ in seen] == [0, 1, 2, 3] and all(has for e, has in seen if e)
+    assert "epoch 3:" in capsys.readouterr().out  # progress printed as the CLI prints it
+    network, stored = binary_nn.load_network(tmp_path / "r" / "checkpoint.npz")
+    scores = binary_nn.score_checkpoint(str(tmp_path / "r"), ["test"])
+    classes = binary_nn.predict_classes(network, binary_nn.run_dataset(stored), "test")
+    assert (
+        scores["test/accuracy"]
+        == summary["test/accuracy"]
+        == (classes == binary_nn.run_dataset(stored).y_test).mean()
+    )
+    with pytest.raises(TypeError, match="a callback is a Tracker or a function"):
+        binary_nn.train_run(config, callbacks=[42])

@@ -16,6 +16,7 @@ import importlib
 import sys
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,10 @@ from ..nn.layers import BatchNorm
 from .build import TrainingRun, build, default_run_dir
 from .checkpoint import BEST_CHECKPOINT, restore_run_state, save_checkpoint, save_run_state
 from .config import TrainConfig
+from .console import Console
 from .progress import SELECT_ON_TEST, SELECT_ON_VALIDATION, Progress, Selection
 from .run_dir import FINISHED, RunDirectory, finished_summary
-from .tracker import TerminateRun, Tracker
+from .tracker import TerminateRun, Tracker, as_tracker
 from .wandb_tracker import wandb_tracker
 
 
@@ -254,8 +256,23 @@ def run(
     skip_finished: bool = False,
     resume: bool = False,
     stop: StopRequest | None = None,
+    callbacks: Sequence[Tracker | Callable[[int, dict[str, Any]], object]] = (),
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Train as ``config`` says and return the summary (also written to the run directory).
+    """Train as ``config`` says and return the summary (also written to the run directory),
+    with ``run_dir``: where the run is.
+
+    Example::
+
+        from binary_nn import TrainConfig, train_run  # this function
+
+        history = []
+        summary = train_run(
+            TrainConfig(method="DFA", epochs=5, seed=1, val_split=0.1),
+            callbacks=[lambda epoch, metrics: history.append(metrics.get("val/accuracy"))],
+            progress=True,
+        )
+        print(summary["run_dir"], summary["best/test/accuracy"])
 
     Parameters
     ----------
@@ -271,6 +288,12 @@ def run(
     resume : bool
         Continue from the run directory's ``checkpoint.npz`` when it has one (made with the
         same configuration; ``epochs`` may be larger, to extend a finished run).
+    callbacks : sequence of Tracker or callable
+        Called as the run goes: a :class:`~binary_nn.run.tracker.Tracker` at each of its
+        hooks, a function ``fn(epoch, metrics)`` at every epoch end (epoch 0: before
+        training) with everything measured then (scores, the probes' measurements).
+    progress : bool
+        Print what the command line prints (a line per epoch, a bar on a terminal).
     stop : StopRequest, optional
         Checked between steps: when set, the run writes its checkpoint (and ``--save``,
         marked ``stopped``), records the status ``stopped`` and raises the request's
@@ -278,6 +301,7 @@ def run(
         from its last checkpoint.
     """
     config = config.resolved()
+    listeners = [as_tracker(c) for c in callbacks]  # checked before anything is claimed
     out = claim_output(config.out, "--out", "dir") if config.out else default_run_dir(config)
     # claimed before any work: a directory that holds a run, or that another run is writing,
     # is refused (or skipped) before the data are even loaded
@@ -295,7 +319,7 @@ def run(
             done = finished_summary(out)
             if session.progress.finished(config.epochs) and done is not None:
                 directory.close()  # nothing to do: nothing is written
-                return {**done, "already_finished": True}
+                return {**done, "already_finished": True, "run_dir": str(out)}
             # (finished without its summary: stopped before the summary was written; the
             # loop below has nothing to train and writes it)
     except OSError as exc:
@@ -307,7 +331,8 @@ def run(
     damaged = directory.open(session.progress.metrics_bytes)
     if damaged:
         print(f"warning: {damaged}", file=sys.stderr)
-    session.trackers = [directory, *(trackers or [])]
+    console = [Console(config.verbose)] if progress else []
+    session.trackers = [directory, *console, *(trackers or []), *listeners]
     if config.wandb:
         wandb = wandb_tracker(f"{config.dataset} custom", config.name, out)
         if wandb is not None:
@@ -355,6 +380,7 @@ def run(
         status = "failed" if status == "running" else status
         summary = session.summary(status)
         summary["time/total"] = time.perf_counter() - started
+        summary["run_dir"] = str(out)
         if config.early_stopping and status == "completed" and p.epoch < config.epochs:
             summary["stopped_early"] = True
         for tracker in session.trackers:

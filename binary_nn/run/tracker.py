@@ -6,6 +6,7 @@ loop calls the same hooks on each of them, in order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
@@ -34,3 +35,23 @@ class Tracker:
 
     def abort(self, summary: dict[str, Any]) -> None:
         """The run stopped before it finished (Ctrl-C, an error): no summary is written."""
+
+
+class EpochCallback(Tracker):
+    """A function called at every epoch end, ``fn(epoch, metrics)`` (epoch 0: before
+    training), with what the probes measured; for the Python API's ``callbacks``."""
+
+    def __init__(self, fn: Callable[[int, dict[str, Any]], object]) -> None:
+        self.fn = fn
+
+    def log_epoch(self, metrics: dict[str, Any], epoch: int, iteration: int) -> None:
+        self.fn(epoch, metrics)
+
+
+def as_tracker(callback: Tracker | Callable[[int, dict[str, Any]], object]) -> Tracker:
+    """A tracker as it is; a function as an :class:`EpochCallback`."""
+    if isinstance(callback, Tracker):
+        return callback
+    if callable(callback):
+        return EpochCallback(callback)
+    raise TypeError(f"a callback is a Tracker or a function (epoch, metrics), got {callback!r}")
