@@ -1,4 +1,5 @@
-"""``python -m binary_nn.sweep FILE.yaml``: run a Weights & Biases grid sweep file.
+"""``python -m binary_nn.sweep FILE.yaml``: run a Weights & Biases sweep file: a grid, a
+random or Bayesian search, with or without early termination.
 
 The entry point only; the work is in :mod:`binary_nn.experiments.search`.
 """

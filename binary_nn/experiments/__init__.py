@@ -1,1 +1,1 @@
-"""The experiments tier: many runs (repeated seeds, grid sweeps) and the reports on them."""
+"""The experiments tier: many runs (repeated seeds, sweeps and searches) and the reports on them."""

@@ -27,6 +27,7 @@ from typing import Any
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
 from ..files import claim_output, read_yaml
+from ..options import by_name, options_of
 from ..run.config import TrainConfig
 from ..run.run_dir import run_result
 from .jobs import Job, on_disk, parse_seeds, run_jobs
@@ -87,6 +88,32 @@ def build_jobs(
     return jobs
 
 
+def only(jobs: list[Job], filters: Sequence[str], path: str) -> list[Job]:
+    """The jobs whose setting matches every ``KEY=VALUE`` of ``filters``: ``setting=NAME``
+    (its directory name, e.g. ``DFA-tanh-real``) or any option, by its name or flag, with the
+    value as the command line would take it (``method=bp`` matches ``GD``)."""
+    for text in filters:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--only takes KEY=VALUE (e.g. method=DFA), got {text!r}")
+        if key == "setting":
+            kept = [j for j in jobs if j.name.rsplit("/", 1)[0] == value]
+        else:
+            option = by_name(TrainConfig, key)
+            if option is None:
+                raise ConfigError(f"--only {text}: {key!r} is not an option of a run")
+            field = next(n for n, o in options_of(TrainConfig).items() if o is option)
+            wanted = TrainConfig.from_dict({field: value}).resolved()
+            kept = [j for j in jobs if getattr(j.config, field) == getattr(wanted, field)]
+        if not kept:
+            names = sorted({j.name.rsplit("/", 1)[0] for j in jobs})
+            raise ConfigError(
+                f"--only {text}: no setting of {path} matches; its settings are {', '.join(names)}"
+            )
+        jobs = kept
+    return jobs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument(
@@ -101,6 +128,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--out", help="campaign directory (default: runs/repeat-<settings>)")
     parser.add_argument("--data-dir", help="dataset directory passed to every run")
+    parser.add_argument(
+        "--only", action="append", default=[], metavar="KEY=VALUE",
+        help="run only the settings with this option value, e.g. method=DFA or "
+        "setting=DFA-tanh-real (repeatable: all must match)",
+    )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (for logs and CI)"
@@ -114,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir)) if v is not None
         }
         out = claim_output(args.out or f"runs/repeat-{Path(data['_path']).stem}", "--out", "dir")
-        jobs = build_jobs(data, seeds, out, overrides)
+        jobs = only(build_jobs(data, seeds, out, overrides), args.only, data["_path"])
         if args.dry_run:
             for j in jobs:
                 print(j.config.command_line())

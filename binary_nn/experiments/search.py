@@ -1,4 +1,5 @@
-"""``python -m binary_nn.sweep FILE.yaml``: run a Weights & Biases grid sweep file.
+"""``python -m binary_nn.sweep FILE.yaml``: run a Weights & Biases sweep file: a grid, a
+random or Bayesian search, with or without early termination.
 
 The file is a W&B sweep configuration (``wandb sweep FILE`` accepts it unchanged)::
 

@@ -99,9 +99,18 @@ def plot_curves(runs: Any, out: Path) -> list[Path]:
                     continue
                 curves = [c for c in map(pd.Series, map(learning_curve, sub["run_dir"])) if len(c)]
                 if curves:
-                    mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
+                    table = pd.concat(curves, axis=1).sort_index()
+                    mean = table.mean(axis=1)
                     # markers: a one-epoch run is a visible point, not an invisible line
-                    panel.plot(mean.index, mean.to_numpy(), marker="o", markersize=3, label=label)
+                    (line,) = panel.plot(
+                        mean.index, mean.to_numpy(), marker="o", markersize=3, label=label
+                    )
+                    if table.shape[1] > 1:  # the spread over seeds: one standard deviation
+                        spread = table.std(axis=1).to_numpy()
+                        panel.fill_between(
+                            mean.index, mean.to_numpy() - spread, mean.to_numpy() + spread,
+                            color=line.get_color(), alpha=0.15, linewidth=0,
+                        )  # fmt: skip
                     drawn += 1
                     last_epoch = max(last_epoch, int(mean.index.max()))
         for k, panel in enumerate(axes):
@@ -111,10 +120,15 @@ def plot_curves(runs: Any, out: Path) -> list[Path]:
             else:
                 panel.xaxis.set_major_locator(MaxNLocator(integer=True))
             panel.set_xlabel("epoch")
-            panel.set_title(title if len(axes) == 1 else f"{methods[k]}: {title}", fontsize=7)
+            if len(axes) > 1:  # the section's title once, above the panels; each its rule
+                panel.set_title(methods[k], fontsize=9)
             if panel.has_data():
                 panel.legend(fontsize=7, ncol=1 if len(axes) > 1 else 2)
-        axes[0].set_ylabel("test accuracy (mean over seeds)")
+        if len(axes) == 1:
+            axes[0].set_title(title, fontsize=8, wrap=True)
+        else:
+            axes[0].figure.suptitle(title, fontsize=8, wrap=True)
+        axes[0].set_ylabel("test accuracy (mean ± sd over seeds)")
         return drawn > 0
 
     return _per_section_figures(runs, out, "curves", draw)
