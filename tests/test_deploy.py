@@ -252,3 +252,37 @@ def test_c_refuses_a_real_convnet_in_one_sentence(convnets, tmp_path, capsys):
     assert export_main(args) == 2
     err = capsys.readouterr().err
     assert "binary convolutions with sign activations" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda a: a.update({"layer.0.weights": a["layer.0.weights"].astype(np.float64)}),
+         "weights are float64, not uint64"),
+        (lambda a: a.update({"layer.0.threshold": np.full(a["layer.0.threshold"].shape, np.nan)}),
+         "threshold is float64, not integer"),
+        (lambda a: a.update({"layer.0.direction": a["layer.0.direction"] * 3}),
+         "direction holds values other than -1 and +1"),
+        (lambda a: a.update({"header": np.array("[]")}), "its header is not an object"),
+        (lambda a: a.update({"header": np.array("null")}), "its header is not an object"),
+    ],
+)  # fmt: skip
+def test_a_tampered_packed_model_is_refused_not_predicted_with(tmp_path, capsys, change, says):
+    from binary_nn.export import main as export_main
+    from binary_nn.predict import main as predict_main
+    from binary_nn.train import main as train_main
+
+    model = tmp_path / "m.npz"
+    args = ["--bn", "--binarize", "--binarize_last", "--hidden-act", "signsat", "--hidden", "32",
+            "-e", "1", "--out", str(tmp_path / "r"), "--save", str(model)]  # fmt: skip
+    assert train_main(args) == 0
+    assert export_main([str(model), "--out", str(tmp_path / "p")]) == 0
+    packed = tmp_path / "p" / "model.npz"
+    with np.load(packed) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    change(arrays)
+    np.savez(packed, **arrays)
+    capsys.readouterr()
+    assert predict_main([str(packed), "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1, err

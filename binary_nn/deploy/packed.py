@@ -43,7 +43,7 @@ from ..nn.conv import Conv2d
 from ..nn.kernels.bits import WORD, pack_bits
 from ..nn.layers import BatchNorm, Linear, Scaler
 from ..nn.network import Block, Network
-from .packed_conv import PackedConv, check_conv, pack_conv
+from .packed_conv import PackedConv, check_conv, check_values, pack_conv
 
 FORMAT = "binary_nn.packed"
 FORMAT_VERSION = 1
@@ -194,6 +194,8 @@ def load_packed(path: str | Path) -> PackedModel:
             f"{path} is not a readable packed model (a corrupt or truncated file? {exc}); "
             "export it again"
         ) from None
+    if not isinstance(header, dict):
+        raise ConfigError(f"{path} is not a packed model: its header is not an object")
     if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
         raise ConfigError(
             f"{path} is not a packed model of format {FORMAT} version {FORMAT_VERSION}"
@@ -240,6 +242,7 @@ def _check_layer(layer: PackedLayer, k: int) -> None:
         value = getattr(layer, name)
         if value is None or value.shape != (layer.n_out,):
             raise ValueError(f"layer {k} lacks a {name} of {layer.n_out} values")
+    check_values(layer, f"layer {k}", np.uint64 if layer.packed else np.float32)
 
 
 def _fold(block: Block, fan_in: int) -> tuple[np.ndarray, np.ndarray]:

@@ -183,6 +183,28 @@ def run_conv(conv: PackedConv, x: np.ndarray, input_divisor: float) -> np.ndarra
     return np.where(value > 0, np.float32(1), np.float32(-1))
 
 
+def check_values(stage: Any, where: str, weight_dtype: type) -> None:
+    """Refuse a stage whose arrays have another dtype than export writes, or values the
+    engine cannot use (NaN or infinite scales, directions other than +-1): such a file
+    predicts garbage without an error otherwise."""
+    if stage.weights.dtype != weight_dtype:
+        raise ValueError(f"{where} weights are {stage.weights.dtype}, not {np.dtype(weight_dtype)}")
+    if stage.weights.dtype.kind == "f" and not np.isfinite(stage.weights).all():
+        raise ValueError(f"{where} weights hold NaN or infinite values")
+    for name, kind in (("threshold", "i"), ("direction", "i"), ("scale", "f"), ("shift", "f")):
+        value = getattr(stage, name)
+        if value is None:
+            continue
+        if value.dtype.kind != kind:
+            raise ValueError(
+                f"{where} {name} is {value.dtype}, not {'integer' if kind == 'i' else 'float'}"
+            )
+        if kind == "f" and not np.isfinite(value).all():
+            raise ValueError(f"{where} {name} holds NaN or infinite values")
+    if stage.direction is not None and not np.isin(stage.direction, (-1, 1)).all():
+        raise ValueError(f"{where} direction holds values other than -1 and +1")
+
+
 def check_conv(conv: PackedConv, k: int) -> None:
     kk, _, c_in, c_out = conv.weights.shape
     if (kk, c_in, c_out) != (conv.k, conv.shape_in[2], conv.c_out):
@@ -194,6 +216,7 @@ def check_conv(conv: PackedConv, k: int) -> None:
             raise ValueError(f"convolution {k} lacks a {name} of {conv.c_out} values")
     if conv.kind == "pixels" and conv.pixel_factor < 1:
         raise ValueError(f"convolution {k} lacks its pixel factor")
+    check_values(conv, f"convolution {k}", np.float32 if conv.kind == "float" else np.int8)
 
 
 def refuse_c(conv: PackedConv, k: int) -> None:
