@@ -125,3 +125,28 @@ def test_hyperband_needs_whole_brackets(tmp_path):
     data["early_terminate"] = {"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3}
     path.write_text(yaml.safe_dump(data))
     assert load_sweep(path).early_terminate == {"min_iter": 3, "eta": 3.0}
+
+
+def test_a_directory_holds_one_search_and_its_database_is_checked(tmp_path, capsys):
+    path, out = write(tmp_path, run_cap=2, early=False, epochs={"value": 1}), tmp_path / "out"
+    assert main([str(path), "--out", str(out), "--seed", "1", "--no-progress"]) == 0
+    capsys.readouterr()
+    # the same search again resumes it (nothing to run); another seed is another search
+    assert main([str(path), "--out", str(out), "--seed", "1", "--no-progress"]) == 0
+    assert main([str(path), "--out", str(out), "--seed", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "holds another search" in err and err.count("\n") == 1
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "search.db").write_bytes(b"not a database at all")
+    assert main([str(path), "--out", str(garbage), "--no-progress"]) == 2
+    assert "is not a study database" in capsys.readouterr().err
+
+
+def test_a_metric_no_run_logs_is_said(tmp_path, capsys):
+    path = write(tmp_path, run_cap=2, early=False, epochs={"value": 1})
+    data = yaml.safe_load(path.read_text())
+    data["metric"]["name"] = "val/acuracy"  # a typo
+    path.write_text(yaml.safe_dump(data))
+    assert main([str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    assert "no run logged 'val/acuracy'" in capsys.readouterr().err

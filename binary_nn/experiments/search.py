@@ -25,6 +25,8 @@ point on the file's metric.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import math
 import subprocess
 import sys
@@ -35,7 +37,7 @@ from typing import Any
 
 from ..cli import ArgumentParser, describe, run_cli
 from ..errors import ConfigError
-from ..files import claim_output, write_json_atomic
+from ..files import claim_output, read_json_object, write_json_atomic
 from ..run.config import config_from_args
 from .jobs import Job, JobResult, on_disk, run_jobs
 from .points import point_args, point_name
@@ -116,6 +118,43 @@ def write_state(out: Path, sweep: Sweep, results: Sequence[JobResult]) -> list[J
     return current
 
 
+def search_identity(sweep: Sweep, seed: int) -> str:
+    """What makes a search the same search: its file's content (its name and description
+    aside) and the seed of its decisions; a directory holds one search."""
+    content = {k: v for k, v in sweep.raw.items() if k not in ("name", "description")}
+    text = json.dumps({"sweep": content, "seed": seed}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_one_search(out: Path, identity: str, sweep: Sweep) -> None:
+    """Refuse, in one sentence, a search directory that holds another search, or whose study
+    database is not one (a file binary_nn did not write, a directory)."""
+    from .study import STUDY_FILE
+
+    database = out / STUDY_FILE
+    if database.exists():
+        if not database.is_file():
+            raise ConfigError(f"{database} is not a file; give the search another --out")
+        with open(database, "rb") as head:
+            if head.read(16) not in (b"SQLite format 3\0", b""):
+                raise ConfigError(
+                    f"{database} is not a study database (not SQLite); remove it or give the "
+                    "search another --out"
+                )
+    stored = read_json_object(out / STATE_FILE)
+    if stored is None:
+        return
+    if stored.get("identity") is None:  # written before searches had an identity
+        same = (stored.get("file"), stored.get("method")) == (str(sweep.path), sweep.method)
+    else:
+        same = stored["identity"] == identity
+    if not same:
+        raise ConfigError(
+            f"{out} holds another search ({stored.get('file')}, seed {stored.get('seed')}); "
+            f"give {sweep.path.name} another --out, or run that search again to resume it"
+        )
+
+
 def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
     """A random, Bayesian or early-terminated search (see :mod:`.study`); ``sweep.json``
     lists every run of the study, and the best completed one is printed."""
@@ -123,6 +162,8 @@ def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
 
     if args.processes < 1:
         raise ConfigError(f"--processes must be >= 1, got {args.processes}")
+    identity = search_identity(sweep, args.seed)
+    check_one_search(out, identity, sweep)
     cap = trial_cap(sweep)
     # every point's configuration is checked by its run; check the fixed part now
     config_from_args([*sweep.fixed_args, *point_args(sweep.fixed_point), *extra]).resolved()
@@ -140,8 +181,8 @@ def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
         pick = max if sweep.goal == "maximize" else min
         best = pick(done, key=lambda r: r[sweep.metric]) if done else None
         state = {
-            "file": str(sweep.path), "method": sweep.method, "metric": sweep.metric,
-            "goal": sweep.goal, "seed": args.seed, "points": rows,
+            "file": str(sweep.path), "identity": identity, "method": sweep.method,
+            "metric": sweep.metric, "goal": sweep.goal, "seed": args.seed, "points": rows,
             "epochs": sum(r["epochs"] or 0 for r in rows),
             "best": None if best is None else best["name"],
         }  # fmt: skip
@@ -154,7 +195,21 @@ def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
     if best is not None:
         print(f"best on {sweep.metric} ({sweep.goal}): {best['name']} = "
               f"{best[sweep.metric]:.4f} ({best['run_dir']})")  # fmt: skip
+    else:
+        finished = any(o.status == "completed" for o in outcomes)  # the study says failed
+        warn_metric_never_logged(sweep, finished or any(r["status"] == "completed" for r in rows))
     return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
+def warn_metric_never_logged(sweep: Sweep, finished: bool) -> None:
+    """Say why a sweep has no best point: no run finished, or none logged the metric."""
+    if finished:
+        print(
+            f"no best point: no run logged {sweep.metric!r}; runs log train/, val/ (with "
+            "--val-split) and test/ accuracy, precision and f1, and train/loss: check the "
+            f"metric's name in {sweep.path.name}",
+            file=sys.stderr,
+        )
 
 
 def run_wandb(sweep: Sweep, project: str | None, entity: str | None, count: int | None) -> int:
@@ -254,6 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"best on {sweep.metric} ({sweep.goal}): {best.name} = "
                 f"{best.summary[sweep.metric]:.4f} ({best.run_dir})"
             )
+        else:
+            warn_metric_never_logged(sweep, any(r.status == "completed" for r in current))
         return 1 if counts["failed"] else 0
 
     return run_cli(PROG, job)

@@ -48,6 +48,10 @@ STUDY_FILE = "search.db"
 STUDY_NAME = "search"
 
 
+#: a trial's user attribute: failed because its search was killed, and queued again
+REQUEUED = "requeued"
+
+
 def _optuna() -> Any:
     try:
         import optuna
@@ -170,6 +174,8 @@ def requeue_abandoned(study: Any, out: Path) -> int:
         run_dir = trial.user_attrs.get("run_dir")
         if run_dir and being_written(Path(run_dir)):
             continue
+        # marked, so that the cap counts its requeued copy and not this one
+        study._storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
         study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
         study.enqueue_trial(trial.params, skip_if_exists=False)
         requeued += 1
@@ -177,10 +183,16 @@ def requeue_abandoned(study: Any, out: Path) -> int:
 
 
 def _counted(study: Any) -> int:
+    """The runs the cap counts: finished, terminated, running, and failed (a run that failed,
+    diverged or never logged the metric is a run spent: counting it keeps a search whose
+    every run fails from asking for points forever), but not a trial a killed search left
+    and that was queued again."""
     optuna = _optuna()
     states = optuna.trial.TrialState
-    done = (states.COMPLETE, states.PRUNED, states.RUNNING)
-    return len(study.get_trials(deepcopy=False, states=done))
+    done = (states.COMPLETE, states.PRUNED, states.RUNNING, states.FAIL)
+    return sum(
+        not t.user_attrs.get(REQUEUED) for t in study.get_trials(deepcopy=False, states=done)
+    )
 
 
 def search_worker(spec: SearchSpec) -> list[TrialOutcome]:
