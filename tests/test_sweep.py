@@ -1,6 +1,7 @@
 """Sweep files: W&B grid semantics, local and Ray executors, resume, and refusals."""
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -277,3 +278,61 @@ def test_ctrl_c_stops_the_workers_and_keeps_finished_points(tmp_path):
             break
         time.sleep(0.2)
     assert alive.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    ("edit", "says"),
+    [
+        ({"early_terminate": {"type": "hyperband", "min_iter": float("inf")}},
+         "'min_iter' must be a whole number"),
+        ({"early_terminate": {"type": "hyperband", "max_iter": 9, "s": "text"}},
+         "'s' must be a whole number"),
+        ({"early_terminate": {"type": "hyperband", "max_iter": 10**20, "s": 1}},
+         "'max_iter' must be a whole number"),
+        ({"parameters": {"lr": {"distribution": "uniform", "min": 1e-4, "max": float("inf")}}},
+         "'min' and 'max' must be finite numbers"),
+        ({"parameters": {"lr": {"distribution": "uniform", "min": -1, "max": 0.1}}},
+         "--lr must be a finite number > 0, got -1"),
+        ({"parameters": {"lr": {"values": [0.1, -3]}}}, "--lr must be a finite number > 0"),
+    ],
+)  # fmt: skip
+def test_every_number_of_a_sweep_file_is_checked_before_a_run(tmp_path, edit, says):
+    from binary_nn.errors import ConfigError
+
+    data = {
+        "method": "random", "run_cap": 2, "metric": {"name": "val/accuracy"},
+        "parameters": {"epochs": {"value": 1}, "lr": {"values": [1e-3]}},
+        "command": ["${env}", "${interpreter}", "-m", "binary_nn.train",
+                    "${args_no_boolean_flags}"],
+    }  # fmt: skip
+    for key, value in edit.items():
+        data[key] = {**data[key], **value} if key == "parameters" else value
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_sweep(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("a: &a [x, x, x]\n" + "".join(f"l{i}: &l{i} [*{'a' if i == 0 else f'l{i - 1}'}, "
+         f"*{'a' if i == 0 else f'l{i - 1}'}, *{'a' if i == 0 else f'l{i - 1}'}]\n"
+         for i in range(9)), "more than 20 YAML aliases"),
+        ("a: " + "[" * 200 + "]" * 200 + "\n", "nests more than 50 levels deep"),
+        ("parameters:\n  lr: {value: 1}\n   bad: indent\n", "is not valid YAML at line 3"),
+    ],
+)  # fmt: skip
+def test_hostile_yaml_is_refused_in_one_sentence(tmp_path, text, says):
+    import os
+
+    from binary_nn.errors import ConfigError
+
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_sweep(path)
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_sweep(fifo)

@@ -58,8 +58,11 @@ def parse_parameter(name: str, spec: Any, where: str) -> Parameter:
             f"'distribution' ({', '.join(DISTRIBUTIONS[1:])})"
         )
     low, high = spec["min"], spec["max"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
-        raise ConfigError(f"{where}: parameter {name!r}: 'min' and 'max' must be numbers")
+    if not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < 1e300
+        for v in (low, high)
+    ):  # (a finite bound, and an integer one a float holds: Optuna computes in floats)
+        raise ConfigError(f"{where}: parameter {name!r}: 'min' and 'max' must be finite numbers")
     # W&B's inference: integer bounds mean int_uniform, others uniform
     default = "int_uniform" if isinstance(low, int) and isinstance(high, int) else "uniform"
     distribution = spec.get("distribution", default)

@@ -18,6 +18,8 @@ from .space import Parameter, parse_parameter
 ENTRY_POINTS = (("-m", "binary_nn.train"), ("binary-nn",))
 DROPPED_MACROS = {"${env}", "${interpreter}", "${program}"}
 ARGS_MACRO = "${args_no_boolean_flags}"
+#: the most epochs an early termination bracket may name
+MAX_EPOCHS = 1_000_000
 
 
 @dataclass
@@ -96,6 +98,7 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
                 f"(see python -m binary_nn.train --help)"
             )
         parameter = parse_parameter(str(name), spec, str(path))
+        check_with_option(path, by_name(TrainConfig, str(name)), parameter)
         if method == "grid" and parameter.distribution != "categorical":
             raise ConfigError(
                 f"{path}: parameter {name!r}: a grid needs 'value' or 'values'; distributions "
@@ -116,18 +119,41 @@ def load_sweep(path: str | Path, executor: str = "local") -> Sweep:
     )
 
 
+def check_with_option(path: Path, option: Any, parameter: Any) -> None:
+    """Every value a parameter can take (its values, or its range's ends) through its option's
+    own check, so that ``lr: {min: -1, ...}`` is refused before a run starts, naming it."""
+    if option is None or option.check is None:
+        return
+    ends = parameter.values if parameter.values else (parameter.low, parameter.high)
+    for value in ends:
+        try:
+            option.check(value, option.label)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: parameter {parameter.name!r}: {exc}") from None
+
+
+def _whole(path: Path, spec: dict[str, Any], key: str, low: int, high: int) -> int:
+    value = spec[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            f"{path}: early_terminate {key!r} must be a whole number in {low}..{high}, got "
+            f"{value!r}"
+        )
+    return value
+
+
 def check_early_terminate(path: Path, spec: Any) -> dict[str, Any]:
     """W&B's ``early_terminate``: ``type: hyperband`` with ``min_iter`` (or ``max_iter`` and
     ``s``) and ``eta`` (default 3); iterations are epochs here."""
     if not isinstance(spec, dict) or spec.get("type") != "hyperband":
         raise ConfigError(f"{path}: 'early_terminate' must have type: hyperband")
     eta = spec.get("eta", 3)
-    if not (isinstance(eta, int) and eta >= 2):
+    if isinstance(eta, bool) or not (isinstance(eta, int) and 2 <= eta <= 100):
         raise ConfigError(f"{path}: early_terminate 'eta' must be an integer >= 2, got {eta!r}")
     if "min_iter" in spec:
-        low = spec["min_iter"]
+        low = _whole(path, spec, "min_iter", 1, MAX_EPOCHS)
     elif "max_iter" in spec and "s" in spec:
-        low = spec["max_iter"] / eta ** spec["s"]
+        low = _whole(path, spec, "max_iter", 1, MAX_EPOCHS) / eta ** _whole(path, spec, "s", 0, 50)
     else:
         raise ConfigError(f"{path}: early_terminate needs 'min_iter', or 'max_iter' and 's'")
     if not (isinstance(low, (int, float)) and low >= 1):
