@@ -322,6 +322,153 @@ def input_probes(tmp: Path, ckpt: Path, done_run: Path) -> list[Probe]:
     ]
 
 
+def _rewrite_npz(source: Path, target: Path, change: Callable[[dict], None]) -> Path:
+    with np.load(source) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    change(arrays)
+    np.savez(target, **arrays)
+    return target
+
+
+def _huge_header(path: Path, key: str, beside: Path | None = None) -> Path:
+    """An archive whose ``key`` declares 10**12 float64 values (8 TB) and holds a few bytes."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    )
+    with zipfile.ZipFile(path, "w") as archive:
+        if beside is not None:
+            with zipfile.ZipFile(beside) as source:
+                for info in source.infolist():
+                    if info.filename != f"{key}.npy":
+                        archive.writestr(info.filename, source.read(info))
+        archive.writestr(f"{key}.npy", buffer.getvalue() + bytes(64))
+    return path
+
+
+def hostile_probes(tmp: Path, ckpt: Path, done_run: Path) -> list[Probe]:
+    """The classes of the stage-four replay: stops anywhere, files read back, bounded parsers."""
+    hostile = tmp / "hostile"
+    hostile.mkdir()
+    fifo = hostile / "fifo.npz"
+    os.mkfifo(fifo)
+    yaml_fifo = hostile / "fifo.yaml"
+    os.mkfifo(yaml_fifo)
+    huge = _huge_header(hostile / "huge.npz", "linear.0.weight", beside=ckpt)
+    huge_data = _huge_header(hostile / "huge_data.npz", "x_train")
+
+    def enormous(arrays: dict) -> None:
+        config = json.loads(str(arrays["config"]))
+        arrays["config"] = np.array(json.dumps({**config, "hidden": [10**9]}))
+
+    configured = _rewrite_npz(ckpt, hostile / "configured.npz", enormous)
+    text = _rewrite_npz(
+        ckpt, hostile / "text.npz",
+        lambda a: a.update({"linear.0.weight": a["linear.0.weight"].astype(str)}),
+    )  # fmt: skip
+    packed = tmp / "packed" / "model.npz"
+    wide = _rewrite_npz(
+        packed, hostile / "float_weights.npz",
+        lambda a: a.update({"layer.0.weights": a["layer.0.weights"].astype(np.float64)}),
+    )  # fmt: skip
+    null_header = _rewrite_npz(
+        packed, hostile / "null.npz", lambda a: a.update({"header": np.array("null")})
+    )
+    bomb = hostile / "bomb.yaml"
+    bomb.write_text(
+        "a: &a [x, x, x, x, x, x, x, x, x]\n"
+        + "".join(f"l{i}: &l{i} [{', '.join(['*a' if i == 0 else f'*l{i - 1}'] * 9)}]\n"
+                  for i in range(9))
+        + "settings: [*l8]\n"
+    )  # fmt: skip
+    deep = hostile / "deep.yaml"
+    deep.write_text("a: " + "[" * 2000 + "]" * 2000 + "\n")
+    # a run stopped mid-epoch, its checkpoint's progress then tampered
+    stopped = hostile / "stopped"
+    subprocess.run(
+        [PY, "-m", "binary_nn.train", "-e", "2", "--hidden", "8", "--seed", "1", "-b", "16",
+         "--out", str(stopped)], capture_output=True, check=True,
+    )  # fmt: skip
+    tampered = hostile / "tampered"
+    subprocess.run(["cp", "-r", str(stopped), str(tampered)], check=True)
+
+    def negative_epoch(arrays: dict) -> None:
+        progress = json.loads(str(arrays["progress"]))
+        arrays["progress"] = np.array(json.dumps({**progress, "epoch": -1}))
+
+    _rewrite_npz(tampered / "checkpoint.npz", tampered / "checkpoint.npz", negative_epoch)
+    sweep = hostile / "inf.yaml"
+    sweep.write_text(json.dumps({
+        "method": "random", "run_cap": 2, "metric": {"name": "val/accuracy"},
+        "early_terminate": {"type": "hyperband", "max_iter": 10**20, "s": 1},
+        "parameters": {"lr": {"distribution": "uniform", "min": 1e-4, "max": 1e400}},
+        "command": ["${interpreter}", "-m", "binary_nn.train", "${args_no_boolean_flags}"],
+    }).replace("1e+400", "Infinity"))  # fmt: skip
+    return [
+        Probe("evaluate", "a FIFO as the checkpoint", ["binary_nn.evaluate", str(fifo)], 2),
+        Probe(
+            "export",
+            "a FIFO as the checkpoint",
+            ["binary_nn.export", str(fifo), "--out", str(hostile / "e")],
+            2,
+        ),
+        Probe("evaluate", "a header declaring 8 TB", ["binary_nn.evaluate", str(huge)], 2),
+        Probe(
+            "train --load",
+            "a header declaring 8 TB",
+            ["binary_nn.train", "-e", "1", "--hidden", "8", "--load", str(huge)],
+            2,
+        ),
+        Probe(
+            "train -d",
+            "a dataset header declaring 8 TB",
+            ["binary_nn.train", "-e", "1", "-d", str(huge_data)],
+            2,
+        ),
+        Probe("evaluate", "a config of hidden 10**9", ["binary_nn.evaluate", str(configured)], 2),
+        Probe("evaluate", "weights stored as text", ["binary_nn.evaluate", str(text)], 2),
+        Probe("predict", "float64 packed weights", ["binary_nn.predict", str(wide)], 2),
+        Probe("predict", "a null packed header", ["binary_nn.predict", str(null_header)], 2),
+        Probe("repeat", "a YAML alias bomb", ["binary_nn.repeat", str(bomb), "--dry-run"], 2),
+        Probe("sweep", "YAML nested 2000 deep", ["binary_nn.sweep", str(deep), "--dry-run"], 2),
+        Probe(
+            "sweep", "a FIFO as the sweep file", ["binary_nn.sweep", str(yaml_fifo), "--dry-run"], 2
+        ),
+        Probe(
+            "sweep", "/dev/zero as the sweep file", ["binary_nn.sweep", "/dev/zero", "--dry-run"], 2
+        ),
+        Probe("sweep", "infinite bounds", ["binary_nn.sweep", str(sweep), "--dry-run"], 2),
+        Probe(
+            "repeat",
+            "4 billion seeds",
+            ["binary_nn.repeat", "digits", "--seeds", "0..4000000000", "--dry-run"],
+            2,
+        ),
+        Probe(
+            "train",
+            "--hidden 10**23",
+            ["binary_nn.train", "--hidden", "99999999999999999999999", "-e", "1"],
+            2,
+        ),
+        Probe("train", "--init 1e308", ["binary_nn.train", "--init", "1e308", "-e", "1"], 2),
+        Probe(
+            "train --resume",
+            "a tampered progress",
+            ["binary_nn.train", "--resume", str(tampered)],
+            2,
+        ),
+        Probe(
+            "train --resume",
+            "a finished run: nothing changes",
+            ["binary_nn.train", "--resume", str(stopped)],
+            0,
+        ),
+    ]
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
@@ -405,7 +552,11 @@ def run_probes(
     tmp: Path, ckpt: Path, done_run: Path, ro: Path, full: Path, root: bool
 ) -> tuple[list[str], int, int, list[Probe]]:
     """Run every probe; the table's rows, how many behaved and were skipped, the probes."""
-    cases = [*output_probes(tmp, ckpt, done_run, ro, full), *input_probes(tmp, ckpt, done_run)]
+    cases = [
+        *output_probes(tmp, ckpt, done_run, ro, full),
+        *input_probes(tmp, ckpt, done_run),
+        *hostile_probes(tmp, ckpt, done_run),
+    ]
     rows, behaved, skipped = [], 0, 0
     for probe in cases:
         if probe.needs_root and not root:

@@ -274,17 +274,22 @@ def boolean(value: Any, flag: str = "") -> bool:
     raise ConfigError(f"{flag} is a switch: true or false, got {value!r}")
 
 
+#: the largest layer size a list of sizes may name (far past any memory: the memory check
+#: refuses what does not fit; this keeps the arithmetic of the shapes finite)
+MAX_SIZE = 10**9
+
+
 def int_list(value: Any, flag: str = "") -> tuple[int, ...]:
-    """``"700,500"`` (or a list) -> ``(700, 500)``: positive integers."""
+    """``"700,500"`` (or a list) -> ``(700, 500)``: positive integers up to :data:`MAX_SIZE`."""
     items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
     if (
         not items
-        or not all(re.fullmatch(r"\s*[0-9]+\s*", item) for item in items)
-        or any(int(item) < 1 for item in items)
+        or not all(re.fullmatch(r"\s*[0-9]{1,12}\s*", item) for item in items)
+        or any(not 1 <= int(item) <= MAX_SIZE for item in items)
     ):
         raise ConfigError(
-            f"{flag} must be a comma-separated list of positive integers such as 700,500, "
-            f"got {value!r}"
+            f"{flag} must be a comma-separated list of positive integers up to {MAX_SIZE:,} "
+            f"such as 700,500, got {str(value)[:60]!r}"
         )
     return tuple(int(item) for item in items)
 

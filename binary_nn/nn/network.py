@@ -309,8 +309,8 @@ def parse_conv(spec: str | Sequence[str]) -> ConvSpec:
         return []
     layers: ConvSpec = []
     for token in tokens:
-        conv = re.fullmatch(r"([0-9]+)c([0-9]+)", token)
-        pool = re.fullmatch(r"mp([0-9]+)", token)
+        conv = re.fullmatch(r"([0-9]{1,9})c([0-9]{1,3})", token)  # bounded: finite shapes
+        pool = re.fullmatch(r"mp([0-9]{1,4})", token)
         if conv and int(conv.group(1)) >= 1 and int(conv.group(2)) % 2 == 1:
             layers.append(("conv", int(conv.group(1)), int(conv.group(2))))
         elif pool and int(pool.group(1)) >= 1 and layers:

@@ -135,8 +135,8 @@ class TrainConfig:
         "convolution with C channels (stride 1, zero padding K//2), mp{P} a PxP max-pool",
     )  # fmt: skip
     init: float = option(
-        0.1, "--init", group="model", check=opts.number(0),
-        help="weights are drawn from U(-init, init)",
+        0.1, "--init", group="model", check=opts.number(0, high=1e6, below=False),
+        help="weights are drawn from U(-init, init), 0 < init <= 1e6",
     )  # fmt: skip
     bn: bool = option(
         False, "--bn", group="model", kind="flag",
