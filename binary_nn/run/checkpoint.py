@@ -91,6 +91,7 @@ def load_checkpoint(
     rule: LearningRule | None,
     optimizer: Optimizer | None = None,
     extra_prefixes: Sequence[str] = (PROGRESS_KEY, PROBE_PREFIX),
+    flag: str = "--load",
 ) -> dict[str, Any]:
     """Overwrite the model's (and rule's, and with ``optimizer`` the optimizer's) arrays with
     the checkpoint's; return its config. Without ``optimizer``, a stored optimizer state is
@@ -102,7 +103,7 @@ def load_checkpoint(
     try:
         stored = read_npz(path, CHECKPOINT)
     except ConfigError as exc:
-        raise ConfigError(f"--load: {exc}") from None
+        raise ConfigError(f"{flag}: {exc}") from None
     saved_config = stored.pop("config", None)
     optimizer_state = {
         key[len(OPTIMIZER_PREFIX) :]: stored.pop(key)
@@ -116,30 +117,30 @@ def load_checkpoint(
     for key, target in wanted.items():
         if key not in stored:
             raise ConfigError(
-                f"--load: checkpoint {path} has no {key!r}, which the model built from the "
+                f"{flag}: checkpoint {path} has no {key!r}, which the model built from the "
                 f"flags needs (check --hidden, --bn and --method)"
             )
         if stored[key].shape != target.shape:
             raise ConfigError(
-                f"--load: {key!r} in {path} has shape {stored[key].shape} but the flags give "
+                f"{flag}: {key!r} in {path} has shape {stored[key].shape} but the flags give "
                 f"{target.shape} (check --hidden and the dataset)"
             )
     extra = sorted(set(stored) - set(wanted))
     if extra:
         raise ConfigError(
-            f"--load: checkpoint {path} holds {', '.join(extra)}, which the model built from the "
+            f"{flag}: checkpoint {path} holds {', '.join(extra)}, which the model built from the "
             f"flags does not have (check --hidden, --bn and --method)"
         )
     text = [key for key in wanted if stored[key].dtype.kind not in "fiub"]
     if text:
         raise ConfigError(
-            f"--load: {path} holds {stored[text[0]].dtype} values in {text[0]!r}, not numbers: "
+            f"{flag}: {path} holds {stored[text[0]].dtype} values in {text[0]!r}, not numbers: "
             "it is damaged; load another checkpoint"
         )
     bad = [key for key in wanted if not np.isfinite(stored[key]).all()]
     if bad:
         raise ConfigError(
-            f"--load: {path} holds NaN or infinite values in {', '.join(bad[:3])}: it was "
+            f"{flag}: {path} holds NaN or infinite values in {', '.join(bad[:3])}: it was "
             "saved from a run that diverged; load an earlier checkpoint"
         )
     model.load_named_state({key: stored[key] for key in model.named_state()})
@@ -206,7 +207,7 @@ def network_from_checkpoint(
                 f"archive holds {shapes.get(key)}; the checkpoint is damaged"
             )
     network = build_network(config, input_shape, n_classes, kernels=kernels)
-    load_checkpoint(path, network, RULES.get(config.method)(network))
+    load_checkpoint(path, network, RULES.get(config.method)(network), flag="checkpoint")
     return network, config
 
 
