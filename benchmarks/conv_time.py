@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from timing import paired, spread, timed
+from timing import machine_header, paired, spread, timed
 
 from binary_nn import RULES, SGD, MSELoss, classifier, train_step
 
@@ -113,6 +113,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (128, 28, 28, 1)).astype(np.float32)
     labels = rng.integers(0, 10, 128)
+    with threadpool_limits(args.threads):
+        print(machine_header())
     print(f"MNIST-shaped batch 128, {args.threads} threads, {args.steps} steps per turn, "
           f"{args.repeats} repeats: ms per step, median (min-max)\n")  # fmt: skip
     print("| variant | ours ms (BP) | torch ms | ours/torch | our epoch s (468 steps) "

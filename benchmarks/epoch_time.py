@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
-from timing import paired, spread, timed
+from timing import machine_header, paired, spread, timed
 
 from binary_nn.data import Dataset, load_dataset
 from binary_nn.learning.cost import rule_costs
@@ -536,6 +536,7 @@ def main() -> None:
             has_torch = not args.no_torch
         except ImportError:
             has_torch = False
+        print(machine_header())
         table(load(args), args, has_torch)
     if args.memory:
         print()

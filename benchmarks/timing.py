@@ -38,3 +38,56 @@ def spread(values: list[float], digits: int = 2, scale: float = 1.0) -> str:
     """``median (min-max)`` of ``values`` times ``scale``."""
     v = [x * scale for x in values]
     return f"{statistics.median(v):.{digits}f} ({min(v):.{digits}f}-{max(v):.{digits}f})"
+
+
+def machine() -> dict[str, str]:
+    """What a timing table was measured on: the CPU model, its widest vector extension, the
+    BLAS library and the kernel it runs, the numba target CPU; timings compare only within one
+    machine kind (an AVX-512 Intel and an AVX2 AMD differ by more than the changes measured)."""
+    import os
+    import platform
+
+    facts = {"cpu": platform.processor() or platform.machine(), "vectors": "?"}
+    try:
+        with open("/proc/cpuinfo") as info:
+            text = info.read()
+        model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
+                      if ln.startswith("model name")), facts["cpu"])  # fmt: skip
+        flags = set(next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                          if ln.startswith("flags")), []))  # fmt: skip
+        facts["cpu"] = f"{model}, {os.cpu_count()} cores"
+        widest = [f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags]
+        facts["vectors"] = (widest[0] if widest else "?") + (" + fma" if "fma" in flags else "")
+    except OSError:
+        pass
+    try:
+        import numpy  # noqa: F401 (loads the BLAS threadpoolctl reports)
+        from threadpoolctl import threadpool_info
+
+        blas = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+        facts["blas"] = (
+            ", ".join(
+                f"{i.get('internal_api')} {i.get('version')} "
+                f"({i.get('architecture', '?')} kernels, {i.get('num_threads')} threads)"
+                for i in blas
+            )
+            or "?"
+        )
+    except ImportError:
+        facts["blas"] = "?"
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        facts["blas"] += f"; OPENBLAS_CORETYPE={coretype}"
+    try:
+        import llvmlite.binding as llvm
+        import numba
+
+        facts["numba"] = f"{numba.__version__}, target {llvm.get_host_cpu_name()}"
+    except ImportError:
+        facts["numba"] = "not installed"
+    return facts
+
+
+def machine_header() -> str:
+    """:func:`machine` as the lines a table is printed under."""
+    return "\n".join(f"{key}: {value}" for key, value in machine().items()) + "\n"

@@ -205,3 +205,32 @@ def test_a_convnet_is_evaluated_in_smaller_chunks_with_the_same_predictions(monk
     monkeypatch.setattr(probes, "EVAL_CHUNK_VALUES", 72 * 3)  # 3 examples a chunk
     assert probes.eval_chunk(small) == 3
     np.testing.assert_array_equal(probes.predict(small, data, "train"), whole)
+
+
+def test_a_long_evaluation_pass_shows_a_bar_on_a_terminal(monkeypatch):
+    import io
+    import sys
+    import time
+
+    from binary_nn import classifier, load_dataset
+    from binary_nn.run import probes
+
+    data = load_dataset("digits")
+    net = classifier(data.input_shape, [16], 10, rng=np.random.default_rng(0))
+    fast = net.forward
+
+    def slow(x, train):  # 0.6 s a chunk: 3.6 s for the pass
+        time.sleep(0.6)
+        return fast(x, train=train)
+
+    monkeypatch.setattr(net, "forward", slow)
+    monkeypatch.setattr(probes, "EVAL_CHUNK", 60)
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", terminal)
+    predicted = probes.predict(net, data, "test")
+    assert len(predicted) == 360 and "evaluating test" in terminal.getvalue()
+    terminal.truncate(0)
+    monkeypatch.setattr(net, "forward", fast)  # a quick pass: no bar
+    probes.predict(net, data, "test")
+    assert terminal.getvalue().strip("\x00") == ""

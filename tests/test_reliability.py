@@ -135,7 +135,7 @@ def test_an_empty_test_split_trains_and_says_so(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--init", "inf"], "--init must be a finite number > 0"),
+        (["--init", "inf"], "--init must be a finite number in (0, 1e+06]"),
         (["--lr", "inf"], "--lr must be a finite number > 0"),
         (["--hidden", "100000,100000"], "choose a smaller --hidden"),
     ],

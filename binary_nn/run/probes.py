@@ -10,6 +10,7 @@ effects, or on a copy).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +91,14 @@ def predict(network: Network, data: Dataset | DeviceData, split: str) -> np.ndar
     if isinstance(data, Dataset):
         data = DeviceData(data, network.kernels, network.dtype)
     xp = network.kernels.xp
-    chunks = data.chunks(split, eval_chunk(network))
+    size = eval_chunk(network)
+    chunks = data.chunks(split, size)
+    n = len(data.dataset.labels(split))
+    if n > size:  # a bar on a terminal when the pass takes more than a few seconds
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, total=-(-n // size), desc=f"evaluating {split}", unit="chunk",
+                      delay=3, leave=False, disable=None, file=sys.stderr)  # fmt: skip
     predicted = [xp.argmax(network.forward(x, train=False), axis=1) for x in chunks]
     if not predicted:
         return np.zeros(0, np.intp)
