@@ -1,11 +1,12 @@
-"""``python -m binary_nn.export CHECKPOINT.npz --out DIR [--format npz|c]``: a trained
-network, bit-packed for inference.
+"""``python -m binary_nn.export CHECKPOINT.npz --out DIR [--format npz|c|onnx]``: a trained
+network, bit-packed for inference, or as a standard ONNX graph.
 
 ``npz`` writes ``DIR/model.npz`` (plain arrays, the architecture and a format version), which
 ``python -m binary_nn.predict`` and :mod:`binary_nn.inference` run; ``c`` writes ``DIR/model.h``
 and ``DIR/model.c`` for a microcontroller (see :mod:`binary_nn.deploy.c_code`), and
-``DIR/example.c``, a host program that reads raw pixels from stdin. Prints which
-layers run packed and the sizes.
+``DIR/example.c``, a host program that reads raw pixels from stdin; ``onnx`` writes
+``DIR/model.onnx`` (standard operators, float64, raw ``uint8`` pixels in; see
+:mod:`binary_nn.deploy.onnx_graph`). Prints which layers run packed and the sizes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 
 from .cli import ArgumentParser, describe, run_cli
 from .deploy.c_code import EXAMPLE, c_model
+from .deploy.onnx_graph import OPSET, onnx_model, save_onnx
 from .deploy.packed import pack_network
 from .files import claim_output, write_text_atomic
 from .run.checkpoint import network_from_checkpoint, pixel_divisor
@@ -27,12 +29,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = ArgumentParser(prog=PROG, description=describe(__doc__))
     parser.add_argument("checkpoint", help="a checkpoint .npz written by train --save")
     parser.add_argument("--out", required=True, help="directory for the exported model")
-    parser.add_argument("--format", default="npz", choices=("npz", "c"))
+    parser.add_argument("--format", default="npz", choices=("npz", "c", "onnx"))
 
     def job() -> int:
         args = parser.parse_args(argv)
         out = claim_output(args.out, "--out", "dir")
         network, config = network_from_checkpoint(args.checkpoint)
+        if args.format == "onnx":
+            model = onnx_model(network, pixel_divisor(args.checkpoint, config))
+            out.mkdir(parents=True, exist_ok=True)
+            size = save_onnx(model, out / "model.onnx")
+            print(
+                f"wrote {out / 'model.onnx'}: {size:,} bytes, {len(model.graph.node)} standard "
+                f"operators (opset {OPSET}), float64, input uint8 pixels "
+                f"{('N', *network.input_shape)}, outputs scores and classes"
+            )
+            return 0
         model = pack_network(network, pixel_divisor(args.checkpoint, config))
         model.source = {"checkpoint": str(args.checkpoint), "architecture": network.describe()}
         float32_bytes = 4 * sum(

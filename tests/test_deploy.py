@@ -286,3 +286,35 @@ def test_a_tampered_packed_model_is_refused_not_predicted_with(tmp_path, capsys,
     assert predict_main([str(packed), "--dataset", "digits"]) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("args", "tolerance"),
+    [
+        (["--bn", "--binarize", "--binarize_last", "--hidden-act", "signsat",
+          "--hidden", "64,32"], 1e-12),
+        (["--conv", "8c3,mp2,16c3", "--hidden", "32", "--bn", "--binarize", "--sn",
+          "--hidden-act", "signsat"], 1e-12),
+        (["--conv", "4c3,mp2", "--hidden", "16", "--bn"], 1e-6),  # a float32 Conv
+    ],
+    ids=["binary mlp", "binary convnet", "real convnet"],
+)  # fmt: skip
+def test_the_onnx_graph_computes_the_float64_network(tmp_path, capsys, args, tolerance):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from binary_nn import load_network, predict_classes, run_dataset
+    from binary_nn.export import main as export_main
+    from binary_nn.train import main as train_main
+
+    model = tmp_path / "m.npz"
+    assert train_main([*args, "-e", "2", "--seed", "3", "--lr", "1e-3", "--out",
+                       str(tmp_path / "r"), "--save", str(model)]) == 0  # fmt: skip
+    assert export_main([str(model), "--out", str(tmp_path / "x"), "--format", "onnx"]) == 0
+    assert "standard operators" in capsys.readouterr().out
+    network, config = load_network(model)
+    data = run_dataset(config)
+    session = ort.InferenceSession(str(tmp_path / "x" / "model.onnx"))
+    scores, classes = session.run(None, {"pixels": data.x_test})
+    expected = network.forward(data.scale(data.x_test, np.float64), train=False)
+    np.testing.assert_allclose(scores, expected, rtol=0, atol=tolerance)
+    assert (classes == predict_classes(network, data, "test")).all()
