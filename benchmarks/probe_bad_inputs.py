@@ -113,6 +113,11 @@ def outputs(tmp: Path, ckpt: Path, done_run: Path) -> list[tuple[str, list[str],
             ["binary_nn.sweep", str(tmp / "tiny.yaml"), "--no-progress", "--out"],
             "dir",
         ),
+        (
+            "sweep --out (a search)",
+            ["binary_nn.sweep", str(tmp / "search.yaml"), "--no-progress", "--out"],
+            "dir",
+        ),
         ("report --out", ["binary_nn.report", str(done_run), "--out"], "dir"),
         ("export --out", ["binary_nn.export", str(ckpt), "--out"], "dir"),
         (
@@ -522,6 +527,26 @@ def main() -> None:
                     "method": "grid",
                     "metric": {"name": "test/accuracy"},
                     "parameters": {"epochs": {"value": 1}, "hidden": {"value": "8"}},
+                    "command": [
+                        "${interpreter}",
+                        "-m",
+                        "binary_nn.train",
+                        "${args_no_boolean_flags}",
+                    ],
+                }
+            )
+        )
+        (tmp / "search.yaml").write_text(
+            json.dumps(
+                {
+                    "method": "random",
+                    "run_cap": 2,
+                    "metric": {"name": "test/accuracy"},
+                    "parameters": {
+                        "epochs": {"value": 1},
+                        "hidden": {"value": "8"},
+                        "lr": {"distribution": "uniform", "min": 1e-4, "max": 1e-3},
+                    },
                     "command": [
                         "${interpreter}",
                         "-m",

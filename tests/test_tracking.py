@@ -94,7 +94,8 @@ def test_failed_wandb_start_is_one_sentence_and_training_goes_on(tmp_path, monke
     assert Path(out / "summary.json").is_file()
 
 
-def test_wandb_without_a_login_never_prompts(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("netrc", ["missing", "garbage"])
+def test_wandb_without_a_login_never_prompts(tmp_path, monkeypatch, capsys, netrc):
     def prompt(**kwargs):
         raise AssertionError("wandb.init would ask for an account in a terminal")
 
@@ -102,6 +103,8 @@ def test_wandb_without_a_login_never_prompts(tmp_path, monkeypatch, capsys):
     for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    if netrc == "garbage":  # not even text: read as no login
+        (tmp_path / "no-netrc").write_bytes(b"\xff\xfe\x00garbage\x80")
     out = tmp_path / "run"
     assert main(["-e", "1", "--hidden", "8", "--wandb", "--out", str(out)]) == 0
     err = capsys.readouterr().err

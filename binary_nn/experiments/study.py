@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import BinaryNNError, ConfigError, DivergenceError
+from ..errors import BinaryNNError, ConfigError, DiskFullError, DivergenceError
 from ..run.config import config_from_args
 from ..run.run_dir import RunBusy, RunFinished, being_written, finished_summary
 from ..run.tracker import TerminateRun, Tracker
@@ -154,14 +154,35 @@ def _locked(out: Path) -> Iterator[None]:
 def open_study(sweep: Any, out: Path, seed: int, epochs: int) -> Any:
     optuna = _optuna()
     direction = "maximize" if sweep.goal == "maximize" else "minimize"
-    return optuna.create_study(
-        study_name=STUDY_NAME,
-        storage=storage_url(out),
-        load_if_exists=True,
-        direction=direction,
-        sampler=sampler(sweep, seed),
-        pruner=pruner(sweep, epochs),
-    )
+    try:
+        return optuna.create_study(
+            study_name=STUDY_NAME,
+            storage=storage_url(out),
+            load_if_exists=True,
+            direction=direction,
+            sampler=sampler(sweep, seed),
+            pruner=pruner(sweep, epochs),
+        )
+    except Exception as exc:  # sqlalchemy's and Optuna's errors, as one sentence
+        raise storage_error(exc, out) from None
+
+
+def storage_error(exc: Exception, out: Path) -> Exception:
+    """A failure of the study database as a sentence: a full disk (exit code 4) or a database
+    that cannot be used; anything else unchanged."""
+    text = str(exc).lower()
+    if "disk is full" in text or "no space left" in text:
+        return DiskFullError(
+            f"the disk holding {out / STUDY_FILE} is full; free some space and run the search "
+            "again: the runs it finished are kept"
+        )
+    if type(exc).__module__.split(".")[0] in ("sqlalchemy", "optuna", "sqlite3"):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return ConfigError(
+            f"the study database {out / STUDY_FILE} cannot be used ({reason}); remove it or "
+            "give the search another --out"
+        )
+    return exc
 
 
 def requeue_abandoned(study: Any, out: Path) -> int:
