@@ -123,7 +123,7 @@ def test_summary_command_and_the_runs_config(tmp_path, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["cost"]["totals"]["forward_macs"] == 64 * 16 + 16 * 10
     assert [r["rule"] for r in config["cost"]["rules"]] == [
-        "GD", "DFA", "DRTP", "DRTP (streaming)",
+        "GD", "DFA", "DRTP", "FA", "uSF", "brSF", "frSF", "output-only", "DRTP (streaming)",
     ]  # fmt: skip
 
 

@@ -192,3 +192,94 @@ def test_float32_model_computes_in_float32(rng):
     assert y.dtype == np.float32
     DFA(model, rng).backward((2 * (y - t)).astype(np.float32), t01.astype(np.float32))
     assert all(p.grad.dtype == np.float32 for p in model.parameters())
+
+
+def _binary_net(seed=0):
+    from binary_nn import classifier
+
+    return classifier(6, [5, 4], 3, binarize=True, binarize_last=True, batch_norm=True,
+                      hidden_activation="signsat", dtype=np.float64,
+                      rng=np.random.default_rng(seed))  # fmt: skip
+
+
+def test_usf_on_binary_weights_is_backpropagation_bit_for_bit():
+    from binary_nn import RULES, SGD, MSELoss, train_step
+
+    x = np.random.default_rng(3).normal(size=(8, 6))
+    labels = np.arange(8) % 3
+    states = []
+    for name in ("GD", "uSF"):
+        network = _binary_net()
+        rule = RULES.get(name)(network, np.random.default_rng(1))
+        optimizer = SGD(network.parameters(), 0.05)
+        for _ in range(3):
+            train_step(network, rule, optimizer, MSELoss(), x, labels)
+        states.append({k: np.array(v) for k, v in network.named_state().items()})
+    assert all(np.array_equal(states[0][k], states[1][k]) for k in states[0])
+
+
+@pytest.mark.parametrize("kind", ["uniform", "gaussian", "binary", "ternary"])
+def test_feedback_distributions(kind):
+    from binary_nn.learning.rules import DFA, FA
+
+    network = _binary_net()
+    rule = DFA(network, np.random.default_rng(4), feedback=kind)
+    values = np.concatenate([np.ravel(m) for m in rule.feedback])
+    if kind == "uniform":  # the published draw, unchanged
+        draws = np.random.default_rng(4)
+        expected = [draws.uniform(-1, 1, size=(3, b.output_size)) for b in network.hidden_blocks]
+        assert np.array_equal(values, np.concatenate([np.ravel(m) for m in expected]))
+    elif kind == "binary":
+        assert set(np.unique(values)) == {-1.0, 1.0}
+    elif kind == "ternary":
+        assert set(np.unique(values)) == {-1.0, 0.0, 1.0}
+    else:
+        assert abs(values.var() - 1 / 3) < 0.2 and len(np.unique(values)) == values.size
+    fa = FA(network, np.random.default_rng(4), feedback=kind)
+    assert [m.shape for m in fa.feedback] == [
+        b.weight_layer.weight.value.shape for b in network.blocks[1:]
+    ]
+
+
+def test_the_alignment_twin_measures_against_the_true_gradient_whatever_path_a_rule_set():
+    from binary_nn.learning.loss import MSELoss
+    from binary_nn.learning.rules import FA, GD, USF
+    from binary_nn.run.alignment import rule_and_backprop
+
+    x = np.random.default_rng(3).normal(size=(8, 6))
+    labels = np.arange(8) % 3
+    network = _binary_net()
+    reference = rule_and_backprop(network, GD(network), MSELoss(), x, labels)
+    for rule_class in (FA, USF):
+        network = _binary_net()
+        rule = rule_class(network, np.random.default_rng(1))
+        twin = rule_and_backprop(network, rule, MSELoss(), x, labels)
+        for got, expected in zip(twin.bp_grads, reference.bp_grads, strict=True):
+            np.testing.assert_array_equal(got, expected)  # the twin is backpropagation
+        same = all(
+            np.array_equal(a, b) for a, b in zip(twin.rule_grads, twin.bp_grads, strict=True)
+        )
+        assert same == (rule_class is USF)  # uSF is BP on binary weights; FA is not
+        # and the rule's error path is back in place after the twin
+        assert all(b.weight_layer.error_weight is not None for b in network.blocks[1:])
+
+
+def test_new_rules_through_the_cli_resume_bit_for_bit(tmp_path, capsys):
+    import json
+
+    from binary_nn.train import main
+
+    base = ["--hidden", "16,8", "--lr", "1e-3", "--seed", "4", "--dtype", "float64"]
+    for method in ("FA", "frSF", "brSF", "output-only"):
+        whole, parts = tmp_path / f"{method}-whole", tmp_path / f"{method}-parts"
+        assert main([*base, "-m", method, "-e", "2", "--out", str(whole)]) == 0
+        assert main([*base, "-m", method, "-e", "1", "--out", str(parts)]) == 0
+        assert main(["--resume", str(parts), "-e", "2"]) == 0
+
+        def records(d):
+            return [{k: v for k, v in json.loads(line).items() if not k.startswith("time/")}
+                    for line in (d / "metrics.jsonl").read_text().splitlines()]  # fmt: skip
+
+        assert records(whole) == records(parts), method
+    assert main([*base, "-m", "GD", "--feedback", "binary", "-e", "1"]) == 2
+    assert "--feedback needs -m DFA, DRTP or FA" in capsys.readouterr().err

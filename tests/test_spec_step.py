@@ -51,6 +51,28 @@ STE = {
 }
 
 
+def error_paths(rule, weights, feedback, q_hidden, q_last):
+    """The matrix each layer sends the error down with, per chained rule (None: the layer
+    sends nothing down, a direct rule): ``q(W)`` (GD), ``B`` (FA), ``sign(q(W)) * M`` with
+    ``M`` the weights' scale (uSF), fixed (frSF) or drawn this step from the rule's generator
+    (brSF, seed 2, layer by layer)."""
+    q = [q_hidden(w) for w in weights[:-1]] + [q_last(weights[-1])]
+    scales = [np.abs(m).max() for m in q]
+    if rule == "GD":
+        return q
+    if rule == "FA":
+        return [None, *feedback]
+    if rule == "uSF":
+        return [sign(m) * s for m, s in zip(q, scales, strict=True)]
+    if rule == "frSF":
+        return [None, *(sign(m) * f for m, f in zip(q[1:], feedback, strict=True))]
+    if rule == "brSF":
+        draws = np.random.default_rng(2)
+        return [None, *(sign(m) * draws.uniform(0, 1, size=m.shape) * s
+                        for m, s in zip(q[1:], scales[1:], strict=True))]  # fmt: skip
+    return [None] * len(weights)
+
+
 def reference_step(weights, feedback, x, labels, rule, opt):
     """The behaviour spec, one step: the new weights, gammas, betas and running statistics."""
     n_classes = weights[-1].shape[1]
@@ -85,12 +107,15 @@ def reference_step(weights, feedback, x, labels, rule, opt):
     delta = e * (1 - y**2)
     grads = [None] * len(weights)
     grads[-1] = h.T @ delta
-    chained = delta @ q_last(weights[-1]).T  # BP's error reaching the last hidden layer
+    paths = error_paths(rule, weights, feedback, q_hidden, q_last)
+    chained = delta @ paths[-1].T if paths[-1] is not None else None  # to the last hidden
     gammas, betas = [], []
     for k in range(len(weights) - 2, -1, -1):
         c = cache[k]
-        if rule == "GD":
+        if rule in ("GD", "FA", "uSF", "brSF", "frSF"):
             signal = chained
+        elif rule == "output-only":
+            signal = np.zeros_like(c["z"])
         elif rule == "DFA":
             signal = e @ feedback[k]
         else:
@@ -109,7 +134,7 @@ def reference_step(weights, feedback, x, labels, rule, opt):
         if sn:
             da = da / c["w"].shape[0]
         grads[k] = (c["h_in"].T @ da) * ste(c["w"])
-        chained = da @ q_hidden(c["w"]).T
+        chained = da @ paths[k].T if paths[k] is not None else None
 
     clip = opt.get("clip", 0.0)
     new_weights = []
@@ -127,7 +152,9 @@ def reference_step(weights, feedback, x, labels, rule, opt):
 
 
 @pytest.mark.parametrize("option", list(OPTIONS))
-@pytest.mark.parametrize("rule_name", ["GD", "DFA", "DRTP"])
+@pytest.mark.parametrize(
+    "rule_name", ["GD", "DFA", "DRTP", "FA", "uSF", "brSF", "frSF", "output-only"]
+)
 def test_one_full_batch_step_follows_spec(rule_name, option, array_backend):
     opt = OPTIONS[option]
     rng = np.random.default_rng(11)
@@ -152,9 +179,11 @@ def test_one_full_batch_step_follows_spec(rule_name, option, array_backend):
     assert sorted(state) == sorted(expected)
     for key, value in expected.items():
         np.testing.assert_allclose(state[key], value, rtol=1e-10, atol=1e-12, err_msg=key)
-    # the step changed every weight matrix (a test that could not fail would not)
+    # the step changed every weight matrix it trains (a test that could not fail would not)
     for k, w in enumerate(weights):
-        assert not np.array_equal(state[f"linear.{k}.weight"], w)
+        learns = rule_name != "output-only" or k == len(weights) - 1
+        if learns or not opt.get("clip"):  # clipping moves even a layer that does not learn
+            assert np.array_equal(state[f"linear.{k}.weight"], w) != learns
 
 
 def test_output_layer_takes_the_plain_gradient_even_with_a_weight_ste():

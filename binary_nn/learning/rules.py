@@ -1,5 +1,14 @@
 """Learning rules: how the error reaches each hidden block.
 
+Two families. *Chained* rules send the error down block by block, each block's weight layer
+carrying it to the one below through a matrix the rule chooses (its ``error_weight``, the
+seam of the error path): backpropagation the forward's weights (:class:`GD`), feedback
+alignment fixed random ones (:class:`FA`), sign symmetry the signs of the forward's weights
+with unit, batch-wise random or fixed random magnitudes (:class:`USF`, :class:`BRSF`,
+:class:`FRSF`). *Direct* rules project a signal straight to every hidden block through fixed
+random matrices (:class:`DFA`, :class:`DRTP`). :class:`OutputOnly` trains the output block
+alone: the control every rule must beat.
+
 A rule works on a network it does not own, like a ``torch.optim`` optimizer: it fills the
 parameters' ``grad`` arrays from the output error; an :class:`~binary_nn.learning.optim.Optimizer`
 then applies them. In every rule the output block gets its true gradient. Adding a rule touches
@@ -9,9 +18,12 @@ projects a signal straight to every hidden block) and register it in :data:`RULE
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ..errors import ConfigError
+from ..nn.activations import sign
 from ..nn.kernels import Array
 from ..nn.network import Network
 from ..registry import Registry
@@ -28,18 +40,37 @@ class LearningRule:
     name = ""
     supports_streaming = False
     streaming = False
+    #: whether the rule draws fixed random feedback matrices (``--feedback`` chooses how)
+    draws_feedback = False
+    #: whether the rule projects the output error straight to each hidden block, so that the
+    #: alignment probe compares its matrix with the forward path (DFA)
+    projects_error = False
+    #: the rule's place in the report's tables (the published layout: DFA, DRTP, GD)
+    table_order = 9
 
     def __init__(
-        self, network: Network, rng: np.random.Generator | None = None, streaming: bool = False
+        self,
+        network: Network,
+        rng: np.random.Generator | None = None,
+        streaming: bool = False,
+        feedback: str = "uniform",
     ) -> None:
         if streaming and not self.supports_streaming:
             raise ConfigError(
                 f"--streaming needs a rule whose updates need no output error (DRTP), "
                 f"not {self.name}"
             )
+        if feedback not in FEEDBACK:
+            raise ConfigError(f"--feedback must be one of {', '.join(FEEDBACK)}, got {feedback!r}")
         self.network = network
         self.streaming = streaming
+        self.feedback_kind = feedback
         self.feedback: list[Array] = []
+        self.setup(rng if rng is not None else np.random.default_rng())
+
+    def setup(self, rng: np.random.Generator) -> None:
+        """Draw what the rule keeps (its feedback matrices), from ``rng``: a rule's one hook
+        for its construction."""
 
     def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         """Fill every parameter's gradient; return the signal each hidden block received.
@@ -85,10 +116,38 @@ class LearningRule:
             matrix[...] = self.network.kernels.asarray(state[key])
 
 
+def draw_feedback(
+    rng: np.random.Generator, shape: tuple[int, ...], kind: str, dtype: Any
+) -> np.ndarray:
+    """A fixed feedback matrix: ``uniform`` U(-1, 1) (the published draw), ``gaussian``
+    N(0, 1/3) (the same variance), ``binary`` -1 or +1, ``ternary`` -1, 0 or +1 (each a
+    third). Binary and ternary entries are kept as they are, not rescaled, so that the backward
+    path is 1- or 2-bit; their signals are sqrt(3) and sqrt(2) times larger than uniform's
+    (variance 1 and 2/3 against 1/3), which the learning rate absorbs."""
+    if kind == "uniform":
+        values = rng.uniform(-1, 1, size=shape)
+    elif kind == "gaussian":
+        values = rng.normal(0.0, np.sqrt(1 / 3), size=shape)
+    elif kind == "binary":
+        values = rng.choice(np.array([-1.0, 1.0]), size=shape)
+    else:
+        values = rng.choice(np.array([-1.0, 0.0, 1.0]), size=shape)
+    return values.astype(dtype)
+
+
+#: the distributions of fixed feedback matrices (``--feedback``)
+FEEDBACK = ("uniform", "gaussian", "binary", "ternary")
+
+
 class GD(LearningRule):
-    """Backpropagation: the true gradient, chained down through every block."""
+    """Backpropagation: the true gradient, chained down through every block.
+
+    The chain is shared by the rules that only change the matrix a block's weight layer sends
+    the error down with (:meth:`error_weights`): each sets it, then the same chain runs.
+    """
 
     name = "GD"
+    table_order = 2
 
     @classmethod
     def backward_macs(cls, network: Network) -> dict[str, int]:
@@ -96,14 +155,177 @@ class GD(LearningRule):
         macs = [block.forward_macs() for block in network.blocks]
         return {"weight_grads": sum(macs), "input_grads": sum(macs[1:]), "projections": 0}
 
+    def error_weights(self) -> list[Array | None]:
+        """The matrix each block's weight layer sends the error down with (None: its forward
+        weights), for blocks 1 .. L (the first sends nothing down)."""
+        return [None] * (len(self.network.blocks) - 1)
+
     def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         blocks = self.network.blocks
+        for block, matrix in zip(blocks[1:], self.error_weights(), strict=True):
+            block.weight_layer.error_weight = matrix
         signals: list[Array] = [error]
         for index in range(len(blocks) - 1, -1, -1):
             grad = blocks[index].backward(signals[0], need_input_grad=index > 0)
             if grad is not None:
                 signals.insert(0, grad)
         return signals[:-1]
+
+
+def _weight_scale(layer: Any) -> float:
+    """The magnitude of the weights a layer's forward uses (1 for binary ones): what a
+    feedback matrix that stands in for them is scaled to."""
+    weights = np.abs(np.asarray(layer.kernels.to_host(layer.effective_weight())))
+    return float(weights.max(initial=0.0)) or 1.0
+
+
+class FA(GD):
+    """Feedback alignment (Lillicrap et al. 2016): the error chained down through a fixed
+    random matrix ``B_l`` in place of each block's weights, drawn once (``--feedback``) and
+    scaled to the magnitude of the weights it stands in for (their largest absolute value at
+    the start: 1 for binary weights, ``--init`` for real ones)."""
+
+    name = "FA"
+    draws_feedback = True
+    table_order = 3
+
+    def setup(self, rng: np.random.Generator) -> None:
+        network = self.network
+        self.feedback = [
+            network.kernels.asarray(
+                draw_feedback(rng, tuple(b.weight_layer.weight.value.shape), self.feedback_kind,
+                              network.dtype) * network.dtype.type(_weight_scale(b.weight_layer))
+            )
+            for b in network.blocks[1:]
+        ]  # fmt: skip
+
+    @classmethod
+    def feedback_values(cls, network: Network) -> int:
+        return sum(b.weight_layer.weight.size for b in network.blocks[1:])
+
+    def error_weights(self) -> list[Array | None]:
+        return list(self.feedback)
+
+
+class SignSymmetry(GD):
+    """Sign symmetry (the family BioTorch names uSF, brSF, frSF): the error chained down
+    through ``sign(W_l) * M_l``, the signs of the weights the forward uses and a magnitude
+    ``M_l`` — see the subclasses — in the weights' scale (1 for binary weights). On a layer
+    of binary weights ``sign(W_b) = W_b``: uSF there is backpropagation exactly."""
+
+    table_order = 4
+
+    def setup(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.scales = [_weight_scale(b.weight_layer) for b in self.network.blocks[1:]]
+
+    def magnitudes(self, k: int, shape: tuple[int, ...]) -> Any:
+        """``M_k`` for block ``k + 1``'s weights."""
+        raise NotImplementedError
+
+    def error_weights(self) -> list[Array | None]:
+        kernels = self.network.kernels
+        matrices: list[Array | None] = []
+        for k, block in enumerate(self.network.blocks[1:]):
+            weights = block.weight_layer.effective_weight()
+            signs = sign(weights, kernels=kernels)  # +1 if v > 0 else -1, in the weights' dtype
+            matrices.append(signs * self.magnitudes(k, tuple(weights.shape)))
+        return matrices
+
+
+class USF(SignSymmetry):
+    """Uniform sign-concordant feedback: ``M`` is the weights' scale (``sign(W)`` itself on
+    binary weights, where it is backpropagation)."""
+
+    name = "uSF"
+
+    def magnitudes(self, k: int, shape: tuple[int, ...]) -> Any:
+        return self.scales[k]
+
+
+class BRSF(SignSymmetry):
+    """Batch-wise random magnitude sign-concordant feedback: ``M ~ U(0, 1)`` times the
+    weights' scale, drawn again at every step (from the rule's own generator)."""
+
+    name = "brSF"
+    #: the generator's state in checkpoints: a resumed run draws what the uninterrupted one did
+    STATE_KEY = "rule.generator"
+
+    def magnitudes(self, k: int, shape: tuple[int, ...]) -> Any:
+        drawn = self.rng.uniform(0, 1, size=shape) * self.scales[k]
+        return self.network.kernels.asarray(drawn.astype(self.network.dtype))
+
+    def named_state(self) -> dict[str, Array]:
+        state = self.rng.bit_generator.state
+        if state.get("bit_generator") != "PCG64":
+            raise ConfigError("brSF keeps its generator's state for PCG64 generators only")
+        words = [state["state"]["state"], state["state"]["inc"]]
+        halves = [w >> 64 for w in words] + [w & (2**64 - 1) for w in words]
+        extra = [state["has_uint32"], state["uinteger"]]
+        return {self.STATE_KEY: np.array([*halves, *extra], dtype=np.uint64)}
+
+    def load_named_state(self, state: dict[str, Array]) -> None:
+        if set(state) != {self.STATE_KEY}:
+            raise ConfigError(f"brSF state needs {self.STATE_KEY!r}, got {sorted(state)}")
+        v = [int(n) for n in np.asarray(state[self.STATE_KEY])]
+        if len(v) != 6:
+            raise ConfigError(f"brSF's {self.STATE_KEY} holds {len(v)} values, not 6")
+        self.rng.bit_generator.state = {
+            "bit_generator": "PCG64",
+            "state": {"state": (v[0] << 64) | v[2], "inc": (v[1] << 64) | v[3]},
+            "has_uint32": v[4],
+            "uinteger": v[5],
+        }
+
+
+class FRSF(SignSymmetry):
+    """Fixed random magnitude sign-concordant feedback: ``M ~ U(0, 1)`` times the weights'
+    scale, drawn once (kept in checkpoints as the rule's feedback)."""
+
+    name = "frSF"
+
+    def setup(self, rng: np.random.Generator) -> None:
+        super().setup(rng)
+        network = self.network
+        self.feedback = [
+            network.kernels.asarray(
+                (rng.uniform(0, 1, size=tuple(b.weight_layer.weight.value.shape))
+                 * scale).astype(network.dtype)
+            )
+            for b, scale in zip(network.blocks[1:], self.scales, strict=True)
+        ]  # fmt: skip
+
+    @classmethod
+    def feedback_values(cls, network: Network) -> int:
+        return sum(b.weight_layer.weight.size for b in network.blocks[1:])
+
+    def magnitudes(self, k: int, shape: tuple[int, ...]) -> Any:
+        return self.feedback[k]
+
+
+class OutputOnly(LearningRule):
+    """The control: only the output block learns (its true gradient); the hidden blocks keep
+    their random initial weights, a fixed random feature map. Every rule must beat it."""
+
+    name = "output-only"
+    table_order = 5
+
+    @classmethod
+    def backward_macs(cls, network: Network) -> dict[str, int]:
+        return {"weight_grads": network.output_block.forward_macs(), "input_grads": 0,
+                "projections": 0}  # fmt: skip
+
+    def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
+        self.network.output_block.backward(error, need_input_grad=False)
+        for block in self.network.hidden_blocks:  # no learning: a zero gradient
+            for parameter in block.parameters():
+                parameter.grad[...] = 0
+        if not keep_signals:
+            return []
+        xp, n = self.network.kernels.xp, error.shape[0]
+        return [
+            xp.zeros((n, *b.output_shape), dtype=error.dtype) for b in self.network.hidden_blocks
+        ]
 
 
 class DirectFeedbackRule(LearningRule):
@@ -114,20 +336,20 @@ class DirectFeedbackRule(LearningRule):
     weight gradient); nothing is propagated from one hidden block to the next.
     """
 
-    def __init__(
-        self, network: Network, rng: np.random.Generator | None = None, streaming: bool = False
-    ) -> None:
-        super().__init__(network, rng, streaming)
-        rng = rng if rng is not None else np.random.default_rng()
+    draws_feedback = True
+
+    def setup(self, rng: np.random.Generator) -> None:
+        network = self.network
         # drawn on the host, so a seed gives the same matrices on every backend
         self.feedback = [
             network.kernels.asarray(
-                rng.uniform(-1, 1, size=(network.n_classes, block.output_size)).astype(
-                    network.dtype
+                draw_feedback(
+                    rng, (network.n_classes, block.output_size), self.feedback_kind,
+                    network.dtype,
                 )
             )
             for block in network.hidden_blocks
-        ]
+        ]  # fmt: skip
 
     #: whether projecting the signal is a product (DFA's error) or a row lookup (a one-hot
     #: target selects one row of each matrix: DRTP)
@@ -179,6 +401,8 @@ class DFA(DirectFeedbackRule):
     """Direct feedback alignment: the output error ``e``, projected by ``B_k``."""
 
     name = "DFA"
+    projects_error = True
+    table_order = 0
 
     def signal(self, error: Array, target01: Array) -> Array:
         return error
@@ -192,6 +416,7 @@ class DRTP(DirectFeedbackRule):
     """
 
     name = "DRTP"
+    table_order = 1
     projection_is_lookup = True
     supports_streaming = True
 
@@ -203,3 +428,8 @@ RULES: Registry[type[LearningRule]] = Registry("learning rule", "-m/--method")
 RULES.add("GD", GD, "BP")
 RULES.add("DFA", DFA)
 RULES.add("DRTP", DRTP)
+RULES.add("FA", FA)
+RULES.add("uSF", USF)
+RULES.add("brSF", BRSF)
+RULES.add("frSF", FRSF)
+RULES.add("output-only", OutputOnly)

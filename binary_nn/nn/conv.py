@@ -71,8 +71,9 @@ class Conv2d(WeightLayer):
         channels = covered(features)
         weights = self.weight.grad
         weight_grad = self.kernels.xp.reshape(weights, (self.fan_in, -1))[:, channels]
+        back = self.kernels.xp.reshape(self.backward_weight(), (self.fan_in, -1))
         input_grad = self.kernels.conv2d_backward(
-            self._padded, grad, self._w, self.k, weight_grad, need_input_grad, self.chunk_bytes
+            self._padded, grad, back, self.k, weight_grad, need_input_grad, self.chunk_bytes
         )
         self.quantizer.backward(weights[..., channels], self.weight.value[..., channels])
         return input_grad

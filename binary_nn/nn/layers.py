@@ -245,11 +245,21 @@ class WeightLayer(Layer):
 
     weight: Parameter
     quantizer: WeightQuantizer
+    #: the matrix that carries the error back to the layer's input, shaped like the weights;
+    #: None: the weights the forward used, ``q(W)`` (backpropagation). A learning rule sets it
+    #: (feedback alignment's fixed random matrix, sign symmetry's ``sign(W)``): the seam of
+    #: the error path, which the layer reads without knowing which rule set it
+    error_weight: Array | None = None
 
     def __init__(self, weight: Array, quantizer: WeightQuantizer | None = None) -> None:
         self.quantizer = quantizer if quantizer is not None else WeightQuantizer()
         self.weight = weight_parameter(weight, self.quantizer)
         self._w: Array | None = None  # the weights the last training forward used
+
+    def backward_weight(self) -> Array:
+        """What the input gradient is computed with: :attr:`error_weight`, else ``q(W)``."""
+        assert self._w is not None, "backward before a training forward"
+        return self._w if self.error_weight is None else self.error_weight
 
     @property
     def fan_in(self) -> int:
@@ -314,7 +324,7 @@ class Linear(WeightLayer):
         weight_grad = self.weight.grad[:, columns]
         self.kernels.matmul_into(self._x.T, grad, weight_grad)
         self.quantizer.backward(weight_grad, self.weight.value[:, columns])
-        return grad @ self._w.T if need_input_grad else None
+        return grad @ self.backward_weight().T if need_input_grad else None
 
     def output_shape(self, input_shape: Shape) -> Shape:
         if input_shape != (self.in_features,):

@@ -13,6 +13,7 @@ optional convolutional blocks first.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import warnings
@@ -204,6 +205,21 @@ class Network:
         for block in self.blocks:
             for layer in block.layers:
                 layer.use_kernels(self.kernels)
+
+    @contextlib.contextmanager
+    def true_error_path(self) -> Iterator[None]:
+        """Within it, every layer sends the error down through the weights its forward used
+        (backpropagation), whatever a learning rule set as its error path; restored after
+        (the alignment probe's backpropagation twin)."""
+        layers = [block.weight_layer for block in self.blocks]
+        saved = [layer.error_weight for layer in layers]
+        try:
+            for layer in layers:
+                layer.error_weight = None
+            yield
+        finally:
+            for layer, matrix in zip(layers, saved, strict=True):
+                layer.error_weight = matrix
 
     @property
     def hidden_blocks(self) -> list[Block]:

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..learning.loss import Loss, one_hot
-from ..learning.rules import DFA, GD, LearningRule
+from ..learning.rules import GD, LearningRule
 from ..nn.layers import Linear
 from ..nn.network import Network
 from ..nn.quantizers import sign
@@ -108,7 +108,8 @@ def rule_and_backprop(
     xp = network.kernels.xp
     rule_signals = rule.backward(xp.asarray(error, copy=True), target01)
     rule_grads = [np.array(host(w.grad)) for w in weights]  # host copies
-    bp_signals = GD(network).backward(xp.asarray(error, copy=True), target01)
+    with network.true_error_path():  # the true gradient, whatever path the rule set
+        bp_signals = GD(network).backward(xp.asarray(error, copy=True), target01)
     bp_grads = [np.array(host(w.grad)) for w in weights]
     return Twin(
         rule_grads,
@@ -167,7 +168,7 @@ class Alignment(Probe):
             valid = angles[np.isfinite(angles)]
             metrics[f"align/signal/{k}"] = float(valid.mean()) if len(valid) else None
             metrics[f"align/signal_std/{k}"] = float(valid.std()) if len(valid) else None
-            if isinstance(rule, DFA) and all(
+            if rule.projects_error and all(
                 isinstance(b.weight_layer, Linear) for b in network.blocks[k + 1 :]
             ):  # a product of weight matrices is the path only through dense layers
                 metrics[f"align/weight/{k}"] = angle_degrees(

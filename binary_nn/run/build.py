@@ -171,8 +171,9 @@ def build(
     rng = np.random.default_rng(weights_seq)
     model = build_network(config, dataset.input_shape, dataset.n_classes, rng, kernels=kernels)
     rule = RULES.get(config.method)(
-        model, np.random.default_rng(feedback_seq), streaming=config.streaming
-    )
+        model, np.random.default_rng(feedback_seq), streaming=config.streaming,
+        feedback=config.feedback,
+    )  # fmt: skip
     if config.load:
         load_checkpoint(config.load, model, rule)
     optimizer = make_optimizer_for(config, model)

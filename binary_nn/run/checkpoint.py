@@ -207,7 +207,8 @@ def network_from_checkpoint(
                 f"archive holds {shapes.get(key)}; the checkpoint is damaged"
             )
     network = build_network(config, input_shape, n_classes, kernels=kernels)
-    load_checkpoint(path, network, RULES.get(config.method)(network), flag="checkpoint")
+    rule = RULES.get(config.method)(network, feedback=config.feedback)
+    load_checkpoint(path, network, rule, flag="checkpoint")
     return network, config
 
 

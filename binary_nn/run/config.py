@@ -27,7 +27,7 @@ from ..learning.optim import (
     Schedule,
     default_rate,
 )
-from ..learning.rules import RULES
+from ..learning.rules import FEEDBACK, RULES
 from ..nn.activations import ACTIVATIONS
 from ..nn.kernels import BACKENDS
 from ..nn.network import parse_conv
@@ -181,6 +181,13 @@ class TrainConfig:
     method: str = option(
         "GD", "-m", "--method", group="learning", check=opts.registered(RULES),
         help=f"learning rule: {', '.join(RULES.names())} (BP is an alias of GD)",
+    )  # fmt: skip
+    feedback: str = option(
+        "uniform", "--feedback", group="learning", check=opts.one_of(*FEEDBACK),
+        needs=[Needs("-m DFA, DRTP or FA (a rule with fixed random feedback matrices)",
+                     lambda c: RULES.get(c.method).draws_feedback)],
+        help="the fixed feedback matrices' entries: uniform U(-1, 1) (published), gaussian "
+        "(the same variance), binary (+-1: a 1-bit backward path) or ternary (-1, 0, +1)",
     )  # fmt: skip
     lr: float | None = option(
         None, "--lr", group="learning", check=opts.optional(opts.number(0)),

@@ -10,6 +10,7 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 from ..cli import silence_stdout
+from ..learning.optim import default_rate
 from .tracker import Tracker
 
 LOG_FILE = "log.txt"
@@ -91,7 +92,10 @@ class Console(Tracker):
             f"{stored / 1e6:.3f} MB in memory, {packed / 1e6:.3f} MB with binary weights packed"
         )
         if "lr" in config:
-            given = any(a.split("=")[0] == "--lr" for a in config.get("argv", []))
+            default = default_rate(config.get("optimizer", "sgd"), config.get("bop_other", "adam"))
+            given = config["lr"] != default or any(
+                a.split("=")[0] == "--lr" for a in config.get("argv", [])
+            )
             self._print(
                 f"learning: {config.get('method')} with {config.get('optimizer')}, learning rate "
                 f"{config['lr']:g}{'' if given else ' (its default)'}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ...files import read_json_object
+from ...learning.rules import RULES
 from ...options import result_keys
 from ...run.config import TrainConfig
 from ...run.run_dir import CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, is_number, run_files_damage
@@ -43,7 +44,9 @@ REQUIRED_CSV = [*TRIPLE, *GRID, "train/accuracy", "test/accuracy"]
 SELECT_ON = "train/accuracy"
 SELECT_ON_VALIDATION = "val/accuracy"
 BEST_TEST = "best/test/accuracy"
-ALGORITHM_ORDER = {"DFA": 0, "DRTP": 1, "GD": 2}
+#: the rules' order in tables and figures, as each rule declares it (the published layout
+#: first: DFA, DRTP, GD)
+ALGORITHM_ORDER = {name: RULES.get(name).table_order for name in RULES.names()}
 ALIGN = "align/grad/0"
 
 
