@@ -9,7 +9,12 @@ line before a block:
 
 - ``<!-- docs-test: expect REGEX -->``: the block's output must match (repeatable);
 - ``<!-- docs-test: skip REASON -->``: not run here (needs a GPU, a network, ...);
-- ``<!-- docs-test: slow -->``: run by ``pytest -m slow`` (CI), not by the default suite.
+- ``<!-- docs-test: slow -->``: run by ``pytest -m slow`` (CI), not by the default suite;
+- ``<!-- docs-test: file NAME -->``: the block is written to ``NAME`` (a module the page's
+  commands import) instead of run;
+- ``<!-- docs-test: entry-points -->``: the block (``pyproject.toml``'s
+  ``[project.entry-points."GROUP"]`` table) is installed as a distribution's entry points in
+  the directory, which is on ``PYTHONPATH`` (as ``pip install`` of that package would).
 
 Blocks are run on small data, never on a download: the registered datasets with files
 (MNIST, Fashion-MNIST, CIFAR-10) are replaced by the embedded ``digits``, the epochs of a
@@ -35,13 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "docs" / "getting-started.md",
          *sorted((ROOT / "docs" / "guides").glob("*.md"))]  # fmt: skip
 #: pages whose blocks run in the default suite; the rest under -m slow
-FAST_PAGES = {"README.md", "deploy.md", "api.md"}
+FAST_PAGES = {"README.md", "deploy.md", "api.md", "own-rule.md"}
 EPOCHS_CAP = 2
 DOWNLOADED = re.compile(r"(?i)^(mnist|fashion_mnist|cifar10)$")
 #: bundled campaign settings and sweep files that train on a downloaded dataset
 DOWNLOADED_CAMPAIGN = re.compile(r"(?i)(mnist|cifar)")
-DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(\w+)\s*(.*?)\s*-->")
-BLOCK = re.compile(r"^```(bash|sh|shell|python)\n(.*?)^```", re.S | re.M)
+DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*([\w-]+)\s*(.*?)\s*-->")
+BLOCK = re.compile(r"^```(bash|sh|shell|python|toml)\n(.*?)^```", re.S | re.M)
 
 
 @dataclass
@@ -53,6 +58,8 @@ class Block:
     expect: list[str] = field(default_factory=list)
     skip: str | None = None
     slow: bool = False
+    file: str | None = None
+    entry_points: bool = False
 
 
 def blocks(page: Path) -> list[Block]:
@@ -70,6 +77,10 @@ def blocks(page: Path) -> list[Block]:
                 block.skip = value or "marked skip"
             elif kind == "slow":
                 block.slow = True
+            elif kind == "file":
+                block.file = value
+            elif kind == "entry-points":
+                block.entry_points = True
             else:
                 raise AssertionError(f"{page.name}:{start}: unknown docs-test directive {kind!r}")
         found.append(block)
@@ -83,6 +94,10 @@ def adapted(command: str, data_dir: Path, full: bool) -> str | None:
         return None
     if not command.startswith("python -m binary_nn."):
         return command
+    if " | " in command:  # a pipeline: the command adapted, what reads its output as it is
+        head, tail = command.split(" | ", 1)
+        first = adapted(head, data_dir, full)
+        return None if first is None else f"{first} | {tail}"
     words = shlex.split(command, comments=True)
     module = words[2].split(".", 1)[1]
     rest = words[3:]
@@ -109,6 +124,18 @@ def adapted(command: str, data_dir: Path, full: bool) -> str | None:
     if module == "data" and rest[:1] in (["fetch"], ["verify"]):
         return None  # the downloader is tested against a server on 127.0.0.1 (test_data)
     return shlex.join([sys.executable, "-m", f"binary_nn.{module}", *out])
+
+
+def install_entry_points(block: Block, work: Path) -> None:
+    """A ``[project.entry-points."GROUP"]`` table as an installed distribution's metadata."""
+    group = re.search(r'\[project\.entry-points\."([^"]+)"\]', block.text)
+    assert group, f'{block.page}:{block.line}: no [project.entry-points."GROUP"] table'
+    entries = re.findall(r'^\s*([\w.-]+)\s*=\s*"([^"]+)"', block.text, re.M)
+    info = work / "docs_example-0.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: docs-example\nVersion: 0.0\n")
+    lines = [f"[{group.group(1)}]", *(f"{name} = {target}" for name, target in entries)]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
 
 
 def script(block: Block, data_dir: Path) -> str:
@@ -151,8 +178,17 @@ def test_the_commands_of_a_page_run_and_say_what_it_says(page, with_slow, tmp_pa
     env = {**os.environ, "BINARY_NN_DATA": str(data_dir), "OMP_NUM_THREADS": "1",
            "OPENBLAS_NUM_THREADS": "1", "WANDB_MODE": "disabled"}  # fmt: skip
     ran = 0
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work), env.get("PYTHONPATH")]))
     for block in blocks(page):
         if block.skip or (block.slow and not with_slow):
+            continue
+        if block.file:
+            (work / block.file).write_text(block.text)
+            continue
+        if block.entry_points:
+            install_entry_points(block, work)
+            continue
+        if block.language == "toml":
             continue
         text = script(block, data_dir)
         if not text:

@@ -283,3 +283,37 @@ def test_new_rules_through_the_cli_resume_bit_for_bit(tmp_path, capsys):
         assert records(whole) == records(parts), method
     assert main([*base, "-m", "GD", "--feedback", "binary", "-e", "1"]) == 2
     assert "--feedback needs -m DFA, DRTP or FA" in capsys.readouterr().err
+
+
+def test_rules_from_another_package_are_found_loaded_and_checked(tmp_path, monkeypatch):
+    from binary_nn.errors import ConfigError
+    from binary_nn.learning.rules import DFA, LearningRule
+    from binary_nn.registry import Registry
+
+    (tmp_path / "their_rules.py").write_text(
+        "from binary_nn.learning.rules import DFA\n"
+        "class Theirs(DFA):\n    name = 'theirs'\n"
+        "NOT_A_RULE = 42\n"
+    )
+    (tmp_path / "broken_rules.py").write_text("raise RuntimeError('their bug')\n")
+    info = tmp_path / "their_rules-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: their-rules\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[binary_nn.test_rules]\ntheirs = their_rules:Theirs\nnumber = their_rules:NOT_A_RULE\n"
+        "broken = broken_rules:X\nDFA = their_rules:Theirs\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry(
+        "learning rule",
+        "-m",
+        entry_points="binary_nn.test_rules",
+        check=lambda o: isinstance(o, type) and issubclass(o, LearningRule),
+    )
+    registry.add("DFA", DFA)
+    assert registry.names() == ["DFA", "theirs", "number", "broken"]  # a built-in name stays
+    assert registry.get("THEIRS").__name__ == "Theirs" and registry.get("dfa") is DFA
+    with pytest.raises(ConfigError, match=r"of the package their-rules .* is not a learning rule"):
+        registry.get("number")
+    with pytest.raises(ConfigError, match=r"could not be loaded \(RuntimeError: their bug"):
+        registry.get("broken")

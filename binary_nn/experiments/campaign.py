@@ -62,7 +62,8 @@ def read_settings(source: str) -> dict[str, Any]:
 
 def setting_name(config: TrainConfig) -> str:
     weights = "binary" if config.binarize else "real"
-    return f"{config.method}-{config.hidden_act}-{weights}"
+    feedback = "" if config.feedback == "uniform" else f"-{config.feedback}-feedback"
+    return f"{config.method}-{config.hidden_act}-{weights}{feedback}"
 
 
 def build_jobs(

@@ -424,7 +424,13 @@ class DRTP(DirectFeedbackRule):
         return target01
 
 
-RULES: Registry[type[LearningRule]] = Registry("learning rule", "-m/--method")
+#: every rule by its ``--method`` name; another package adds one through the entry-point group
+#: ``binary_nn.rules`` (the entry's name is the ``--method`` name; its object a subclass of
+#: :class:`LearningRule`)
+RULES: Registry[type[LearningRule]] = Registry(
+    "learning rule", "-m/--method", entry_points="binary_nn.rules",
+    check=lambda obj: isinstance(obj, type) and issubclass(obj, LearningRule),
+)  # fmt: skip
 RULES.add("GD", GD, "BP")
 RULES.add("DFA", DFA)
 RULES.add("DRTP", DRTP)

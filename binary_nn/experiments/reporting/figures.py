@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from .load import (
-    ALGORITHM_ORDER,
     BEST_TEST,
     SECTION,
     TRIPLE,
     _mean_alignment,
     _pandas,
+    algorithm_order,
     best_label,
     learning_curve,
     section_description,
@@ -83,7 +83,7 @@ def plot_curves(runs: Any, out: Path) -> list[Path]:
 
     def draw(ax: Any, plt: Any, group: Any, title: Any) -> bool:
         triples = list(_triples(group))
-        methods = sorted(set(group["method"]), key=lambda m: ALGORITHM_ORDER.get(m, 9))
+        methods = sorted(set(group["method"]), key=lambda m: algorithm_order(m))
         if len(triples) > 6 and len(methods) > 1:  # crowded: one panel per rule
             fig = ax.figure
             fig.clear()
@@ -152,7 +152,7 @@ def plot_alignment(runs: Any, out: Path) -> list[Path]:
                 cells[key] = mean
         if not cells:
             continue
-        methods = sorted({k[0] for k in cells}, key=lambda m: ALGORITHM_ORDER.get(m, 9))
+        methods = sorted({k[0] for k in cells}, key=lambda m: algorithm_order(m))
         rows = sorted({k[1:] for k in cells})
         fig, axes = plt.subplots(
             len(rows), len(methods), figsize=(4 * len(methods), 3 * len(rows)), squeeze=False

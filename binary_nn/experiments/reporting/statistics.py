@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from .load import (
-    ALGORITHM_ORDER,
     BEST_TEST,
     GRID,
     SCORES,
@@ -13,6 +12,7 @@ from .load import (
     SELECT_ON_VALIDATION,
     TRIPLE,
     _pandas,
+    algorithm_order,
     selection_metric,
 )
 
@@ -34,7 +34,7 @@ def best_settings(frame: Any) -> Any:
     means = means.sort_values(select_on, ascending=False, na_position="last", kind="stable")
     best = means.drop_duplicates([*SECTION, *TRIPLE]).copy()
     best["order"] = list(
-        zip(best["binarize"], best["hidden_act"], best["method"].map(ALGORITHM_ORDER), strict=True)
+        zip(best["binarize"], best["hidden_act"], best["method"].map(algorithm_order), strict=True)
     )
     return best.sort_values([*SECTION, "order"]).drop(columns="order")
 
