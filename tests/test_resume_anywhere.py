@@ -25,12 +25,11 @@ SIGNALS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 
 def interrupted_while_importing(err: bytes) -> bool:
     """Whether a traceback is Python's own for a Ctrl-C that landed while the interpreter was
-    still importing (compiling) the modules, before any code of binary_nn ran: no command can
-    catch that one (it has not started); every frame is an import's."""
+    still importing the command's modules (compiling them, numba decorating its kernels),
+    before the command's ``main`` started: no command can catch that one, it has not begun."""
     text = err.decode(errors="replace").strip()
-    frames = [line for line in text.splitlines() if line.lstrip().startswith("File ")]
-    importing = all("<frozen" in f or f.rstrip().endswith("in <module>") for f in frames)
-    return text.endswith("KeyboardInterrupt") and importing
+    started = " in main" in text or " in run_cli" in text or " in job" in text
+    return text.endswith("KeyboardInterrupt") and not started
 
 
 def weights(run_dir):
