@@ -177,7 +177,9 @@ def print_table(results: Any) -> None:
     for r in results:
         groups.setdefault(r.name.rsplit("/", 1)[0], []).append(r)
     labels = {run_result(r.summary)[1] for r in results if r.status == "completed"}
-    print(f"{'setting':<24} {'runs':>4} {'test acc mean':>14} {'std':>7} {'min':>7} {'max':>7}")
+    width = max([24, *(len(name) for name in groups)])
+    print(f"{'setting':<{width}} {'runs':>4} {'test acc mean':>14} {'std':>7} {'min':>7} "
+          f"{'max':>7}")  # fmt: skip
     for name, rs in groups.items():
         done = [r for r in rs if r.status == "completed"]
         acc = [v for v in (run_result(r.summary)[0] for r in done) if v is not None]
@@ -186,11 +188,11 @@ def print_table(results: Any) -> None:
         note = ", ".join(f"{n} {s}" for s, n in others.items() if n)
         note = f"  ({note})" if note else ""
         if not acc:
-            print(f"{name:<24} {len(rs):>4} {'-':>14}{note}")
+            print(f"{name:<{width}} {len(rs):>4} {'-':>14}{note}")
             continue
         std = statistics.stdev(acc) if len(acc) > 1 else 0.0
         print(
-            f"{name:<24} {len(rs):>4} {statistics.mean(acc):>14.4f} {std:>7.4f} "
+            f"{name:<{width}} {len(rs):>4} {statistics.mean(acc):>14.4f} {std:>7.4f} "
             f"{min(acc):>7.4f} {max(acc):>7.4f}{note}"
         )
     if labels:
