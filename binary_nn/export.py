@@ -7,6 +7,13 @@ and ``DIR/model.c`` for a microcontroller (see :mod:`binary_nn.deploy.c_code`), 
 ``DIR/example.c``, a host program that reads raw pixels from stdin; ``onnx`` writes
 ``DIR/model.onnx`` (standard operators, float64, raw ``uint8`` pixels in; see
 :mod:`binary_nn.deploy.onnx_graph`). Prints which layers run packed and the sizes.
+
+``--format c --learn`` also writes the device learner (:mod:`binary_nn.deploy.c_learn`):
+``bnn_learn.h``, ``bnn_learn.c`` and ``bnn_learn_model.{h,c}`` (``bnn_learn_predict`` and
+``bnn_learn``: the checkpoint's rule, one example per step, integers only), the host program
+``learn_example.c`` and, in ``mcu/``, a Cortex-M4F harness; ``python -m binary_nn.device``
+runs the same learning in Python. Start a device from scratch with ``train --epochs 0
+--save``.
 """
 
 from __future__ import annotations
@@ -17,8 +24,12 @@ from collections.abc import Sequence
 
 from .cli import ArgumentParser, describe, run_cli
 from .deploy.c_code import EXAMPLE, c_model
+from .deploy.c_learn import device_memory, learn_sources
+from .deploy.online import add_settings_arguments, settings_from_arguments
 from .deploy.onnx_graph import OPSET, onnx_model, save_onnx
 from .deploy.packed import pack_network
+from .device import learner_from_checkpoint
+from .errors import ConfigError
 from .files import claim_output, write_text_atomic
 from .run.checkpoint import network_from_checkpoint, pixel_divisor
 
@@ -30,10 +41,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="a checkpoint .npz written by train --save")
     parser.add_argument("--out", required=True, help="directory for the exported model")
     parser.add_argument("--format", default="npz", choices=("npz", "c", "onnx"))
+    parser.add_argument(
+        "--learn", action="store_true",
+        help="with --format c: also the learning step for a microcontroller (the device learner)",
+    )  # fmt: skip
+    add_settings_arguments(parser)
 
     def job() -> int:
         args = parser.parse_args(argv)
+        if args.learn and args.format != "c":
+            raise ConfigError("--learn writes C: give it with --format c")
+        settings = settings_from_arguments(args)
         out = claim_output(args.out, "--out", "dir")
+        learner = learner_from_checkpoint(args.checkpoint, settings) if args.learn else None
         network, config = network_from_checkpoint(args.checkpoint)
         if args.format == "onnx":
             model = onnx_model(network, pixel_divisor(args.checkpoint, config))
@@ -75,6 +95,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"data) {code.flash_bytes:,} bytes, RAM (activation buffers) {code.ram_bytes:,} "
                 "bytes"
             )
+        if learner is not None:
+            for name, text in learn_sources(learner).items():
+                (out / name).parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(out / name, text)
+            parts = device_memory(learner)
+            method = learner.method + (" (streaming)" if learner.streaming else "")
+            print(
+                f"wrote the device learner ({method}) to {out}: bnn_learn.[ch], "
+                f"bnn_learn_model.[ch], learn_example.c, mcu/; RAM {sum(parts.values()):,} "
+                "bytes before the stack:"
+            )
+            for part, size in parts.items():
+                print(f"  {part:<44} {size:>9,}")
         return 0
 
     return run_cli(PROG, job)

@@ -287,7 +287,7 @@ class TrainConfig:
     )  # fmt: skip
     # --- run
     epochs: int = option(
-        20, "-e", "--epochs", group="run", check=opts.integer(1),
+        20, "-e", "--epochs", group="run", check=opts.integer(0),
         help="number of epochs (the published default was 5)",
     )  # fmt: skip
     seed: int | None = option(
