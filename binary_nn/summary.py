@@ -17,8 +17,12 @@ from pathlib import Path
 
 from .cli import describe, run_cli
 from .data import DATASETS, load_dataset
+from .deploy.c_learn import device_table
+from .deploy.online import check_network
+from .errors import ConfigError
 from .files import claim_output, write_json_atomic
 from .learning.cost import cost_summary, render
+from .nn.network import Network
 from .options import build_parser, parsed_values
 from .run import memory
 from .run.architecture import build_network
@@ -34,6 +38,15 @@ def _shape(config: TrainConfig) -> tuple[tuple[int, ...], int]:
         return source.input_shape, source.n_classes
     dataset = load_dataset(config.dataset, config.data_dir)
     return dataset.input_shape, dataset.n_classes
+
+
+def device_sizes(network: Network) -> list[tuple[int, int]] | None:
+    """The layer sizes of a network the device learner runs (None for any other)."""
+    try:
+        check_network(network, "DFA")
+    except ConfigError:
+        return None
+    return [(block.weight_layer.fan_in, block.output_size) for block in network.blocks]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -57,6 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary["memory"] = {"batchsize": config.batchsize, "training_bytes": needed.total}
         print(render(summary, network.describe()), end="")
         print(f"\nTraining in batches of {config.batchsize} needs {needed.describe()}.")
+        sizes = device_sizes(network)
+        if sizes is not None:
+            print(
+                "\nLearning on a microcontroller (export --format c --learn: 16-bit latent "
+                "weights, one example a step, running statistics), RAM in bytes before the "
+                "stack:\n"
+            )
+            print(device_table(sizes), end="")
+            summary["device"] = {"sizes": sizes}
         if json_path:
             write_json_atomic(Path(json_path), {"architecture": network.describe(), **summary})
         return 0

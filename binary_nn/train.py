@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "changed; to train it further, resume it with a larger -e/--epochs"
             )
             return 0
+        if epochs == 0 and summary.get("status") == "completed":  # -e 0: nothing to train
+            saved = f", saved to {config.save}" if config.save else " (give --save to keep it)"
+            print(f"done: an untrained network (0 epochs, seed {summary['seed']}){saved}")
+            return 0
         accuracy = summary.get("test/accuracy")
         scores = "no test set" if accuracy is None else f"test accuracy {accuracy:.4f}"
         if summary.get("best/metric") == "val/accuracy" and "best/test/accuracy" in summary:

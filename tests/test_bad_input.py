@@ -24,7 +24,7 @@ CASES = [
     (["--bogus"], "unrecognized arguments: --bogus", "see --help"),
     (["-b", "0"], "-b/--batchsize", ">= 1"),
     (["-b", "5000"], "-b/--batchsize", "larger than the training set"),
-    (["-e", "0"], "-e/--epochs", ">= 1"),
+    (["-e", "-1"], "-e/--epochs", ">= 0"),
     (["--init", "0"], "--init", "in (0, 1e+06]"),
     (["--dtype", "float16"], "--dtype", "float32"),
     (["--load", "/nonexistent/ck.npz"], "--load", "does not exist"),

@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", ROOT / "docs" / "getting-started.md",
          *sorted((ROOT / "docs" / "guides").glob("*.md"))]  # fmt: skip
 #: pages whose blocks run in the default suite; the rest under -m slow
-FAST_PAGES = {"README.md", "deploy.md", "api.md", "own-rule.md"}
+FAST_PAGES = {"README.md", "deploy.md", "api.md", "own-rule.md", "device.md"}
 EPOCHS_CAP = 2
 DOWNLOADED = re.compile(r"(?i)^(mnist|fashion_mnist|cifar10)$")
 #: bundled campaign settings and sweep files that train on a downloaded dataset

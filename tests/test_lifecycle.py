@@ -32,7 +32,7 @@ def final_state(run_dir):
     with np.load(run_dir / "checkpoint.npz") as archive:
         arrays = {k: archive[k] for k in archive.files if k not in ("config", "progress")}
         progress = json.loads(str(archive["progress"]))
-    for key in ("seconds", "metrics_bytes"):
+    for key in ("seconds", "metrics_bytes", "metrics_digest"):
         progress.pop(key)
     last = progress["last_metrics"]
     progress["last_metrics"] = {k: v for k, v in last.items() if not k.startswith("time/")}
@@ -112,6 +112,35 @@ def test_resume_refuses_a_flag_that_contradicts_the_run(tmp_path, capsys, args, 
     assert train_main(["--resume", str(out), *args]) == 2
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
+
+
+def test_resume_refuses_a_metrics_log_that_is_not_the_runs(tmp_path, capsys):
+    """Another run's metrics.jsonl of the very same length put in place of the run's: the
+    checkpoint's digest tells them apart, and nothing is changed."""
+    runs = {}
+    for seed in (1, 2):
+        runs[seed] = tmp_path / f"run{seed}"
+        args = ["--hidden", "16", "-e", "1", "--seed", str(seed), "--out", str(runs[seed])]
+        assert train_main(args) == 0
+    own = (runs[1] / "metrics.jsonl").read_bytes()
+    other = (runs[2] / "metrics.jsonl").read_bytes()
+    assert own != other
+    # same length, so no cut or damage to see: only the content differs
+    foreign = other[: len(own)].ljust(len(own), b" ")
+    foreign = foreign[: foreign.rfind(b"\n", 0, len(own) - 1) + 1]
+    foreign += b" " * (len(own) - len(foreign) - 3) + b"{}\n"
+    assert len(foreign) == len(own)
+    (runs[1] / "metrics.jsonl").write_bytes(foreign)
+    summary = (runs[1] / "summary.json").read_bytes()
+    capsys.readouterr()
+    assert train_main(["--resume", str(runs[1]), "-e", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "is not this run's log" in err and err.count("\n") == 1
+    assert (runs[1] / "metrics.jsonl").read_bytes() == foreign
+    assert (runs[1] / "summary.json").read_bytes() == summary
+    # the run's own log back: it resumes
+    (runs[1] / "metrics.jsonl").write_bytes(own)
+    assert train_main(["--resume", str(runs[1]), "-e", "2"]) == 0
 
 
 def test_resume_of_a_directory_without_a_checkpoint_says_so(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Random, Bayesian and early-terminated searches of a sweep file, offline (Optuna)."""
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -80,25 +81,54 @@ def test_a_bayesian_search_and_a_terminated_grid(tmp_path):
     assert len(names) == len(set(names)) == 6  # every point of the grid, once
 
 
+KILLED_SEARCHES = {
+    "random": ({"method": "random", "run_cap": 5, "early": False}, signal.SIGTERM),
+    "random+hyperband": ({"method": "random", "run_cap": 5, "early": True}, signal.SIGKILL),
+    "grid+hyperband": (
+        {"method": "grid", "run_cap": None, "early": True, "lr": {"values": [1e-4, 1e-3]}},
+        signal.SIGTERM,
+    ),
+    "bayes": ({"method": "bayes", "run_cap": 4, "early": False}, signal.SIGINT),
+}
+
+
 @pytest.mark.slow  # end to end: run by .ci/run (pytest -m slow)
-def test_a_killed_search_continues_without_redoing_a_run(tmp_path):
-    path, out = write(tmp_path, run_cap=5, early=False, epochs={"value": 40}), tmp_path / "out"
-    command = [sys.executable, "-m", "binary_nn.sweep", str(path), "--out", str(out)]
-    started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("*/summary.json"))) < 1:
-        time.sleep(0.05)
-    time.sleep(1.0)  # the second run under way
-    process.send_signal(signal.SIGTERM)
-    communicate_scaled(process, started)
-    assert main([str(path), "--out", str(out), "--no-progress"]) == 0
-    points = [p for p in state(out)["points"] if p["status"] == "completed"]
-    assert len(points) == 5 and len({p["name"] for p in points}) == 5
+@pytest.mark.parametrize("name", list(KILLED_SEARCHES))
+def test_a_search_killed_at_random_moments_goes_on_without_redoing_an_epoch(tmp_path, name):
+    """Every method, stopped twice by a signal at a random moment while a run trains, then run
+    to its end: every point finishes once, and no run logs an epoch twice."""
+    options, stop = KILLED_SEARCHES[name]
+    path = write(tmp_path, epochs={"value": 12}, **options)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "binary_nn.sweep", str(path), "--out", str(out),
+               "--seed", "2", "--no-progress"]  # fmt: skip
+    rng = random.Random(name)
+    for cycle in range(2):
+        started = time.monotonic()
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        # wait for the first metrics of a run this cycle trains, then a random moment more
+        while time.monotonic() < deadline and process.poll() is None:
+            logs = list(out.glob("*/metrics.jsonl"))
+            if len(logs) > cycle and any(log.stat().st_size for log in logs):
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 1.5))
+        process.send_signal(stop)
+        communicate_scaled(process, started)
+    assert main([str(path), "--out", str(out), "--seed", "2", "--no-progress"]) == 0
+    rows = state(out)["points"]
+    # a trial a kill interrupted is listed as such; a later trial of its point continued it
+    assert {p["status"] for p in rows} <= {"completed", "terminated", "interrupted"}
+    points = [p for p in rows if p["status"] != "interrupted"]
+    assert len({p["name"] for p in points}) == len(points)  # each point finished once
+    assert {p["name"] for p in rows} == {p["name"] for p in points}
+    assert len(points) == (4 if name == "grid+hyperband" else options["run_cap"])
+    assert state(out)["epochs"] == sum(p["epochs"] for p in points)
     for point in points:
         lines = (out / point["name"] / "metrics.jsonl").read_text().splitlines()
         epochs = [json.loads(line)["epoch"] for line in lines if "train/loss" in line]
-        assert epochs == list(range(1, 41))  # none done twice
+        assert epochs == list(range(1, point["epochs"] + 1))  # none done twice, none lost
 
 
 @pytest.mark.parametrize(

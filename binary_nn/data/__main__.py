@@ -119,8 +119,8 @@ def record_stream(
     Each record is kind, label and the image's uint8 pixels."""
     x_train = dataset.x_train.reshape(len(dataset.x_train), -1)
     x_test = dataset.x_test.reshape(len(dataset.x_test), -1)
-    learn = len(x_train) if learn is None else learn
-    test = len(x_test) if test is None else test
+    learn = len(x_train) if learn is None else min(learn, len(x_train))
+    test = len(x_test) if test is None else min(test, len(x_test))
     rng = np.random.default_rng(seed)
     order = np.concatenate([rng.permutation(len(x_train))[:learn] for _ in range(passes)])
     size = 2 + x_train.shape[1]

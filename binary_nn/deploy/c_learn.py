@@ -48,54 +48,60 @@ def linker_script(ram_bytes: int, min_stack: int = 1024) -> str:
 class Layout:
     """The sizes the buffers of ``bnn_learn.c`` take for one learner."""
 
-    layers: int
-    classes: int
-    inputs: int
-    width: int  # the widest hidden layer
-    width_in: int  # the most inputs of a layer
+    sizes: tuple[tuple[int, int], ...]  # (inputs, outputs) of each layer
     kept_signs: int  # hidden layers' sign buffers kept by a step
     deltas: int  # error-signal buffers
 
     @classmethod
-    def of(cls, learner: OnlineLearner) -> Layout:
-        hidden = [layer.n_out for layer in learner.layers[:-1]]
-        if learner.streaming:
-            kept = 2
-        else:
-            kept = max(1, len(hidden))
-        deltas = max(1, len(hidden)) if learner.method == "GD" else 1
-        return cls(
-            len(learner.layers), learner.n_classes, learner.n_inputs, max([1, *hidden]),
-            max(layer.n_in for layer in learner.layers), kept, deltas,
-        )  # fmt: skip
+    def of(cls, sizes: list[tuple[int, int]], method: str, streaming: bool) -> Layout:
+        hidden = len(sizes) - 1
+        kept = max(1, min(2, hidden)) if streaming else max(1, hidden)
+        deltas = max(1, hidden) if method == "GD" else 0 if method == "output-only" else 1
+        return cls(tuple(sizes), kept, deltas)
+
+    @classmethod
+    def of_learner(cls, learner: OnlineLearner) -> Layout:
+        sizes = [(layer.n_in, layer.n_out) for layer in learner.layers]
+        return cls.of(sizes, learner.method, learner.streaming)
+
+    @property
+    def classes(self) -> int:
+        return self.sizes[-1][1]
+
+    @property
+    def width(self) -> int:
+        """The widest hidden layer."""
+        return max([1, *(n_out for _, n_out in self.sizes[:-1])])
+
+    def memory(self) -> dict[str, int]:
+        """RAM bytes by part, as ``bnn_learn.c`` and the model file lay them out (alignment
+        padding apart; not the stack, not the caller's image buffer)."""
+        return {
+            "latent weights (int16)": sum(2 * n_in * n_out for n_in, n_out in self.sizes),
+            "running statistics (int32 mean, deviation)": sum(
+                8 * n_out for _, n_out in self.sizes[:-1]
+            ),
+            "kept activations (signs, gates: int8)": 2 * self.kept_signs * self.width,
+            "error signals (int32)": 4 * self.deltas * self.width,
+            "scores, error, exponentials (int32)": 12 * self.classes,
+            "state walk (a name, the hash)": 32 + 8,
+        }
 
 
 def device_memory(learner: OnlineLearner) -> dict[str, int]:
-    """RAM bytes of the learning library by part, as ``bnn_learn.c`` and the model file lay
-    them out (alignment padding apart; the stack and the caller's image buffer are not in it)."""
-    layout = Layout.of(learner)
-    latent = sum(2 * layer.latent.size for layer in learner.layers)
-    stats = sum(8 * layer.n_out for layer in learner.layers[:-1])
-    return {
-        "latent weights (int16)": latent,
-        "running statistics (int32 mean, deviation)": stats,
-        "kept activations (signs, gates: int8)": 2 * layout.kept_signs * layout.width,
-        "error signals (int32)": 4 * layout.deltas * layout.width,
-        "scores, error, exponentials (int32)": 12 * layout.classes,
-        "state walk (a name, the hash)": 32 + 8,
-    }
+    """RAM bytes of the learning library for ``learner``, by part (:meth:`Layout.memory`)."""
+    return Layout.of_learner(learner).memory()
 
 
 def model_header(learner: OnlineLearner) -> str:
     """``bnn_learn_model.h``: the sizes, the rule, the constants and the layer table's type."""
-    layout = Layout.of(learner)
+    layout = Layout.of_learner(learner)
     settings = learner.settings
     defines = {
-        "BNN_LAYERS": layout.layers,
+        "BNN_LAYERS": len(layout.sizes),
         "BNN_CLASSES": layout.classes,
-        "BNN_INPUTS": layout.inputs,
+        "BNN_INPUTS": layout.sizes[0][0],
         "BNN_WIDTH": layout.width,
-        "BNN_WIDTH_IN": layout.width_in,
         "BNN_KEPT_SIGNS": layout.kept_signs,
         "BNN_DELTAS": layout.deltas,
         "BNN_GD": METHOD_CODES["GD"],
@@ -179,3 +185,30 @@ def learn_sources(learner: OnlineLearner) -> dict[str, str]:
     for name in MCU_FILES:
         files[f"mcu/{name}"] = mcu_text(name)
     return files
+
+
+#: the rules of the device table, with whether they stream
+DEVICE_TABLE_RULES = (
+    ("GD", False), ("DFA", False), ("DRTP", False), ("DRTP", True), ("output-only", False)
+)  # fmt: skip
+
+
+def device_table(sizes: list[tuple[int, int]]) -> str:
+    """Markdown: the RAM the device learner takes per rule for layers of these sizes."""
+    lines = [
+        "| rule | latent weights | statistics | activations and signals | other | total RAM "
+        "| activations share |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for method, streaming in DEVICE_TABLE_RULES:
+        parts = Layout.of(sizes, method, streaming).memory()
+        latent = parts["latent weights (int16)"]
+        stats = parts["running statistics (int32 mean, deviation)"]
+        acts = parts["kept activations (signs, gates: int8)"] + parts["error signals (int32)"]
+        total = sum(parts.values())
+        name = f"{method} (streaming)" if streaming else method
+        lines.append(
+            f"| {name} | {latent:,} | {stats:,} | {acts:,} | {total - latent - stats - acts:,} "
+            f"| {total:,} | {acts / total:.2%} |"
+        )
+    return "\n".join(lines) + "\n"

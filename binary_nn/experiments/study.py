@@ -365,14 +365,20 @@ def study_state(sweep: Any, out: Path, seed: int) -> list[dict[str, Any]]:
     for trial in study.get_trials(deepcopy=False):
         run_dir = Path(trial.user_attrs.get("run_dir", out))
         summary = finished_summary(run_dir) or {}
+        status = names.get(trial.state, str(trial.state))
+        epochs = summary.get("epochs_completed")
+        if trial.user_attrs.get(REQUEUED):
+            # a killed search's trial, whose run a later trial of the same point continued:
+            # not a failure, and its epochs are that trial's
+            status, epochs = "interrupted", None
         rows.append(
             {
                 "name": trial.user_attrs.get("name"),
                 "trial": trial.number,
-                "status": names.get(trial.state, str(trial.state)),
+                "status": status,
                 "params": trial.params,
                 sweep.metric: trial.value,
-                "epochs": summary.get("epochs_completed"),
+                "epochs": epochs,
                 "run_dir": str(run_dir),
             }
         )

@@ -288,7 +288,7 @@ class TrainConfig:
     # --- run
     epochs: int = option(
         20, "-e", "--epochs", group="run", check=opts.integer(0),
-        help="number of epochs (the published default was 5)",
+        help="number of epochs (the published default was 5; 0 writes an untrained network)",
     )  # fmt: skip
     seed: int | None = option(
         None, "--seed", group="run",

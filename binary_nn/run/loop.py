@@ -88,6 +88,7 @@ class Session:
             return
         t = self.training
         self.progress.metrics_bytes = self.directory.metrics_bytes
+        self.progress.metrics_digest = self.directory.metrics_digest
         self.progress.planned_epochs = self.config.epochs
         self.progress.shuffle_state = dict(t.shuffle_rng.bit_generator.state)
         self.progress.batchnorm_ready = [bn.running_initialised for bn in _batch_norms(t)]
@@ -328,7 +329,7 @@ def run(
     except BaseException:
         directory.abandon()
         raise
-    damaged = directory.open(session.progress.metrics_bytes)
+    damaged = directory.open(session.progress.metrics_bytes, session.progress.metrics_digest)
     if damaged:
         print(f"warning: {damaged}", file=sys.stderr)
     console = [Console(config.verbose)] if progress else []

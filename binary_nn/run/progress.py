@@ -77,7 +77,8 @@ class Progress:
     ``batch`` is the number of batches done in epoch ``epoch + 1`` (0: at an epoch boundary);
     ``order`` that epoch's shuffle, ``loss_sum`` its losses so far; ``shuffle_state`` the
     shuffling generator's state after that shuffle was drawn; ``metrics_bytes`` how much of
-    ``metrics.jsonl`` the state covers (a resumed run drops what was logged after it);
+    ``metrics.jsonl`` the state covers (a resumed run drops what was logged after it) and
+    ``metrics_digest`` the sha256 of those bytes (a log that is not the run's is refused);
     ``planned_epochs`` the run's ``--epochs`` when the state was taken, and ``stopped_early``
     whether early stopping ended it there (a resume then has nothing to do unless
     ``--epochs`` grows).
@@ -92,6 +93,7 @@ class Progress:
     selection: Selection = field(default_factory=Selection)
     last_metrics: dict[str, Any] = field(default_factory=dict)
     metrics_bytes: int = 0
+    metrics_digest: str = ""
     seconds: float = 0.0
     batchnorm_ready: list[bool] = field(default_factory=list)
     planned_epochs: int = 0
@@ -118,6 +120,7 @@ class Progress:
             selection=Selection.from_record(record.record("selection")),
             last_metrics=record.mapping("last_metrics"),
             metrics_bytes=record.integer("metrics_bytes"),
+            metrics_digest=record.text("metrics_digest", default=""),
             seconds=record.number("seconds", low=0),
             batchnorm_ready=record.items("batchnorm_ready", _is_bool, "true/false"),
             planned_epochs=record.integer("planned_epochs", default=0),

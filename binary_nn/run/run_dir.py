@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -171,20 +172,36 @@ class RunDirectory(Tracker):
                 "directory, or pass --overwrite to replace it"
             )
         self._metrics: BinaryIO | None = None
+        self._digest = hashlib.sha256()
 
     @property
     def checkpoint(self) -> Path:
         return self.path / RUN_CHECKPOINT
 
-    def open(self, metrics_bytes: int = 0) -> str | None:
+    def open(self, metrics_bytes: int = 0, metrics_digest: str = "") -> str | None:
         """Start writing: the old summary goes; ``metrics.jsonl`` starts afresh, or, when the
         run resumes, keeps its first ``metrics_bytes`` (what the checkpoint covers). Returns a
-        sentence when the kept part was damaged (see :func:`whole_lines`) and was cut back."""
-        (self.path / SUMMARY_FILE).unlink(missing_ok=True)
+        sentence when the kept part was damaged (see :func:`whole_lines`) and was cut back;
+        refuses a file whose first ``metrics_bytes`` are whole but are not what the run wrote
+        (their sha256 is not ``metrics_digest``: another run's log put in its place)."""
         path = self.path / METRICS_FILE
         note = None
+        self._digest = hashlib.sha256()
         if self.resuming:
             kept = whole_lines(path, metrics_bytes)
+            if kept:
+                with open(path, "rb") as old:
+                    self._digest.update(old.read(kept))
+            if (
+                metrics_digest
+                and kept == metrics_bytes
+                and (self._digest.hexdigest() != metrics_digest)
+            ):
+                raise ConfigError(
+                    f"{path} is not this run's log: its first {kept:,} bytes differ from what "
+                    "the run wrote up to its checkpoint; put the run's own metrics.jsonl back, "
+                    "or start the run again with --overwrite"
+                )
             if kept != metrics_bytes:
                 note = (
                     f"{path} holds {kept:,} bytes of whole JSON lines where the checkpoint "
@@ -195,9 +212,16 @@ class RunDirectory(Tracker):
                 metrics.truncate(kept)
         else:
             path.write_bytes(b"")
+        (self.path / SUMMARY_FILE).unlink(missing_ok=True)
         # unbuffered: each line goes to the file in one write, or is cut back (see _append)
         self._metrics = open(path, "ab", buffering=0)
         return note
+
+    @property
+    def metrics_digest(self) -> str:
+        """The sha256 of ``metrics.jsonl`` as written so far (what a checkpoint records, so
+        that a resume can tell the run's own log from another)."""
+        return self._digest.hexdigest()
 
     @property
     def metrics_bytes(self) -> int:
@@ -235,6 +259,7 @@ class RunDirectory(Tracker):
             written = self._metrics.write(line)
             if written != len(line):  # a short write: the disk filled up in the middle
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self._digest.update(line)
         except OSError:
             try:
                 os.ftruncate(self._metrics.fileno(), start)

@@ -12,7 +12,9 @@
 /* what a step keeps between its forward and its updates */
 static int8_t signs[BNN_KEPT_SIGNS][BNN_WIDTH];  /* each hidden layer's output, +-1 */
 static uint8_t open_[BNN_KEPT_SIGNS][BNN_WIDTH]; /* whether its neuron learns */
+#if BNN_METHOD != BNN_OUTPUT_ONLY
 static int32_t delta[BNN_DELTAS][BNN_WIDTH];     /* a layer's error signal */
+#endif
 static int32_t scores[BNN_CLASSES];
 static int32_t error[BNN_CLASSES];
 
