@@ -45,6 +45,7 @@ RULES = {
     "DRTP": ["-m", "DRTP"],
     "DRTP-streaming": ["-m", "DRTP", "--streaming"],
     "output-only": ["-m", "output-only"],
+    "DFA-binary-output": ["-m", "DFA", "--binarize-last"],
 }
 
 
