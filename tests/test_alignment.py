@@ -109,6 +109,19 @@ def test_saturated_layers_give_null_angles():
     assert metrics["align/grad/0"] is None and metrics["align/signal/0"] is None
 
 
+def test_a_rule_gradient_far_smaller_than_backprops_still_has_an_angle():
+    """FA's fixed matrices keep the scale the weights had at the start; once the output
+    weights have grown 1e15-fold, its gradients are 1e15 times smaller than backprop's but
+    exact: each is judged against its own signal's rounding noise, not backprop's."""
+    exp, before = measure("FA", init=1e-3, loss="cross-entropy", last_act="id")
+    output = exp.model.output_block.weight_layer.weight.value
+    output *= 1e15
+    after = Alignment(n_examples=64)(exp.probe_context)
+    for k in range(2):
+        assert before[f"align/grad/{k}"] is not None
+        assert after[f"align/grad/{k}"] is not None and 0 < after[f"align/grad/{k}"] < 180
+
+
 def strip(records):
     drop = ("align/", "flip/", "time/")
     return [{k: v for k, v in r.items() if not k.startswith(drop)} for r in records]

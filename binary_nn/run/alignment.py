@@ -38,8 +38,11 @@ from .probes import Probe, ProbeContext
 NOISE_FACTOR = 1000.0
 
 
-def angle_degrees(u: np.ndarray, v: np.ndarray, floor: float = 0.0) -> float | None:
-    """The angle between ``u`` and ``v`` (flattened), or None when a norm is ``<= floor``.
+def angle_degrees(
+    u: np.ndarray, v: np.ndarray, floor: float = 0.0, floor_v: float | None = None
+) -> float | None:
+    """The angle between ``u`` and ``v`` (flattened), or None when ``u``'s norm is ``<=
+    floor`` or ``v``'s is ``<= floor_v`` (``floor`` when not given).
 
     ``2 atan2(|u' - v'|, |u' + v'|)`` of the unit vectors ``u'``, ``v'``: exact for parallel
     vectors (0, not the ``arccos`` of a rounded 1) and accurate at every angle.
@@ -47,7 +50,7 @@ def angle_degrees(u: np.ndarray, v: np.ndarray, floor: float = 0.0) -> float | N
     u = np.asarray(u, dtype=np.float64).reshape(-1)
     v = np.asarray(v, dtype=np.float64).reshape(-1)
     nu, nv = np.linalg.norm(u), np.linalg.norm(v)
-    if not (nu > floor and nv > floor):
+    if not (nu > floor and nv > (floor if floor_v is None else floor_v)):
         return None
     u, v = u / nu, v / nv
     return math.degrees(2 * math.atan2(np.linalg.norm(u - v), np.linalg.norm(u + v)))
@@ -157,12 +160,17 @@ class Alignment(Probe):
         metrics: dict[str, float | None] = {}
         for k in range(len(network.hidden_blocks)):
             bp_signal = twin.bp_signals[k]
-            # a gradient is a sum of products of the block's inputs and the signal: its
-            # rounding noise is about eps times the product of their norms
-            scale = float(np.linalg.norm(twin.inputs[k])) * float(np.linalg.norm(bp_signal))
+            # a gradient is a sum of products of the block's inputs and its signal: its
+            # rounding noise is about eps times the product of their norms (each gradient
+            # against its own signal: a rule's may be far smaller than backprop's and exact,
+            # FA's fixed matrices keeping the scale the weights had at the start)
+            inputs = float(np.linalg.norm(twin.inputs[k]))
+            rule_scale = inputs * float(np.linalg.norm(twin.rule_signals[k]))
+            bp_scale = inputs * float(np.linalg.norm(bp_signal))
             metrics[f"align/grad/{k}"] = angle_degrees(
-                twin.rule_grads[k], twin.bp_grads[k], NOISE_FACTOR * eps * scale
-            )
+                twin.rule_grads[k], twin.bp_grads[k], NOISE_FACTOR * eps * rule_scale,
+                NOISE_FACTOR * eps * bp_scale,
+            )  # fmt: skip
             floor = NOISE_FACTOR * eps * np.abs(bp_signal).max(initial=0.0)
             angles = row_angles(twin.rule_signals[k], bp_signal, floor)
             valid = angles[np.isfinite(angles)]
