@@ -50,7 +50,10 @@ def read_records(path: str) -> bytes:
     """The bytes of a record stream, refused in one sentence when it cannot be one."""
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"--records: {path} is not a file; write one with binary_nn.data records")
+        raise ConfigError(
+            f"--records: {path} is not a regular file (missing, a directory, a pipe or a "
+            "device?); write a record stream with binary_nn.data records"
+        )
     if file.stat().st_size > MAX_RECORDS_BYTES:
         raise ConfigError(f"--records: {path} is larger than 2 GiB; split the stream")
     return file.read_bytes()
@@ -67,8 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.out:
             claim_output(args.out, "--out")
+        records = read_records(args.records)  # checked before the network is built
         learner = learner_from_checkpoint(args.checkpoint, settings_from_arguments(args))
-        lines = learner.run_records(read_records(args.records))
+        lines = learner.run_records(records)
         text = "".join(line + "\n" for line in lines)
         if args.out:
             write_text_atomic(Path(args.out), text)
