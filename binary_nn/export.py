@@ -28,9 +28,9 @@ from .deploy.c_learn import device_memory, learn_sources
 from .deploy.online import add_settings_arguments, settings_from_arguments
 from .deploy.onnx_graph import OPSET, onnx_model, save_onnx
 from .deploy.packed import pack_network
-from .device import learner_from_checkpoint
+from .device import LEARNER_FILE, learner_from_checkpoint, learner_record
 from .errors import ConfigError
-from .files import claim_output, write_text_atomic
+from .files import claim_output, write_json_atomic, write_text_atomic
 from .run.checkpoint import network_from_checkpoint, pixel_divisor
 
 PROG = "binary_nn.export"
@@ -99,12 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, text in learn_sources(learner).items():
                 (out / name).parent.mkdir(parents=True, exist_ok=True)
                 write_text_atomic(out / name, text)
+            write_json_atomic(out / LEARNER_FILE, learner_record(args.checkpoint, settings))
             parts = device_memory(learner)
             method = learner.method + (" (streaming)" if learner.streaming else "")
             print(
                 f"wrote the device learner ({method}) to {out}: bnn_learn.[ch], "
-                f"bnn_learn_model.[ch], learn_example.c, mcu/; RAM {sum(parts.values()):,} "
-                "bytes before the stack:"
+                "bnn_learn_model.[ch], learn_example.c, mcu/, learner.json; RAM "
+                f"{sum(parts.values()):,} bytes before the stack:"
             )
             for part, size in parts.items():
                 print(f"  {part:<44} {size:>9,}")

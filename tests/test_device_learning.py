@@ -261,3 +261,28 @@ def test_bad_records_and_options_get_one_sentence(untrained, tmp_path, capsys):
     assert "--gate must be a number" in capsys.readouterr().err
     assert data_main(["records", "digits", "--out", str(tmp_path / "r"), "--learn", "-1"]) == 2
     assert "--learn must be an integer" in capsys.readouterr().err
+
+
+@NO_CC
+def test_the_export_directory_carries_its_options_to_the_reference(
+    untrained, stream, tmp_path, capsys
+):
+    """Exported with non-default options, the directory's learner.json gives the reference the
+    same ones; an option that contradicts them, or a changed checkpoint, is refused."""
+    data, _ = stream
+    checkpoint = tmp_path / "ck.npz"
+    checkpoint.write_bytes(untrained["DFA"].read_bytes())
+    out = exported(checkpoint, tmp_path / "c", "--gate", "0.5", "--lr-hidden", "0.3")
+    records = tmp_path / "stream.bin"
+    records.write_bytes(data)
+    capsys.readouterr()
+    assert device_main([str(out), "--records", str(records)]) == 0
+    assert capsys.readouterr().out.splitlines() == run_host(build_host(out), data)
+    # the defaults would learn something else
+    assert device_main([str(checkpoint), "--records", str(records)]) == 0
+    assert capsys.readouterr().out.splitlines() != run_host(build_host(out), data)
+    assert device_main([str(out), "--records", str(records), "--gate", "1"]) == 2
+    assert "--gate 1 differs from the 0.5" in capsys.readouterr().err
+    checkpoint.write_bytes(untrained["GD"].read_bytes())
+    assert device_main([str(out), "--records", str(records)]) == 2
+    assert "has changed since" in capsys.readouterr().err

@@ -34,7 +34,7 @@ the learner is built (:meth:`OnlineLearner.check_ranges`), so no sum can overflo
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -96,11 +96,12 @@ class OnlineSettings:
     def __post_init__(self) -> None:
         for name in ("lr_hidden", "lr_output", "logit_scale"):
             value = getattr(self, name)
-            if not (math.isfinite(value) and 0 < value <= 1e6):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 < value <= 1e6):
                 raise ConfigError(
                     f"--{name.replace('_', '-')} must be a number in (0, 1e6], got {value!r}"
                 )
-        if not (math.isfinite(self.gate) and 0 <= self.gate <= 64):
+        gate = self.gate
+        if not (isinstance(gate, (int, float)) and math.isfinite(gate) and 0 <= gate <= 64):
             raise ConfigError(f"--gate must be a number in [0, 64], got {self.gate!r}")
         if not (isinstance(self.momentum_shift, int) and 1 <= self.momentum_shift <= 16):
             raise ConfigError(
@@ -114,20 +115,44 @@ class OnlineSettings:
 
 
 def add_settings_arguments(parser: Any) -> None:
-    """The options of :class:`OnlineSettings` (``--lr-hidden`` ...), declared once here."""
+    """The options of :class:`OnlineSettings` (``--lr-hidden`` ...), declared once here; an
+    option not given is None (:func:`settings_from_arguments` fills it in)."""
     group = parser.add_argument_group("device learning")
     for item in fields(OnlineSettings):
         group.add_argument(
             "--" + item.name.replace("_", "-"), type=int if item.type == "int" else float,
-            default=item.default, help=item.metadata["help"],
+            default=None, help=f"{item.metadata['help']} (default: {item.default})",
         )  # fmt: skip
 
 
-def settings_from_arguments(args: Any) -> OnlineSettings:
-    """The :class:`OnlineSettings` of parsed arguments."""
-    return OnlineSettings(
-        **{item.name: getattr(args, item.name) for item in fields(OnlineSettings)}
-    )
+def settings_from_arguments(
+    args: Any, base: OnlineSettings | None = None, source: str = ""
+) -> OnlineSettings:
+    """The :class:`OnlineSettings` of parsed arguments, those not given from ``base``; with
+    ``source`` (an export's), a given option that differs from ``base`` is refused."""
+    values = asdict(base if base is not None else OnlineSettings())
+    for item in fields(OnlineSettings):
+        given = getattr(args, item.name)
+        if given is None:
+            continue
+        if source and given != values[item.name]:
+            raise ConfigError(
+                f"--{item.name.replace('_', '-')} {given:g} differs from the "
+                f"{values[item.name]:g} {source} was exported with: leave it out, or export again"
+            )
+        values[item.name] = given
+    return OnlineSettings(**values)
+
+
+def settings_from_mapping(data: Any, where: str) -> OnlineSettings:
+    """:class:`OnlineSettings` read back from JSON, refused in one sentence when damaged."""
+    names = [item.name for item in fields(OnlineSettings)]
+    if not isinstance(data, dict) or sorted(data) != sorted(names):
+        raise ConfigError(f"{where} does not hold the device learner's settings: export again")
+    try:
+        return OnlineSettings(**data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} holds damaged settings ({exc}): export again") from None
 
 
 def round_shift(values: Any, shift: int) -> Any:
