@@ -28,6 +28,7 @@ _LAZY = {
     "score_checkpoint": ("binary_nn.evaluate", "evaluate"),
     "predict_classes": ("binary_nn.run.probes", "predict"),
     "run_dataset": ("binary_nn.run.build", "run_dataset"),
+    "device_learner": ("binary_nn.device", "learner_from_checkpoint"),
 }
 
 
@@ -53,6 +54,7 @@ __all__ = [
     "TrainConfig",
     "__version__",
     "classifier",
+    "device_learner",
     "load_dataset",
     "load_network",
     "mlp",
