@@ -259,6 +259,10 @@ def test_bad_records_and_options_get_one_sentence(untrained, tmp_path, capsys):
     assert export_main([str(untrained["DFA"]), "--format", "c", "--learn", "--gate", "nan",
                         "--out", str(tmp_path / "y")]) == 2  # fmt: skip
     assert "--gate must be a number" in capsys.readouterr().err
+    for rate, says in (("1e-12", "--lr-output is too small"), ("1e6", "--lr-output is too large")):
+        assert export_main([str(untrained["DFA"]), "--format", "c", "--learn", "--lr-output",
+                            rate, "--out", str(tmp_path / f"z{rate}")]) == 2  # fmt: skip
+        assert says in capsys.readouterr().err
     assert data_main(["records", "digits", "--out", str(tmp_path / "r"), "--learn", "-1"]) == 2
     assert "--learn must be an integer" in capsys.readouterr().err
 

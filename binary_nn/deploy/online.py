@@ -171,7 +171,7 @@ class Rate:
     x_shift: int
 
     @classmethod
-    def fit(cls, rate: float, delta_max: int, x_max: int) -> Rate:
+    def fit(cls, rate: float, delta_max: int, x_max: int, flag: str = "the rate") -> Rate:
         """The closest ``mul / 2**(shift + x_shift)`` to ``rate`` (15 significant bits) whose
         products stay inside int32 (``d * x``) and int64 (``delta * mul``)."""
         x_shift = 0
@@ -181,15 +181,17 @@ class Rate:
         scaled = rate * 2**x_shift
         shift = max(0, 14 - math.floor(math.log2(scaled)))
         mul = round(scaled * 2**shift)
-        if mul >= 2**31 or delta_max * mul >= 2**62:
+        # the largest step before the input: it must fit int32 with the input, and not be 0
+        d_max = (delta_max * mul + (1 << max(shift - 1, 0))) >> shift if shift else delta_max * mul
+        if mul >= 2**31 or delta_max * mul >= 2**62 or d_max * x_max > INT32_ROOM:
             raise ConfigError(
-                f"the learning rate {rate:g} per unit is too large for the device's fixed point: "
-                "lower --lr-hidden or --lr-output"
+                f"{flag} is too large for the device's fixed point (a step of {rate:g} per unit "
+                f"of delta and input overflows 32 bits): lower {flag}"
             )
-        if mul == 0:
+        if shift > 62 or d_max == 0:
             raise ConfigError(
-                f"the learning rate {rate:g} per unit rounds to 0 in the device's fixed point: "
-                "raise --lr-hidden or --lr-output"
+                f"{flag} is too small for the device's fixed point (a step of {rate:g} per unit "
+                f"of delta and input rounds to 0): raise {flag}"
             )
         return cls(mul, shift, x_shift)
 
@@ -539,7 +541,8 @@ def online_learner(
         lr = settings.lr_hidden if layer.hidden else settings.lr_output
         gain = 1.0 if layer.hidden else settings.logit_scale
         per_unit = lr * gain * WEIGHT_ONE / (layer.n_in * scales[k] * x_scale)
-        layer.rate = Rate.fit(per_unit, max(1, deltas_max[k]), x_max)
+        flag = "--lr-hidden" if layer.hidden else "--lr-output"
+        layer.rate = Rate.fit(per_unit, max(1, deltas_max[k]), x_max, flag)
     return learner
 
 
