@@ -367,13 +367,18 @@ def study_state(sweep: Any, out: Path, seed: int) -> list[dict[str, Any]]:
         summary = finished_summary(run_dir) or {}
         status = names.get(trial.state, str(trial.state))
         epochs = summary.get("epochs_completed")
+        name = trial.user_attrs.get("name")
+        if name is None:  # killed between asking for the point and naming it
+            if len(trial.params) < sum(not p.fixed for p in sweep.space.values()):
+                continue  # it never became a point
+            name = point_of(sweep, trial.params)[0]
         if trial.user_attrs.get(REQUEUED):
             # a killed search's trial, whose run a later trial of the same point continued:
             # not a failure, and its epochs are that trial's
             status, epochs = "interrupted", None
         rows.append(
             {
-                "name": trial.user_attrs.get("name"),
+                "name": name,
                 "trial": trial.number,
                 "status": status,
                 "params": trial.params,
