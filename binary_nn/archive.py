@@ -1,10 +1,10 @@
 """Reading ``.npz`` archives that binary_nn or a user wrote, checked before they are trusted.
 
-:func:`npz_headers` reads what each array declares (dtype, shape) from its ``.npy`` header
-without reading the array; :func:`read_npz` refuses, in one sentence, a file that is not a
+``npz_headers`` reads what each array declares (dtype, shape) from its ``.npy`` header
+without reading the array; ``read_npz`` refuses, in one sentence, a file that is not a
 regular file (a FIFO would block), not a zip archive, holds anything but ``.npy`` members,
 pickled objects, or arrays whose declared sizes add up to more than this process may
-allocate (:func:`binary_nn.limits.available_bytes`) — before reading any of them.
+allocate (``binary_nn.limits.available_bytes``) — before reading any of them.
 """
 
 from __future__ import annotations

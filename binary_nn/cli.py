@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: turn a :class:`BinaryNNError` into one sentence and an exit code."""
+"""Shared CLI plumbing: turn a ``BinaryNNError`` into one sentence and an exit code."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def describe(doc: str | None) -> str:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """An argparse parser whose errors are a :class:`ConfigError` (one sentence, exit code 2)
+    """An argparse parser whose errors are a ``ConfigError`` (one sentence, exit code 2)
     and whose help shows each default once."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,7 +74,7 @@ def _sigterm_unwinds() -> Iterator[None]:
 
 class StopRequest:
     """Ctrl-C or SIGTERM asked the work to stop; it stops at the next safe point (a run:
-    between two steps, after writing its checkpoint). See :func:`deferred_stop`."""
+    between two steps, after writing its checkpoint). See ``deferred_stop``."""
 
     def __init__(self) -> None:
         self.signal: int | None = None
@@ -84,7 +84,7 @@ class StopRequest:
         return self.signal is not None
 
     def exception(self) -> KeyboardInterrupt:
-        """What stopping raises: :class:`Terminated` for SIGTERM, else KeyboardInterrupt."""
+        """What stopping raises: ``Terminated`` for SIGTERM, else KeyboardInterrupt."""
         return Terminated() if self.signal == signal.SIGTERM else KeyboardInterrupt()
 
 

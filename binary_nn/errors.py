@@ -1,6 +1,6 @@
 """Exceptions that carry a message meant for the person running binary_nn.
 
-The command-line tools catch :class:`BinaryNNError` and print its message as one sentence
+The command-line tools catch ``BinaryNNError`` and print its message as one sentence
 instead of a traceback; anything else escaping is a bug in binary_nn.
 """
 

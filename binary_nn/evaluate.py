@@ -55,7 +55,7 @@ def evaluate(
     source: str, splits: Sequence[str], dataset: str | None = None, data_dir: str | None = None
 ) -> dict[str, Any]:
     """``{split}/accuracy``, ``/precision``, ``/f1`` and ``/confusion_matrix`` of each split,
-    and ``scored``: which checkpoint (see :func:`checkpoint_of`). The data are looked for in
+    and ``scored``: which checkpoint (see ``checkpoint_of``). The data are looked for in
     ``data_dir``, else where the run found them (its ``--data-dir``)."""
     path, described = checkpoint_of(source)
     network, config = network_from_checkpoint(path, dtype=None)

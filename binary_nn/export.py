@@ -2,13 +2,13 @@
 network, bit-packed for inference, or as a standard ONNX graph.
 
 ``npz`` writes ``DIR/model.npz`` (plain arrays, the architecture and a format version), which
-``python -m binary_nn.predict`` and :mod:`binary_nn.inference` run; ``c`` writes ``DIR/model.h``
-and ``DIR/model.c`` for a microcontroller (see :mod:`binary_nn.deploy.c_code`), and
+``python -m binary_nn.predict`` and ``binary_nn.inference`` run; ``c`` writes ``DIR/model.h``
+and ``DIR/model.c`` for a microcontroller (see ``binary_nn.deploy.c_code``), and
 ``DIR/example.c``, a host program that reads raw pixels from stdin; ``onnx`` writes
 ``DIR/model.onnx`` (standard operators, float64, raw ``uint8`` pixels in; see
-:mod:`binary_nn.deploy.onnx_graph`). Prints which layers run packed and the sizes.
+``binary_nn.deploy.onnx_graph``). Prints which layers run packed and the sizes.
 
-``--format c --learn`` also writes the device learner (:mod:`binary_nn.deploy.c_learn`):
+``--format c --learn`` also writes the device learner (``binary_nn.deploy.c_learn``):
 ``bnn_learn.h``, ``bnn_learn.c`` and ``bnn_learn_model.{h,c}`` (``bnn_learn_predict`` and
 ``bnn_learn``: the checkpoint's rule, one example per step, integers only), the host program
 ``learn_example.c`` and, in ``mcu/``, a Cortex-M4F harness; ``python -m binary_nn.device``

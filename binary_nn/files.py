@@ -13,7 +13,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-#: a temporary file of :func:`write_bytes_atomic`: ``.{target name}.{writer's pid}.partial``
+#: a temporary file of ``write_bytes_atomic``: ``.{target name}.{writer's pid}.partial``
 #: plus mkstemp's random part, so the next writer of the target knows whose it is
 PARTIAL = ".partial"
 
@@ -144,7 +144,7 @@ MAX_JSON_BYTES = 64 << 20
 
 def read_json(path: str | Path, what: str) -> Any:
     """The JSON document at ``path``, checked first for being a regular file of a sane size;
-    any problem is one :class:`ConfigError` sentence naming ``what`` it should have been."""
+    any problem is one ``ConfigError`` sentence naming ``what`` it should have been."""
     path = regular_file(path, what, MAX_JSON_BYTES)
     try:
         return json.loads(path.read_text())
@@ -176,7 +176,7 @@ MAX_YAML_DEPTH = 50
 
 def regular_file(path: str | Path, what: str, max_bytes: int | None = None) -> Path:
     """``path`` when it is a regular file (of at most ``max_bytes``); otherwise one
-    :class:`ConfigError` sentence naming ``what`` it should be. A FIFO, device or socket is
+    ``ConfigError`` sentence naming ``what`` it should be. A FIFO, device or socket is
     refused without being opened (reading one would block or never end)."""
     path = Path(path)
     try:
@@ -195,9 +195,9 @@ def regular_file(path: str | Path, what: str, max_bytes: int | None = None) -> P
 
 
 def read_yaml(path: str | Path, what: str) -> Any:
-    """The YAML document at ``path``: a regular file of at most :data:`MAX_YAML_BYTES`,
-    loaded safely (no Python objects) with at most :data:`MAX_YAML_ALIASES` aliases and
-    :data:`MAX_YAML_DEPTH` levels; any problem is one :class:`ConfigError` sentence, with the
+    """The YAML document at ``path``: a regular file of at most ``MAX_YAML_BYTES``,
+    loaded safely (no Python objects) with at most ``MAX_YAML_ALIASES`` aliases and
+    ``MAX_YAML_DEPTH`` levels; any problem is one ``ConfigError`` sentence, with the
     line of a syntax error."""
     import yaml
 

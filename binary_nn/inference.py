@@ -1,4 +1,4 @@
-"""The packed inference engine (see :mod:`binary_nn.deploy.engine`)."""
+"""The packed inference engine (see ``binary_nn.deploy.engine``)."""
 
 from .deploy.engine import Engine, predict
 from .deploy.packed import PackedModel, load_packed

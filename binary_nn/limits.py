@@ -2,7 +2,7 @@
 the process runs under (``ulimit -v``, a batch scheduler's), whichever is smaller.
 
 Every size binary_nn checks before allocating (a run's memory estimate, the arrays an
-``.npz`` header declares) is compared with :func:`available_bytes`, so that what cannot fit
+``.npz`` header declares) is compared with ``available_bytes``, so that what cannot fit
 is refused in one sentence instead of ending in a ``MemoryError``.
 """
 
@@ -36,8 +36,8 @@ def address_space_bytes() -> int | None:
 
 
 def available_bytes() -> int | None:
-    """The most this process may allocate: the smaller of :func:`physical_bytes` and
-    :func:`address_space_bytes` (None when neither is known)."""
+    """The most this process may allocate: the smaller of ``physical_bytes`` and
+    ``address_space_bytes`` (None when neither is known)."""
     known = [n for n in (physical_bytes(), address_space_bytes()) if n is not None]
     return min(known) if known else None
 

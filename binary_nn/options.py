@@ -1,14 +1,14 @@
 """Options declared once: a dataclass field carries its flags, help, group, check and role.
 
-A configuration class (:class:`~binary_nn.run.config.TrainConfig`) declares each option as a
-field made by :func:`option`. Everything else derives from those fields:
+A configuration class (``TrainConfig``) declares each option as a
+field made by ``option``. Everything else derives from those fields:
 
-- :func:`build_parser`: the argparse parser, its options grouped (``--help``);
-- :func:`validate`: each option's check, which also gives its canonical value, then the
-  rules between options (:class:`Needs`);
-- :func:`command_line`: the flags that reproduce a configuration;
-- :func:`by_name`: the sweep files' parameter check (a parameter is an option's name);
-- :func:`identity_keys` and :func:`result_keys`: what makes two runs the same run (campaigns
+- ``build_parser``: the argparse parser, its options grouped (``--help``);
+- ``validate``: each option's check, which also gives its canonical value, then the
+  rules between options (``Needs``);
+- ``command_line``: the flags that reproduce a configuration;
+- ``by_name``: the sweep files' parameter check (a parameter is an option's name);
+- ``identity_keys`` and ``result_keys``: what makes two runs the same run (campaigns
   refuse to mix them) and what makes them comparable (the report's sections).
 
 A new option is one field.
@@ -57,7 +57,7 @@ class Needs:
 
 @dataclass(frozen=True)
 class Option:
-    """One option of a configuration class; see :func:`option`."""
+    """One option of a configuration class; see ``option``."""
 
     flags: tuple[str, ...]
     help: str
@@ -102,16 +102,16 @@ def option(
     help : str
         One line for ``--help``.
     group : str
-        A key of :data:`GROUPS`.
+        A key of ``GROUPS``.
     check : callable, optional
         Takes a value (from the command line: a string) and returns the canonical value, or
-        raises :class:`~binary_nn.errors.ConfigError` in one sentence naming the flag (see
-        :func:`integer`, :func:`number`, :func:`one_of`, :func:`registered`).
+        raises ``ConfigError`` in one sentence naming the flag (see
+        ``integer``, ``number``, ``one_of``, ``registered``).
     kind : {"value", "flag", "switch", "count"}
         ``flag`` is a boolean that its flag turns on; ``switch`` one with a ``--no-`` form
         too (for a default of True); ``count`` a repeatable flag (``-vv``).
     effect : {"result", "measurement", "io"}
-        See :data:`Effect`.
+        See ``Effect``.
     needs : sequence of Needs
         Other options this one needs; refused otherwise, naming both.
     """
@@ -124,7 +124,7 @@ def option(
 
 
 def options_of(cls: type) -> dict[str, Option]:
-    """Field name -> :class:`Option` for every option field of a configuration class."""
+    """Field name -> ``Option`` for every option field of a configuration class."""
     return {f.name: f.metadata["option"] for f in dataclasses.fields(cls) if "option" in f.metadata}
 
 
@@ -280,7 +280,7 @@ MAX_SIZE = 10**9
 
 
 def int_list(value: Any, flag: str = "") -> tuple[int, ...]:
-    """``"700,500"`` (or a list) -> ``(700, 500)``: positive integers up to :data:`MAX_SIZE`."""
+    """``"700,500"`` (or a list) -> ``(700, 500)``: positive integers up to ``MAX_SIZE``."""
     items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
     if (
         not items
@@ -299,7 +299,7 @@ def int_list(value: Any, flag: str = "") -> tuple[int, ...]:
 
 def validate(config: Any) -> dict[str, Any]:
     """The canonical value of every option of ``config`` (a dataclass instance), each checked;
-    then every :class:`Needs` of an option that is set. Raises the first problem found."""
+    then every ``Needs`` of an option that is set. Raises the first problem found."""
     values: dict[str, Any] = {}
     for name, opt in options_of(type(config)).items():
         value = getattr(config, name)
@@ -328,7 +328,7 @@ def build_parser(
     given_only: bool = False,
 ) -> argparse.ArgumentParser:
     """The parser of ``cls``'s options (only those of ``groups`` when given), grouped as
-    :data:`GROUPS`; every value arrives as given (strings), for :func:`validate` to check.
+    ``GROUPS``; every value arrives as given (strings), for ``validate`` to check.
     With ``given_only``, options not on the command line are left out of the result (what a
     command line sets, as opposed to what it leaves to the defaults)."""
     parser = ArgumentParser(prog=prog, description=description, epilog=epilog)
@@ -361,7 +361,7 @@ def build_parser(
 
 
 def parsed_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[str, Any]:
-    """The options a parser made by :func:`build_parser` read from ``argv``."""
+    """The options a parser made by ``build_parser`` read from ``argv``."""
     return vars(parser.parse_args(list(argv)))
 
 

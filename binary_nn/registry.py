@@ -72,7 +72,7 @@ class Registry(Generic[T]):
             ) from None
 
     def get(self, name: str) -> T:
-        """The object registered under ``name``; a :class:`ConfigError` lists the known names,
+        """The object registered under ``name``; a ``ConfigError`` lists the known names,
         or says why another package's entry cannot be used."""
         key = self.canonical(name)
         entry = self._entries[key]

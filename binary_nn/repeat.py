@@ -1,6 +1,6 @@
 """``python -m binary_nn.repeat SETTINGS``: run a list of settings over several seeds.
 
-The entry point only; the work is in :mod:`binary_nn.experiments.campaign`.
+The entry point only; the work is in ``binary_nn.experiments.campaign``.
 """
 
 import sys

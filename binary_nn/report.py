@@ -1,6 +1,6 @@
 """``python -m binary_nn.report RUNS... --out DIR``: the study's tables and figures.
 
-The entry point only; the work is in :mod:`binary_nn.experiments.report`.
+The entry point only; the work is in ``binary_nn.experiments.report``.
 """
 
 import sys

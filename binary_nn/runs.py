@@ -1,6 +1,6 @@
 """``python -m binary_nn.runs [DIR]``: past runs as a table.
 
-The entry point only; the work is in :mod:`binary_nn.experiments.run_list`.
+The entry point only; the work is in ``binary_nn.experiments.run_list``.
 """
 
 import sys

@@ -1,7 +1,7 @@
 """Fields of a JSON object read back from a file, each taken with its type and range checked.
 
 What binary_nn wrote itself (a checkpoint's progress, a run's summary) comes back through
-:class:`Record` so that a damaged or tampered file ends in one sentence naming the file, the
+``Record`` so that a damaged or tampered file ends in one sentence naming the file, the
 field and what to do, never in a ``TypeError`` far from the read::
 
     record = Record(json.loads(text), "runs/a/checkpoint.npz (its progress)", remedy)
@@ -18,7 +18,7 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-#: how :func:`binary_nn.files.jsonable` writes the floats JSON cannot hold
+#: how ``binary_nn.files.jsonable`` writes the floats JSON cannot hold
 NON_FINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 #: a field without a default must be present
 _REQUIRED: Any = object()
@@ -109,7 +109,7 @@ class Record:
         return value
 
     def record(self, key: str) -> Record:
-        """The object under ``key``, as a :class:`Record` of its own."""
+        """The object under ``key``, as a ``Record`` of its own."""
         return Record(self.mapping(key), f"{self.where} (its {key})", self.remedy)
 
     def items(

@@ -3,7 +3,7 @@ what learning it costs per rule.
 
 Prints two tables (per layer: shape, parameters, bits, bytes stored and bit-packed, forward
 MACs and the binary x binary share; per rule: forward and backward MACs, held activations,
-feedback bytes, totals against GD), counted by :mod:`binary_nn.learning.cost`; ``--json FILE``
+feedback bytes, totals against GD), counted by ``binary_nn.learning.cost``; ``--json FILE``
 writes them too. A registered dataset is described without loading it::
 
     python -m binary_nn.summary --dataset MNIST --hidden 700,500,300,200 --bn --binarize

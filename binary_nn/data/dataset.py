@@ -61,7 +61,7 @@ class Dataset:
     y_test: np.ndarray
     n_classes: int = 0
     pixel_divisor: float = PIXEL_DIVISOR
-    #: a validation split held out of the training set (:meth:`with_validation`); empty if none
+    #: a validation split held out of the training set (``with_validation``); empty if none
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
 

@@ -1,6 +1,6 @@
 """Official dataset files: where they are looked for, how they are checked and downloaded.
 
-A :class:`FileSet` names the files of one dataset with their sha256 and the mirrors that serve
+A ``FileSet`` names the files of one dataset with their sha256 and the mirrors that serve
 them. Files live in ``<data dir>/<folder>/`` (the data dir is ``--data-dir``, else
 ``$BINARY_NN_DATA``, else the user cache directory); files placed directly in the data dir are
 used too. Every file is verified before use. Downloads go through pooch, which writes to a

@@ -1,7 +1,7 @@
 """Where each dataset comes from: the registry behind ``--dataset``.
 
-Adding a dataset is one :class:`DatasetSource` entry in :data:`DATASETS`; a path ending in
-``.npz`` is read by :func:`load_npz`.
+Adding a dataset is one ``DatasetSource`` entry in ``DATASETS``; a path ending in
+``.npz`` is read by ``load_npz``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""C99 for learning on a microcontroller: the device learner of :mod:`.online` as a library.
+"""C99 for learning on a microcontroller: the device learner of ``online`` as a library.
 
-:func:`learn_sources` writes ``bnn_learn_model.h`` and ``bnn_learn_model.c`` (the network's
+``learn_sources`` writes ``bnn_learn_model.h`` and ``bnn_learn_model.c`` (the network's
 sizes, rule and rates, its initial latent weights and its feedback matrices) beside the
 model-independent ``bnn_learn.h``, ``bnn_learn.c`` and ``learn_example.c`` (shipped in
 ``binary_nn/deploy/c``), and, in ``mcu/``, a reset handler, a semihosting main and a linker
@@ -8,7 +8,7 @@ script for a Cortex-M4F under QEMU. Integers only (no ``<math.h>``, no floats); 
 memory only; the feedback matrices and tables are constants (flash), the latent weights and
 running statistics variables (RAM).
 
-:func:`device_memory` is the RAM the library takes for a learner, by part, as the code lays
+``device_memory`` is the RAM the library takes for a learner, by part, as the code lays
 it out: what ``summary --device`` prints and ``benchmarks/mcu.py`` measures.
 """
 
@@ -89,7 +89,7 @@ class Layout:
 
 
 def device_memory(learner: OnlineLearner) -> dict[str, int]:
-    """RAM bytes of the learning library for ``learner``, by part (:meth:`Layout.memory`)."""
+    """RAM bytes of the learning library for ``learner``, by part (``Layout.memory``)."""
     return Layout.of_learner(learner).memory()
 
 

@@ -1,6 +1,6 @@
 """The packed inference engine: integer pixels in, classes out.
 
-A :class:`~binary_nn.deploy.packed.PackedModel` runs layer by layer:
+A ``PackedModel`` runs layer by layer:
 
 - the pixel layer sums integer pixels times +-1 weights: for a few examples a numba loop over
   int8 weights (a quarter of float32's bytes to read), for many a float32 product with +-1
@@ -353,7 +353,7 @@ def _unmap(words: np.ndarray, c: int) -> np.ndarray:
 
 
 def predict(model: PackedModel, pixels: np.ndarray) -> np.ndarray:
-    """Classes of integer pixels with a fresh :class:`Engine` (build one to predict often)."""
+    """Classes of integer pixels with a fresh ``Engine`` (build one to predict often)."""
     return Engine(model).predict(pixels)
 
 

@@ -1,5 +1,5 @@
 """Learning on the device: a binary MLP's online training step in integers, as the exported
-C99 library runs it (:mod:`binary_nn.deploy.c_learn`), and the reference it is checked against.
+C99 library runs it (``binary_nn.deploy.c_learn``), and the reference it is checked against.
 
 One example per step, nothing but integers, every buffer sized in advance:
 
@@ -26,9 +26,9 @@ One example per step, nothing but integers, every buffer sized in advance:
   (pixels ``x = 2p - 255``, signs +-1), then the clip. Every rounding is half up
   (``floor(v / 2**s + 1/2)``).
 
-:class:`OnlineLearner` runs exactly this in numpy (``int64``), the C library runs it in
+``OnlineLearner`` runs exactly this in numpy (``int64``), the C library runs it in
 ``int16``/``int32``/``int64`` C99, and the two agree bit for bit. The ranges are checked when
-the learner is built (:meth:`OnlineLearner.check_ranges`), so no sum can overflow in C.
+the learner is built (``OnlineLearner.check_ranges``), so no sum can overflow in C.
 """
 
 from __future__ import annotations
@@ -115,8 +115,8 @@ class OnlineSettings:
 
 
 def add_settings_arguments(parser: Any) -> None:
-    """The options of :class:`OnlineSettings` (``--lr-hidden`` ...), declared once here; an
-    option not given is None (:func:`settings_from_arguments` fills it in)."""
+    """The options of ``OnlineSettings`` (``--lr-hidden`` ...), declared once here; an
+    option not given is None (``settings_from_arguments`` fills it in)."""
     group = parser.add_argument_group("device learning")
     for item in fields(OnlineSettings):
         group.add_argument(
@@ -128,7 +128,7 @@ def add_settings_arguments(parser: Any) -> None:
 def settings_from_arguments(
     args: Any, base: OnlineSettings | None = None, source: str = ""
 ) -> OnlineSettings:
-    """The :class:`OnlineSettings` of parsed arguments, those not given from ``base``; with
+    """The ``OnlineSettings`` of parsed arguments, those not given from ``base``; with
     ``source`` (an export's), a given option that differs from ``base`` is refused."""
     values = asdict(base if base is not None else OnlineSettings())
     for item in fields(OnlineSettings):
@@ -145,7 +145,7 @@ def settings_from_arguments(
 
 
 def settings_from_mapping(data: Any, where: str) -> OnlineSettings:
-    """:class:`OnlineSettings` read back from JSON, refused in one sentence when damaged."""
+    """``OnlineSettings`` read back from JSON, refused in one sentence when damaged."""
     names = [item.name for item in fields(OnlineSettings)]
     if not isinstance(data, dict) or sorted(data) != sorted(names):
         raise ConfigError(f"{where} does not hold the device learner's settings: export again")
@@ -246,8 +246,8 @@ class OnlineLayer:
 class OnlineLearner:
     """The device's learner: predicts and learns one example at a time, in integers.
 
-    Build one from a checkpoint's network and rule with :func:`online_learner`; the exported
-    C library starts from the same state (:meth:`arrays`) and takes the same steps.
+    Build one from a checkpoint's network and rule with ``online_learner``; the exported
+    C library starts from the same state and takes the same steps.
     """
 
     layers: list[OnlineLayer]
@@ -305,7 +305,7 @@ class OnlineLearner:
         return int(np.argmax(self.scores(pixels)))
 
     def predict_many(self, images: np.ndarray) -> np.ndarray:
-        """:meth:`predict` of every image, vectorised (the same numbers)."""
+        """``predict`` of every image, vectorised (the same numbers)."""
         x = (2 * images.reshape(len(images), -1).astype(np.int64) - self.pixel_offset).T
         for layer in self.layers[:-1]:
             assert layer.mu is not None
@@ -401,22 +401,12 @@ class OnlineLearner:
 
     def state_hash(self) -> int:
         """64-bit FNV-1a over every state value as a little-endian int32, in
-        :meth:`state_rows` order (what ``bnn_learn_state_hash`` computes)."""
+        ``state_rows`` order (what ``bnn_learn_state_hash`` computes)."""
         data = b"".join(values.astype("<i4").tobytes() for _, values in self.state_rows())
         h = 0xCBF29CE484222325
         for byte in data:
             h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
         return h
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The state the device starts from and ends with, by name."""
-        out: dict[str, np.ndarray] = {}
-        for k, layer in enumerate(self.layers):
-            out[f"layer{k}.latent"] = layer.latent.copy()
-            if layer.mu is not None and layer.mad is not None:
-                out[f"layer{k}.mu"] = layer.mu.copy()
-                out[f"layer{k}.mad"] = layer.mad.copy()
-        return out
 
     @property
     def pixel_max(self) -> int:
@@ -569,17 +559,12 @@ def _delta_ranges(
     elif method == "GD":
         for k in range(n - 2, -1, -1):
             above = layers[k + 1]
-            w_max = 1 if above.binary else WEIGHT_ONE
-            back = above.n_out * w_max * deltas_max[k + 1]
-            shift = (WEIGHT_BITS if not above.binary else 0) + max(
-                0,
-                math.ceil(math.log2(max(1, back >> (WEIGHT_BITS if not above.binary else 0)))) - 28,
-            )
-            above.back_shift = shift
-            deltas_max[k] = -(-back >> shift)
-            scales[k] = (
-                scales[k + 1]
-                * (w_max / WEIGHT_ONE if not above.binary else 1)
-                / 2 ** (shift - (WEIGHT_BITS if not above.binary else 0))
-            )
+            # a real layer's Q14 weights: the sum is shifted back by 14 bits, and by as many
+            # more as keep it inside int32; each extra bit halves what a delta of 1.0 is
+            unit_bits = 0 if above.binary else WEIGHT_BITS
+            back = above.n_out * (1 << unit_bits) * deltas_max[k + 1]
+            extra = max(0, math.ceil(math.log2(max(1, back >> unit_bits))) - 28)
+            above.back_shift = unit_bits + extra
+            deltas_max[k] = -(-back >> above.back_shift)
+            scales[k] = scales[k + 1] / 2**extra
     return deltas_max, scales

@@ -1,6 +1,6 @@
 """A trained network made ready for inference: bit-packed binary layers, integer thresholds.
 
-:func:`pack_network` turns a network (as a checkpoint saved it) into a :class:`PackedModel`:
+``pack_network`` turns a network (as a checkpoint saved it) into a ``PackedModel``:
 
 - a hidden layer with binary weights whose activation is a sign (``sign``, ``signsat``,
   ``signtanh``: the forward is ``sign`` in all three) becomes a *threshold layer*: its
@@ -18,8 +18,8 @@
   it (``tanh`` saturates to exactly 1.0 in float64 from 19.06 on, so scores past that tie
   and the first wins).
 
-:meth:`PackedModel.save` writes one ``.npz`` of plain arrays (no pickled objects) with the
-architecture as JSON text and a format version; :func:`load_packed` refuses anything else in
+``PackedModel.save`` writes one ``.npz`` of plain arrays (no pickled objects) with the
+architecture as JSON text and a format version; ``load_packed`` refuses anything else in
 one sentence.
 """
 
@@ -63,7 +63,7 @@ def tanh_saturation() -> float:
 
 @dataclass
 class PackedLayer:
-    """One layer of a :class:`PackedModel`.
+    """One layer of a ``PackedModel``.
 
     ``kind``: ``"pixels"`` (the first layer, integer pixels times +-1 weights), ``"binary"``
     (+-1 inputs and weights, XNOR-popcount) or ``"float"``. ``output``: ``"bits"`` (a threshold
@@ -105,7 +105,7 @@ class PackedModel:
     input_divisor: float
     last_activation: str
     source: dict[str, Any] = field(default_factory=dict[str, Any])
-    #: the convolutional stages before the dense layers (see :mod:`.packed_conv`)
+    #: the convolutional stages before the dense layers (see ``packed_conv``)
     convs: list[PackedConv] = field(default_factory=list[PackedConv])
 
     @property
@@ -172,7 +172,7 @@ class PackedModel:
 
 
 def load_packed(path: str | Path) -> PackedModel:
-    """Read a model :meth:`PackedModel.save` wrote; anything else is one sentence."""
+    """Read a model ``PackedModel.save`` wrote; anything else is one sentence."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"model file {path} does not exist; export one first")
@@ -279,8 +279,8 @@ def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int) -> Any:
 
 
 def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
-    """The :class:`PackedModel` of ``network`` (batch norm's running statistics used):
-    convolutional blocks first (:mod:`.packed_conv`), then the dense layers."""
+    """The ``PackedModel`` of ``network`` (batch norm's running statistics used):
+    convolutional blocks first (``packed_conv``), then the dense layers."""
     layers: list[PackedLayer] = []
     convs: list[PackedConv] = []
     binary_input = False

@@ -1,7 +1,7 @@
 """Convolutional blocks made ready for inference, and how the packed engine runs them.
 
 A convolutional block (``Conv2d -> [Scaler] -> [MaxPool2d] -> [BatchNorm] -> activation``)
-becomes a :class:`PackedConv`. With binary weights and a sign activation it is a *threshold*
+becomes a ``PackedConv``. With binary weights and a sign activation it is a *threshold*
 stage, exact in integers:
 
 - the first block sees integer pixels ``p`` with zero padding of ``x = p / d - 1`` (the
@@ -13,7 +13,7 @@ stage, exact in integers:
   the image, ``2 popcount(xnor) - taps`` on bits;
 - max-pooling comes before batch norm and the sign in the network, on pre-activations, so it
   pools ``A``; the scaler, batch norm and sign fold into a threshold per channel with a
-  direction, as for dense layers (:mod:`.packed`): the output bit is ``max(A) > T``
+  direction, as for dense layers (``packed``): the output bit is ``max(A) > T``
   (direction +1) or ``max(A) < T`` (-1), which on bits is the OR (the AND) of the window's
   thresholded bits.
 
@@ -100,8 +100,8 @@ def pack_conv(
     fold: Any,
     thresholds: Any,
 ) -> PackedConv:
-    """The :class:`PackedConv` of a convolutional block; ``fold`` and ``thresholds`` are the
-    dense layers' (:func:`~binary_nn.deploy.packed._fold`, ``_thresholds``)."""
+    """The ``PackedConv`` of a convolutional block; ``fold`` and ``thresholds`` are the
+    dense layers' (``_fold``, ``_thresholds``)."""
     conv, pool = conv_of(block)
     h, w, c_in = block.input_shape
     weights = np.asarray(conv.effective_weight(), dtype=np.float64)

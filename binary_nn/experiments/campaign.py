@@ -10,7 +10,7 @@
     settings:
       - {method: DFA, hidden_act: signsat, binarize: false, init: 0.1, lr: 1.0e-4}
 
-Keys are :class:`~binary_nn.run.config.TrainConfig` fields. Each run goes into
+Keys are ``TrainConfig`` fields. Each run goes into
 ``OUT/<method>-<activation>-<real|binary>/seed-<k>``; finished runs are skipped, so running the
 same command again resumes an interrupted campaign.
 """
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def print_table(results: Any) -> None:
     """Mean and spread of each setting's test accuracy over its seeds, each run's result as
-    :func:`~binary_nn.run.run_dir.run_result` defines it (at the validation-selected epoch
+    ``run_result`` defines it (at the validation-selected epoch
     when the runs held a validation split out, else at the last epoch; the table says which)."""
     groups: dict[str, list[Any]] = {}
     for r in results:

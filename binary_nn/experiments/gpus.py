@@ -83,7 +83,7 @@ def slot_queue(context: Any, placement: GpuPlacement | None) -> Any:
 
 
 def take_gpu(slots: Any = None) -> None:
-    """A worker process's start: with ``slots`` (see :func:`slot_queue`), it takes one GPU
+    """A worker process's start: with ``slots`` (see ``slot_queue``), it takes one GPU
     for its life, before anything imports torch or CuPy."""
     if slots is not None:
         os.environ[VISIBLE] = slots.get()
@@ -91,6 +91,6 @@ def take_gpu(slots: Any = None) -> None:
 
 def start_worker(slots: Any = None) -> None:
     """A campaign worker's start: Ctrl-C reaches the whole process group and the parent
-    alone handles it (by terminating its workers); then :func:`take_gpu`."""
+    alone handles it (by terminating its workers); then ``take_gpu``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     take_gpu(slots)

@@ -200,7 +200,7 @@ def run_jobs(
     ``executor="local"``: ``processes`` at a time on this machine, BLAS getting
     ``cores // processes`` threads each. ``executor="ray"``: as Ray tasks on a local instance or
     the cluster at ``address``, one CPU each. ``runs_per_gpu`` N > 0 puts every run on a GPU,
-    N at a time on each (see :mod:`.gpus`; ``processes`` is then N times the GPUs here).
+    N at a time on each (see ``gpus``; ``processes`` is then N times the GPUs here).
     Ctrl-C stops the workers and leaves finished runs intact.
     """
     if processes < 1:
@@ -330,7 +330,7 @@ MAX_SEED = 2**32 - 1
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"2..11"`` (inclusive) or ``"1,2,3"``: at most :data:`MAX_SEEDS` seeds, each in
+    """``"2..11"`` (inclusive) or ``"1,2,3"``: at most ``MAX_SEEDS`` seeds, each in
     ``0..2**32-1``, counted before the list is made."""
     try:
         if ".." in text:

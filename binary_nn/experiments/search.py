@@ -92,7 +92,7 @@ STATE_FILE = "sweep.json"
 
 def write_state(out: Path, sweep: Sweep, results: Sequence[JobResult]) -> list[JobResult]:
     """``sweep.json``: every point of the sweep as its directory holds it now (see
-    :func:`~binary_nn.experiments.jobs.on_disk`), written under a lock so that two sweeps on
+    ``on_disk``), written under a lock so that two sweeps on
     one directory never interleave; returns those results."""
     with open(out / ".sweep.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -156,7 +156,7 @@ def check_one_search(out: Path, identity: str, sweep: Sweep) -> None:
 
 
 def searched(sweep: Sweep, out: Path, args: Any, extra: list[str]) -> int:
-    """A random, Bayesian or early-terminated search (see :mod:`.study`); ``sweep.json``
+    """A random, Bayesian or early-terminated search (see ``study``); ``sweep.json``
     lists every run of the study, and the best completed one is printed."""
     from .study import run_search, study_state, trial_cap
 

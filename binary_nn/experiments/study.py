@@ -3,7 +3,7 @@
 W&B's sweep semantics, and what runs them here (Optuna's samplers and pruners):
 
 - ``method: grid`` with ``early_terminate``: every point of the grid, in an order drawn from
-  the seed (:class:`optuna.samplers.GridSampler`); a plain grid runs as a campaign instead;
+  the seed (``optuna.samplers.GridSampler``); a plain grid runs as a campaign instead;
 - ``method: random``: each parameter drawn independently (``RandomSampler``);
 - ``method: bayes``: W&B fits a Gaussian process; here a tree-structured Parzen estimator
   (``TPESampler``) models the metric from the finished runs — the same idea (propose where
@@ -313,7 +313,7 @@ def run_search(
 ) -> list[TrialOutcome]:
     """Run the search with ``processes`` workers here, or on Ray; returns the runs of this
     invocation (the study on disk has every one). ``runs_per_gpu`` N > 0: every run on a GPU,
-    N at a time on each (see :mod:`.gpus`)."""
+    N at a time on each (see ``gpus``)."""
     gpus = None
     if runs_per_gpu and executor != "ray":
         gpus = gpu_placement(runs_per_gpu)

@@ -170,7 +170,7 @@ def rule_costs(network: Network, optimizer_state: int = 0) -> list[dict[str, Any
 
 def cost_summary(network: Network, optimizer_state: int = 0) -> dict[str, Any]:
     """Both tables as plain data (what ``config.json`` holds under ``cost``); the
-    optimizer keeps ``optimizer_state`` values (see :func:`rule_costs`)."""
+    optimizer keeps ``optimizer_state`` values (see ``rule_costs``)."""
     layers = layer_costs(network)
     stored = sum(r.stored_bytes for r in layers)
     packed = sum(r.packed_bytes for r in layers)

@@ -1,7 +1,7 @@
 """Losses and the coding of their targets.
 
 A loss is an object with a ``value`` (what is logged) and an ``error`` (``dLoss/d output``,
-what the learning rules feed back, and what DFA projects); :meth:`Loss.value_and_error`
+what the learning rules feed back, and what DFA projects); ``Loss.value_and_error``
 gives both from one pass, which is what a training step calls. Errors are per example, so
 that weight gradients are sums over the batch, as the published code has them.
 """
@@ -32,7 +32,7 @@ def one_hot(labels: Array, n_classes: int, dtype: Any, low: float = -1.0) -> Arr
 
 
 class Loss:
-    """Base class. ``target`` is the ±1 one-hot code of the labels (:func:`one_hot`)."""
+    """Base class. ``target`` is the ±1 one-hot code of the labels (``one_hot``)."""
 
     name = ""
     #: the output activation the loss is written for (None: any)

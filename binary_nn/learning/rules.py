@@ -2,18 +2,18 @@
 
 Two families. *Chained* rules send the error down block by block, each block's weight layer
 carrying it to the one below through a matrix the rule chooses (its ``error_weight``, the
-seam of the error path): backpropagation the forward's weights (:class:`GD`), feedback
-alignment fixed random ones (:class:`FA`), sign symmetry the signs of the forward's weights
-with unit, batch-wise random or fixed random magnitudes (:class:`USF`, :class:`BRSF`,
-:class:`FRSF`). *Direct* rules project a signal straight to every hidden block through fixed
-random matrices (:class:`DFA`, :class:`DRTP`). :class:`OutputOnly` trains the output block
+seam of the error path): backpropagation the forward's weights (``GD``), feedback
+alignment fixed random ones (``FA``), sign symmetry the signs of the forward's weights
+with unit, batch-wise random or fixed random magnitudes (``USF``, ``BRSF``,
+``FRSF``). *Direct* rules project a signal straight to every hidden block through fixed
+random matrices (``DFA``, ``DRTP``). ``OutputOnly`` trains the output block
 alone: the control every rule must beat.
 
 A rule works on a network it does not own, like a ``torch.optim`` optimizer: it fills the
-parameters' ``grad`` arrays from the output error; an :class:`~binary_nn.learning.optim.Optimizer`
+parameters' ``grad`` arrays from the output error; an ``Optimizer``
 then applies them. In every rule the output block gets its true gradient. Adding a rule touches
-no layer code: subclass :class:`LearningRule` (or :class:`DirectFeedbackRule` for a rule that
-projects a signal straight to every hidden block) and register it in :data:`RULES`.
+no layer code: subclass ``LearningRule`` (or ``DirectFeedbackRule`` for a rule that
+projects a signal straight to every hidden block) and register it in ``RULES``.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class LearningRule:
     """Base class. ``feedback`` holds the rule's fixed random matrices, one per hidden block.
 
     ``streaming`` rules update each hidden block as soon as its forward is done (see
-    :func:`binary_nn.learning.step.train_step`); only a rule whose hidden signal needs no
+    ``binary_nn.learning.step.train_step``); only a rule whose hidden signal needs no
     error (``supports_streaming``) can.
     """
 
@@ -143,7 +143,7 @@ class GD(LearningRule):
     """Backpropagation: the true gradient, chained down through every block.
 
     The chain is shared by the rules that only change the matrix a block's weight layer sends
-    the error down with (:meth:`error_weights`): each sets it, then the same chain runs.
+    the error down with (``error_weights``): each sets it, then the same chain runs.
     """
 
     name = "GD"
@@ -426,7 +426,7 @@ class DRTP(DirectFeedbackRule):
 
 #: every rule by its ``--method`` name; another package adds one through the entry-point group
 #: ``binary_nn.rules`` (the entry's name is the ``--method`` name; its object a subclass of
-#: :class:`LearningRule`)
+#: ``LearningRule``)
 RULES: Registry[type[LearningRule]] = Registry(
     "learning rule", "-m/--method", entry_points="binary_nn.rules",
     check=lambda obj: isinstance(obj, type) and issubclass(obj, LearningRule),

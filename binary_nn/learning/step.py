@@ -18,7 +18,7 @@ Summaries = Mapping[Parameter, ArrayStatistics] | None
 
 
 class Statistics(Protocol):
-    """Per-iteration statistics (see :class:`binary_nn.run.metrics.BatchStatistics`): of the
+    """Per-iteration statistics (see ``binary_nn.run.metrics.BatchStatistics``): of the
     whole network after its update, or of one block right after its own."""
 
     def __call__(self, network: Network, summaries: Summaries) -> dict[str, float]: ...
@@ -45,7 +45,7 @@ def train_step(
     """Forward, loss, the rule's backward, the optimizer's step and (optionally) statistics.
 
     A loss that is not finite is returned at once, before anything is updated: the caller
-    decides what a divergence means. A ``streaming`` rule takes :func:`streaming_step`.
+    decides what a divergence means. A ``streaming`` rule takes ``streaming_step``.
     """
     network.keep_preactivations(statistics is not None)
     if rule.streaming:
@@ -102,7 +102,7 @@ def streaming_step(
     local step are independent, batch norm's included), so that the signal adds little to
     the activations' memory.
 
-    The numbers equal :func:`train_step`'s: a block's update changes nothing the blocks above
+    The numbers equal ``train_step``'s: a block's update changes nothing the blocks above
     it compute in the same step. (Bit for bit while each signal goes whole; a weight
     gradient taken in slices may differ in its last bits, as BLAS rounds a product's columns
     by the width it is given.) Only a loss that is not finite comes too late here to stop

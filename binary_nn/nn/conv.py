@@ -1,4 +1,4 @@
-"""Convolution and max-pooling layers of channels-last images (see :mod:`binary_nn.nn.layers`
+"""Convolution and max-pooling layers of channels-last images (see ``binary_nn.nn.layers``
 for what a layer is and how a backward step takes a slice of features)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class Conv2d(WeightLayer):
     """Bias-free 2-D convolution of channels-last images, stride 1, zero padding ``K // 2``.
 
     Latent weights ``W`` of shape (K, K, C_in, C_out); the quantizer works as in
-    :class:`Linear`. The forward is an im2col product, ``patches (N*H*W, K*K*C_in) @ q(W)``,
+    ``Linear``. The forward is an im2col product, ``patches (N*H*W, K*K*C_in) @ q(W)``,
     taken a few examples at a time so that each chunk's patches stay in cache; a training
     forward keeps the zero-padded input, and the backward rebuilds each chunk's patches for
     the weight gradient (instead of keeping all of them: K*K times the input's size).

@@ -16,10 +16,10 @@ gradient then. A block's local step (DFA, DRTP) can so be taken a few features a
 without its whole signal in memory at once, with the same numbers (up to how BLAS rounds a
 weight gradient's columns, which may depend on the width it is given).
 
-A layer names its state: :meth:`Layer.named_parameters` (trained) and
-:meth:`Layer.named_buffers` (kept but not trained, such as batch norm's running statistics);
+A layer names its state: ``Layer.named_parameters`` (trained) and
+``Layer.named_buffers`` (kept but not trained, such as batch norm's running statistics);
 ``kind`` is the name checkpoints and summaries use for it (``linear``, ``batchnorm``, ...), and
-:meth:`Layer.output_shape` maps an example's input shape to its output shape.
+``Layer.output_shape`` maps an example's input shape to its output shape.
 """
 
 from __future__ import annotations
@@ -62,11 +62,11 @@ ROLES = ("binary", "weight", "scale", "shift")
 
 
 class Parameter:
-    """A trainable array and its gradient; ``role`` (one of :data:`ROLES`) tells an optimizer
+    """A trainable array and its gradient; ``role`` (one of ``ROLES``) tells an optimizer
     what it is.
 
     The gradient array is made when first used, so a network built only to be described
-    (:func:`~binary_nn.nn.network.classifier` with ``shape_only``) holds no memory. ``value``
+    (``classifier`` with ``shape_only``) holds no memory. ``value``
     is an array of the network's kernel backend (numpy, or torch on a GPU).
     """
 
@@ -117,10 +117,10 @@ def weight_parameter(weight: Array, quantizer: WeightQuantizer) -> Parameter:
 class Layer:
     """Base class of the layers; a parameter-free layer only overrides forward and backward.
 
-    What a layer costs is part of what it describes: :meth:`forward_macs` (multiply-adds per
+    What a layer costs is part of what it describes: ``forward_macs`` (multiply-adds per
     example), and what its backward step needs kept from the forward pass: its input
-    (``keeps_input``), its output (``keeps_output``) and :meth:`extra_values` per example;
-    :meth:`release` drops what it kept.
+    (``keeps_input``), its output (``keeps_output``) and ``extra_values`` per example;
+    ``release`` drops what it kept.
     """
 
     kind: ClassVar[str] = "layer"
@@ -133,7 +133,7 @@ class Layer:
     @property
     def kernels(self) -> KernelBackend:
         """The kernel backend the layer computes with (its network's; see
-        :mod:`binary_nn.nn.kernels`)."""
+        ``binary_nn.nn.kernels``)."""
         if self._kernels is None:
             self._kernels = default_kernels()
         return self._kernels
@@ -179,7 +179,7 @@ class Layer:
         return state
 
     def load_state_dict(self, state: dict[str, Array]) -> None:
-        """Copy ``state`` (every name of :meth:`state_dict`, same shapes) into the layer."""
+        """Copy ``state`` (every name of ``state_dict``, same shapes) into the layer."""
         own = self.state_dict()
         if set(state) != set(own):
             raise ConfigError(f"{self.kind} state needs {sorted(own)}, got {sorted(state)}")
@@ -240,7 +240,7 @@ class WeightLayer(Layer):
     """A layer with latent weights and the quantizer it computes with (Linear, convolutions).
 
     Its block, the optimizer's clipping, the size accounting and export reach the weights
-    through ``weight``, ``quantizer``, ``fan_in`` and :meth:`effective_weight`.
+    through ``weight``, ``quantizer``, ``fan_in`` and ``effective_weight``.
     """
 
     weight: Parameter
@@ -257,7 +257,7 @@ class WeightLayer(Layer):
         self._w: Array | None = None  # the weights the last training forward used
 
     def backward_weight(self) -> Array:
-        """What the input gradient is computed with: :attr:`error_weight`, else ``q(W)``."""
+        """What the input gradient is computed with: ``error_weight``, else ``q(W)``."""
         assert self._w is not None, "backward before a training forward"
         return self._w if self.error_weight is None else self.error_weight
 
@@ -280,7 +280,7 @@ class WeightLayer(Layer):
 class Linear(WeightLayer):
     """Bias-free ``x @ q(W)`` with latent weights ``W`` of shape (in, out).
 
-    ``quantizer`` (:class:`~binary_nn.nn.quantizers.WeightQuantizer`) gives ``q``: the forward,
+    ``quantizer`` (``WeightQuantizer``) gives ``q``: the forward,
     and the error sent to the layer below, use ``q(W)``; the latent ``W`` receives the gradient
     ``x^T @ delta``, shaped by the quantizer's pseudo-gradient.
     """
@@ -465,7 +465,7 @@ class BatchNorm(Layer):
 
 
 class ActivationLayer(Layer):
-    """Applies an :class:`~binary_nn.nn.activations.Activation`.
+    """Applies an ``Activation``.
 
     A training forward keeps only what the activation's backward reads (its ``needs``), and
     the pre-activation too while ``keep_input`` is set (the per-iteration statistics read it).

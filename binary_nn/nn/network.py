@@ -1,13 +1,13 @@
 """Blocks and the network made of them: what learning rules, metrics and checkpoints walk.
 
-A :class:`Block` is the unit a learning rule addresses: a few layers ending in the block's
+A ``Block`` is the unit a learning rule addresses: a few layers ending in the block's
 activation, e.g. ``Linear -> [Scaler] -> [BatchNorm] -> activation``. It tells the rest of the
-package what it is made of — its :attr:`~Block.weight_layer`, its :attr:`~Block.activation`,
-its :attr:`~Block.output_shape` and its named state — so that nothing outside it indexes its
-layers by position. A :class:`Network` is hidden blocks then an output block; its state names
+package what it is made of — its ``weight_layer``, its ``activation``,
+its ``output_shape`` and its named state — so that nothing outside it indexes its
+layers by position. A ``Network`` is hidden blocks then an output block; its state names
 are ``{kind}.{block}.{name}`` (``linear.0.weight``, ``batchnorm.1.running_var``, ...).
 
-:func:`classifier` builds the feed-forward classifier of the published study, with
+``classifier`` builds the feed-forward classifier of the published study, with
 optional convolutional blocks first.
 """
 
@@ -74,7 +74,7 @@ class Block:
 
     @property
     def weights(self) -> WeightLayer:
-        """Deprecated alias of :attr:`weight_layer` (removed in the next release)."""
+        """Deprecated alias of ``weight_layer`` (removed in the next release)."""
         warnings.warn(
             "Block.weights is deprecated; use Block.weight_layer", DeprecationWarning, stacklevel=2
         )
@@ -112,7 +112,7 @@ class Block:
 
         With ``overwrite`` the caller gives ``grad`` away: the layers may compute in its memory.
         Arrays a layer makes are the block's own and are reused that way in any case.
-        ``features`` (a slice of the output's last axis; see :mod:`binary_nn.nn.layers`) takes
+        ``features`` (a slice of the output's last axis; see ``binary_nn.nn.layers``) takes
         the step for those features only, ``grad`` holding just them, with no input gradient.
         """
         result: Array | None = grad
@@ -179,7 +179,7 @@ class Network:
     dtype : numpy dtype
         ``float32`` or ``float64``: the precision of every array and product.
     kernels : KernelBackend, optional
-        The fused kernels every layer computes with (:func:`~binary_nn.nn.kernels.default_kernels`
+        The fused kernels every layer computes with (``default_kernels``
         when not given).
     """
 
@@ -241,7 +241,7 @@ class Network:
         return [p for block in self.blocks for p in block.parameters()]
 
     def named_parameters(self) -> dict[str, Parameter]:
-        """``{kind}.{block}.{name}`` -> parameter, the names :meth:`named_state` gives them."""
+        """``{kind}.{block}.{name}`` -> parameter, the names ``named_state`` gives them."""
         return {
             f"{layer.kind}.{k}.{name}": p
             for k, block in enumerate(self.blocks)
@@ -267,7 +267,7 @@ class Network:
         return list(self.each_block_output(x))
 
     def each_block_output(self, x: Array) -> Iterator[Array]:
-        """:meth:`block_outputs` one at a time, so that a consumer holds one block's output
+        """``block_outputs`` one at a time, so that a consumer holds one block's output
         at a time (the information plane of a wide convnet)."""
         for block in self.blocks:
             x = block.forward(x, train=False)
@@ -283,7 +283,7 @@ class Network:
         return state
 
     def load_named_state(self, state: dict[str, Array]) -> None:
-        """Copy ``state`` (the keys and shapes of :meth:`named_state`) into the network."""
+        """Copy ``state`` (the keys and shapes of ``named_state``) into the network."""
         for k, block in enumerate(self.blocks):
             own = {}
             for key, array in state.items():
@@ -366,12 +366,12 @@ def classifier(
     """The bias-free multilayer perceptron of the published study, after optional
     convolutional blocks.
 
-    A convolutional block (``conv``, see :func:`parse_conv`) is ``Conv2d -> [Scaler] ->
+    A convolutional block (``conv``, see ``parse_conv``) is ``Conv2d -> [Scaler] ->
     [MaxPool2d] -> [BatchNorm] -> activation``: a max-pool that the spec puts after a
     convolution belongs to its block and comes before batch norm and the activation, since
     the max of signs loses what the max of pre-activations keeps (the usual order of binary
     convnets; max-pooling commutes with the positive scaler). A hidden dense block is
-    ``Linear -> [Scaler] -> [BatchNorm] -> activation`` (a :class:`Flatten` first when
+    ``Linear -> [Scaler] -> [BatchNorm] -> activation`` (a ``Flatten`` first when
     examples are not vectors); the output block ``Linear -> last activation``.
 
     Parameters
@@ -385,11 +385,11 @@ def classifier(
     n_classes : int
         Number of outputs.
     hidden_activation, last_activation : str
-        Names in :data:`binary_nn.nn.activations.ACTIVATIONS`.
+        Names in ``binary_nn.nn.activations.ACTIVATIONS``.
     batch_norm : bool
-        Insert a :class:`BatchNorm` in every hidden block.
+        Insert a ``BatchNorm`` in every hidden block.
     scale : bool
-        Insert a :class:`Scaler` (divide by fan-in) after every hidden Linear.
+        Insert a ``Scaler`` (divide by fan-in) after every hidden Linear.
     binarize_first : bool
         With ``binarize``, whether the first weight layer (the one that reads pixels) is
         binary too (as published); False keeps it real, as BNN recipes do.
@@ -397,7 +397,7 @@ def classifier(
         Compute with ``sign(W)`` in the hidden layers / the output layer.
     weight_ste : str
         The hidden layers' pseudo-gradient of sign, a name in
-        :data:`binary_nn.nn.quantizers.WEIGHT_STES`; the output layer always takes the plain
+        ``binary_nn.nn.quantizers.WEIGHT_STES``; the output layer always takes the plain
         gradient (as the published code does).
     init : float
         Weights are drawn from ``U(-init, init)``.
@@ -410,7 +410,7 @@ def classifier(
         zero, so that the network tells its shapes, sizes and costs (the memory estimate, the
         cost summary) at any size. It cannot be trained.
     kernels : KernelBackend, optional
-        See :class:`Network`.
+        See ``Network``.
     """
     conv_layers = parse_conv(conv)
     if not hidden or any(int(h) < 1 for h in hidden):
@@ -484,6 +484,6 @@ def classifier(
 
 
 def mlp(*args: Any, **kwargs: Any) -> Network:
-    """Deprecated alias of :func:`classifier` (removed in the next release)."""
+    """Deprecated alias of ``classifier`` (removed in the next release)."""
     warnings.warn("mlp() is deprecated; use classifier()", DeprecationWarning, stacklevel=2)
     return classifier(*args, **kwargs)

@@ -5,8 +5,8 @@ the latent real weights to the weights the layer computes with, its ``backward``
 latent weights' gradient (the pseudo-gradient of a straight-through estimator), and ``bits`` is
 the width one weight needs once deployed (``None``: stored at the array's full precision).
 
-:data:`QUANTIZERS` looks a quantizer up by name (``real``, ``sign``); the sign quantizer's
-pseudo-gradient is one of :data:`WEIGHT_STES` (``--weight-ste``).
+``QUANTIZERS`` looks a quantizer up by name (``real``, ``sign``); the sign quantizer's
+pseudo-gradient is one of ``WEIGHT_STES`` (``--weight-ste``).
 """
 
 from __future__ import annotations

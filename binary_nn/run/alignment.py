@@ -1,8 +1,8 @@
 """Why a rule learns: its updates against the true gradient, layer by layer.
 
-:class:`Alignment` is a probe. On a fixed batch (the first training examples) it runs one
+``Alignment`` is a probe. On a fixed batch (the first training examples) it runs one
 forward pass in training mode, lets the run's rule fill the gradients from it, then a
-backpropagation twin (:class:`~binary_nn.learning.rules.GD`) on the very same forward pass,
+backpropagation twin (``GD``) on the very same forward pass,
 and compares, for every hidden block ``k``:
 
 - ``align/grad/{k}``: the angle between the rule's weight gradient and backprop's;

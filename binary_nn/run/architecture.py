@@ -20,7 +20,7 @@ def build_network(
 ) -> Network:
     """The network the model options of ``config`` describe, for examples of ``input_shape``
     (``shape_only``: no memory, for sizes and costs; see
-    :func:`~binary_nn.nn.network.classifier`), computing with ``kernels``."""
+    ``classifier``), computing with ``kernels``."""
     return classifier(
         input_shape,
         config.hidden,

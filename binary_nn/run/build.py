@@ -1,5 +1,5 @@
-"""One run's objects, built from a resolved configuration: :class:`TrainingRun` and
-:func:`build`, and where its directory goes (:func:`default_run_dir`)."""
+"""One run's objects, built from a resolved configuration: ``TrainingRun`` and
+``build``, and where its directory goes (``default_run_dir``)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def default_run_dir(config: TrainConfig, root: str | Path = "runs") -> Path:
 
 @dataclass
 class TrainingRun:
-    """The objects one run is made of, built from a resolved config by :func:`build`."""
+    """The objects one run is made of, built from a resolved config by ``build``."""
 
     config: TrainConfig
     dataset: Dataset
@@ -151,7 +151,7 @@ def build(
 ) -> TrainingRun:
     """Model, rule and optimizer for ``config`` (resolved), drawn from its seed, computing with
     ``kernels`` (those of ``--backend`` and ``--device`` when not given: see
-    :func:`kernels_for`).
+    ``kernels_for``).
 
     The seed is split into independent streams for the weights, the feedback matrices, the
     shuffling and the validation split, so the same seed gives every rule the same initial

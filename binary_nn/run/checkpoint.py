@@ -1,11 +1,11 @@
 """Save and load a network's named state and its rule's feedback in one ``.npz``.
 
-The keys are the state names the network and the rule give (:meth:`Network.named_state`,
-:meth:`LearningRule.named_state`): ``linear.{k}.weight`` (in x out; k = 0 .. output block),
+The keys are the state names the network and the rule give (``Network.named_state``,
+``LearningRule.named_state``): ``linear.{k}.weight`` (in x out; k = 0 .. output block),
 ``batchnorm.{k}.gamma``, ``.beta``, ``.running_mean``, ``.running_var`` (k = hidden block),
 ``conv.{k}.weight`` (K x K x C_in x C_out), ``feedback.{k}`` (n_classes x the block's output
 size) and ``config`` (JSON text: the run's options, and the network's ``input_shape`` and
-``n_classes``, so that :func:`network_from_checkpoint` rebuilds it from the file alone).
+``n_classes``, so that ``network_from_checkpoint`` rebuilds it from the file alone).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def load_checkpoint(
     not used (``--load`` starts a new optimization from the weights).
 
     Every key the model built from the flags needs must be present with the same shape, and
-    the checkpoint may hold no other arrays; otherwise a :class:`ConfigError` names the key.
+    the checkpoint may hold no other arrays; otherwise a ``ConfigError`` names the key.
     """
     try:
         stored = read_npz(path, CHECKPOINT)
@@ -266,9 +266,9 @@ def restore_run_state(
     optimizer: Optimizer,
     probes: Sequence[Probe],
 ) -> tuple[Progress, Record]:
-    """Load what :func:`save_run_state` wrote into a run built from the same configuration;
+    """Load what ``save_run_state`` wrote into a run built from the same configuration;
     return the progress to continue from (checked field by field), and the record it was
-    read from (for the checks that need the run: :meth:`Progress.check_against`)."""
+    read from (for the checks that need the run: ``Progress.check_against``)."""
     load_checkpoint(path, model, rule, optimizer, extra_prefixes=(PROGRESS_KEY, PROBE_PREFIX))
     arrays = read_npz(path, CHECKPOINT)
     try:
@@ -289,7 +289,7 @@ def restore_run_state(
 
 def stored_config(path: str | Path, flag: str = "checkpoint") -> dict[str, Any]:
     """The configuration stored in a checkpoint (its options and facts), or a one-sentence
-    :class:`ConfigError`, naming ``flag``, when the file is not a checkpoint."""
+    ``ConfigError``, naming ``flag``, when the file is not a checkpoint."""
     path = Path(path)
     if not path.exists() or path.is_dir():
         what = "is a directory" if path.is_dir() else "does not exist"

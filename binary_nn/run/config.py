@@ -1,7 +1,7 @@
 """The run configuration: one validated dataclass shared by the CLI, the API and the sweeps.
 
-Every field is an option declared once (:func:`binary_nn.options.option`): its flags, help,
-group, check and role. The parser, the validation, :meth:`TrainConfig.command_line`, the
+Every field is an option declared once (``binary_nn.options.option``): its flags, help,
+group, check and role. The parser, the validation, ``TrainConfig.command_line``, the
 sweeps' parameter check, a campaign's identity and the report's sections derive from them.
 """
 
@@ -45,12 +45,12 @@ DESCRIPTION = (
 
 
 def parse_hidden(text: str | list[Any] | tuple[Any, ...]) -> tuple[int, ...]:
-    """``"700,500"`` -> ``(700, 500)``; anything but positive integers is a :class:`ConfigError`."""
+    """``"700,500"`` -> ``(700, 500)``; anything but positive integers is a ``ConfigError``."""
     return opts.int_list(text, "--hidden")
 
 
 def _conv(value: Any, flag: str) -> str:
-    """A convolution spec, checked (see :func:`~binary_nn.nn.network.parse_conv`)."""
+    """A convolution spec, checked (see ``parse_conv``)."""
     spec = "" if value is None else str(value) if isinstance(value, str) else ",".join(value)
     parse_conv(spec)
     return spec
@@ -102,7 +102,7 @@ class TrainConfig:
     """Everything that defines a training run; field names follow the CLI flags.
 
     Defaults reproduce the published code (see the behaviour spec in the docs). Call
-    :meth:`resolved` to validate and canonicalise it (``BP`` -> ``GD``, a seed drawn when none
+    ``resolved`` to validate and canonicalise it (``BP`` -> ``GD``, a seed drawn when none
     is given).
     """
 
@@ -419,7 +419,7 @@ class TrainConfig:
         return opts.command_line(self, PROGRAM)
 
     def optimizer_settings(self) -> OptimizerSettings:
-        """The hyperparameters of :attr:`optimizer` (see :mod:`binary_nn.learning.optim`)."""
+        """The hyperparameters of ``optimizer`` (see ``binary_nn.learning.optim``)."""
         return OptimizerSettings(
             lr=self.rate,
             weight_clipping=self.weight_clipping,
@@ -478,8 +478,8 @@ class TrainConfig:
 
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
-    """The parser of ``python -m binary_nn.train``: every :class:`TrainConfig` option, grouped,
-    and ``--resume`` (``given_only``: see :func:`binary_nn.options.build_parser`)."""
+    """The parser of ``python -m binary_nn.train``: every ``TrainConfig`` option, grouped,
+    and ``--resume`` (``given_only``: see ``binary_nn.options.build_parser``)."""
     parser = opts.build_parser(TrainConfig, PROG, DESCRIPTION, given_only=given_only)
     parser.add_argument(
         "--resume",
@@ -492,8 +492,8 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
 
 
 def config_from_args(argv: Sequence[str] | None = None) -> TrainConfig:
-    """Parse a command line into a (not yet validated) :class:`TrainConfig` (``--resume``
-    aside: see :mod:`binary_nn.run.command`)."""
+    """Parse a command line into a (not yet validated) ``TrainConfig`` (``--resume``
+    aside: see ``binary_nn.run.command``)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     values = opts.parsed_values(build_parser(), argv)
     values.pop("resume", None)

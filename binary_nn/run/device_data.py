@@ -16,7 +16,7 @@ from ..nn.kernels import Array, KernelBackend
 class DeviceData:
     """``dataset``'s examples as arrays of ``kernels``, scaled to ``dtype``.
 
-    On the numpy backends nothing is copied and a batch is what :meth:`Dataset.scale` makes
+    On the numpy backends nothing is copied and a batch is what ``Dataset.scale`` makes
     of the rows, as before there were other backends.
     """
 
@@ -33,7 +33,7 @@ class DeviceData:
         return self._copies[name]
 
     def scale(self, raw: Array) -> Array:
-        """Stored rows as the network sees them (see :func:`~binary_nn.data.scale_pixels`)."""
+        """Stored rows as the network sees them (see ``scale_pixels``)."""
         if isinstance(raw, np.ndarray):
             return self.dataset.scale(raw, self.dtype)
         xp, divisor = self.kernels.xp, self.dataset.pixel_divisor

@@ -5,7 +5,7 @@ A run writes its directory's ``checkpoint.npz`` at every epoch end (every ``--ch
 iterations too, and when Ctrl-C or SIGTERM stops it between two steps): the network, the
 feedback, the optimizer's state, the shuffle and its generator, the best epoch so far, the
 probes' memory and how much of ``metrics.jsonl`` it covers. A run resumed from it
-(:func:`run` with ``resume``) drops what was logged after it and goes on as the uninterrupted
+(``run`` with ``resume``) drops what was logged after it and goes on as the uninterrupted
 run would: the same weights and the same metrics, bit for bit.
 """
 
@@ -39,7 +39,7 @@ from .wandb_tracker import wandb_tracker
 
 
 def probe(run: TrainingRun, *, start: bool = False, iteration: int | None = None) -> dict[str, Any]:
-    """What the probes due now measure (see :meth:`~binary_nn.run.probes.Probe.due`)."""
+    """What the probes due now measure (see ``due``)."""
     metrics: dict[str, Any] = {}
     due = [p for p in run.probes if p.due(start=start, iteration=iteration)]
     if due:
@@ -59,7 +59,7 @@ class _Stopped(Exception):
 
 
 class Session:
-    """One run in progress: its objects, directory, trackers and :class:`Progress`; the loop
+    """One run in progress: its objects, directory, trackers and ``Progress``; the loop
     and what happens at its boundaries (checkpoints, selection, stops)."""
 
     def __init__(
@@ -284,13 +284,13 @@ def run(
     trackers : list of Tracker, optional
         Extra destinations; the run directory, and W&B with ``config.wandb``, are added here.
     skip_finished : bool
-        Raise :class:`~binary_nn.run.run_dir.RunFinished` instead of training when the run
+        Raise ``RunFinished`` instead of training when the run
         directory already holds a finished run (campaigns resume this way).
     resume : bool
         Continue from the run directory's ``checkpoint.npz`` when it has one (made with the
         same configuration; ``epochs`` may be larger, to extend a finished run).
     callbacks : sequence of Tracker or callable
-        Called as the run goes: a :class:`~binary_nn.run.tracker.Tracker` at each of its
+        Called as the run goes: a ``Tracker`` at each of its
         hooks, a function ``fn(epoch, metrics)`` at every epoch end (epoch 0: before
         training) with everything measured then (scores, the probes' measurements).
     progress : bool

@@ -1,8 +1,8 @@
 """What a training run needs in memory, estimated before anything is allocated.
 
-The estimate walks a shape-only network (:func:`~binary_nn.nn.network.classifier` with
+The estimate walks a shape-only network (``classifier`` with
 ``shape_only``), so it covers every layer kind — dense, convolution, pooling, batch norm —
-with the same accounting as the cost summary (:mod:`binary_nn.learning.cost`):
+with the same accounting as the cost summary (``binary_nn.learning.cost``):
 
 - per parameter: its value, its gradient, the optimizer's state and scratch, and a quantized
   copy of binary weights;

@@ -103,7 +103,7 @@ class BatchStatistics:
     ``batch/grad_var/{k}`` and ``batch/grad_absmax/{k}`` of its weight gradient.
 
     ``summaries`` may bring the gradients' summaries from
-    :meth:`binary_nn.learning.optim.Optimizer.step` (``summarize_grads=True``), which takes them in
+    ``binary_nn.learning.optim.Optimizer.step`` (``summarize_grads=True``), which takes them in
     the same pass as the update; the gradients are summarised here otherwise.
     """
 

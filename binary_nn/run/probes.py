@@ -1,9 +1,9 @@
 """Probes: what a run measures at its start and at epoch ends, each a small object.
 
-The training loop stays short: it asks every probe whether it is due (:meth:`Probe.due`) and
-logs what the due ones return. A probe sees the run through a :class:`ProbeContext`: the
+The training loop stays short: it asks every probe whether it is due (``Probe.due``) and
+logs what the due ones return. A probe sees the run through a ``ProbeContext``: the
 network, the rule, the loss and the data, nothing else (not the optimizer, not the random
-streams). A new measurement is a new :class:`Probe`; nothing it computes may touch the run's
+streams). A new measurement is a new ``Probe``; nothing it computes may touch the run's
 gradients, weights or random streams (the probes here evaluate without training-mode side
 effects, or on a copy).
 """
@@ -35,7 +35,7 @@ EVAL_CHUNK = 4096  # examples, at most
 @dataclass(frozen=True)
 class ProbeContext:
     """What a probe may read of a run: ``data`` has the dataset's examples where the network
-    computes (see :class:`~binary_nn.run.device_data.DeviceData`)."""
+    computes (see ``DeviceData``)."""
 
     network: Network
     rule: LearningRule
@@ -76,12 +76,12 @@ class Probe:
         return {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore ``state_dict``."""
 
 
 def eval_chunk(network: Network) -> int:
     """Examples per evaluation chunk: as many as keep the largest activation of a chunk near
-    :data:`EVAL_CHUNK_VALUES` values (a convnet's activations are far larger per example)."""
+    ``EVAL_CHUNK_VALUES`` values (a convnet's activations are far larger per example)."""
     return max(1, min(EVAL_CHUNK, EVAL_CHUNK_VALUES // largest_activation(network)))
 
 
@@ -123,7 +123,7 @@ class Evaluation(Probe):
 
 class InformationPlane(Probe):
     """``hsic/xz/{k}`` and ``hsic/zy/{k}`` on the first training examples (at most
-    :data:`HSIC_EXAMPLES`), for every block including the output one."""
+    ``HSIC_EXAMPLES``), for every block including the output one."""
 
     at_start = True
 

@@ -19,7 +19,7 @@ SELECT_ON_TEST = "test/accuracy"
 
 @dataclass
 class Selection:
-    """The best epoch so far on :attr:`metric` (higher is better), and how many epochs have
+    """The best epoch so far on ``metric`` (higher is better), and how many epochs have
     passed without improving on it."""
 
     metric: str = SELECT_ON_TEST
@@ -40,7 +40,7 @@ class Selection:
 
     @classmethod
     def from_record(cls, record: Record) -> Selection:
-        """What :func:`dataclasses.asdict` of one wrote, read back with checks."""
+        """What ``dataclasses.asdict`` of one wrote, read back with checks."""
         return cls(
             metric=record.text("metric"),
             best=record.number("best", finite=False),  # -inf until an epoch is scored
@@ -106,9 +106,9 @@ class Progress:
 
     @classmethod
     def from_json(cls, record: Record, order: np.ndarray | None) -> Progress:
-        """What :meth:`to_json` wrote, each field checked for its type and range (a damaged or
+        """What ``to_json`` wrote, each field checked for its type and range (a damaged or
         tampered checkpoint is refused in one sentence naming the field); ``order`` is checked
-        against the run by :meth:`check_against`. Checkpoints written before a field existed
+        against the run by ``check_against``. Checkpoints written before a field existed
         give its default."""
         return cls(
             epoch=record.integer("epoch"),

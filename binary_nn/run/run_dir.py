@@ -128,7 +128,7 @@ class RunDirectory(Tracker):
     The directory is claimed before anything is written: an exclusive lock on its ``.lock``
     file for as long as the run writes (released by the system even if the process is
     killed), so that two writers never share it; a directory that already holds a run is
-    refused unless ``overwrite`` (a finished one raises :class:`RunFinished` when
+    refused unless ``overwrite`` (a finished one raises ``RunFinished`` when
     ``skip_finished``, which campaigns use to resume).
     """
 
@@ -181,7 +181,7 @@ class RunDirectory(Tracker):
     def open(self, metrics_bytes: int = 0, metrics_digest: str = "") -> str | None:
         """Start writing: the old summary goes; ``metrics.jsonl`` starts afresh, or, when the
         run resumes, keeps its first ``metrics_bytes`` (what the checkpoint covers). Returns a
-        sentence when the kept part was damaged (see :func:`whole_lines`) and was cut back;
+        sentence when the kept part was damaged (see ``whole_lines``) and was cut back;
         refuses a file whose first ``metrics_bytes`` are whole but are not what the run wrote
         (their sha256 is not ``metrics_digest``: another run's log put in its place)."""
         path = self.path / METRICS_FILE

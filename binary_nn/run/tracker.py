@@ -1,4 +1,4 @@
-"""Where a run's configuration and metrics go: the :class:`Tracker` hooks.
+"""Where a run's configuration and metrics go: the ``Tracker`` hooks.
 
 Every destination (the run directory, the console, Weights & Biases) is a tracker; the training
 loop calls the same hooks on each of them, in order.
@@ -49,7 +49,7 @@ class EpochCallback(Tracker):
 
 
 def as_tracker(callback: Tracker | Callable[[int, dict[str, Any]], object]) -> Tracker:
-    """A tracker as it is; a function as an :class:`EpochCallback`."""
+    """A tracker as it is; a function as an ``EpochCallback``."""
     if isinstance(callback, Tracker):
         return callback
     if callable(callback):

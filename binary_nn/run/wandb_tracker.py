@@ -80,7 +80,7 @@ class WandbTracker(Tracker):
 
 
 def wandb_tracker(project: str, name: str | None, directory: Path) -> WandbTracker | None:
-    """A :class:`WandbTracker`, or None with a one-sentence warning when wandb is missing."""
+    """A ``WandbTracker``, or None with a one-sentence warning when wandb is missing."""
     try:
         import wandb
     except ImportError:

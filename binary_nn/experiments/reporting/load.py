@@ -1,8 +1,8 @@
 """Loading runs for the report: run directories and W&B CSV exports as one table.
 
-A row per finished run: the options that make its section (:data:`SECTION`: every option that
+A row per finished run: the options that make its section (``SECTION``: every option that
 changes what a run computes, but the ones a section's table varies), its triple
-(:data:`TRIPLE`), the grid point (:data:`GRID`), the seed, and its scores.
+(``TRIPLE``), the grid point (``GRID``), the seed, and its scores.
 """
 
 from __future__ import annotations

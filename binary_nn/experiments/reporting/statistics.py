@@ -20,7 +20,7 @@ from .load import (
 def best_settings(frame: Any) -> Any:
     """Per (dataset, bn, triple): the (init, lr) with the best mean of the selection metric
     (``train/accuracy`` as published, ``val/accuracy`` when every run held a validation set
-    out; see :func:`~binary_nn.experiments.reporting.load.selection_metric`)."""
+    out; see ``selection_metric``)."""
     select_on = selection_metric(frame)
     means = (
         frame.groupby([*SECTION, *TRIPLE, *GRID], dropna=False)

@@ -1,10 +1,10 @@
 """Optimizers (``--optimizer``) and learning-rate schedules (``--lr-schedule``).
 
-An :class:`Optimizer` works over parameters it does not own (as in ``torch.optim``), keeps
+An ``Optimizer`` works over parameters it does not own (as in ``torch.optim``), keeps
 per-parameter state and saves it; a parameter knows its role, so that binary latent weights
-can go to :class:`Bop` and the rest to another optimizer (:class:`CaseOptimizer`, larq's
-idea). Adding an optimizer is one module and one line in :data:`OPTIMIZERS`, which maps a
-name to a function from (named parameters, :class:`OptimizerSettings`, kernels) to an
+can go to ``Bop`` and the rest to another optimizer (``CaseOptimizer``, larq's
+idea). Adding an optimizer is one module and one line in ``OPTIMIZERS``, which maps a
+name to a function from (named parameters, ``OptimizerSettings``, kernels) to an
 optimizer.
 """
 
@@ -103,7 +103,7 @@ def make_optimizer(
     settings: OptimizerSettings,
     kernels: KernelBackend | None = None,
 ) -> Optimizer:
-    """The optimizer ``name`` (a key of :data:`OPTIMIZERS`) over ``parameters``."""
+    """The optimizer ``name`` (a key of ``OPTIMIZERS``) over ``parameters``."""
     return OPTIMIZERS.get(name)(parameters, settings, kernels)
 
 

@@ -18,7 +18,7 @@ class Adam(Optimizer):
     Parameters
     ----------
     parameters, lr, weight_clipping, kernels
-        See :class:`~binary_nn.learning.optim.base.Optimizer`.
+        See ``Optimizer``.
     betas : (float, float)
         Decay of the first and second moments, each in ``[0, 1)``.
     eps : float

@@ -27,9 +27,9 @@ def named(parameters: NamedParameters) -> dict[str, Parameter]:
 class Optimizer:
     """Base class: updates parameters from the gradients a learning rule filled.
 
-    A subclass implements :meth:`update` (one parameter, its state, the current rate) and
-    names its per-parameter state in :attr:`state_names` (arrays shaped like the parameter);
-    the base keeps the state, the step counts, the clipping and :meth:`state_dict`. An
+    A subclass implements ``update`` (one parameter, its state, the current rate) and
+    names its per-parameter state in ``state_names`` (arrays shaped like the parameter);
+    the base keeps the state, the step counts, the clipping and ``state_dict``. An
     optimizer never changes a gradient (the per-iteration statistics read them after the
     step).
 
@@ -38,12 +38,12 @@ class Optimizer:
     parameters : mapping of name to Parameter, or sequence of Parameter
         What to update. Names key the state in checkpoints (``optimizer.{name}.{state}``).
     lr : float
-        Learning rate, > 0; a schedule may change :attr:`lr` between epochs.
+        Learning rate, > 0; a schedule may change ``lr`` between epochs.
     weight_clipping : float
         Clip every weight (binary latent or real; not batch norm's) to ``[-c, c]`` after its
         update; off when ``c <= 0``.
     kernels : KernelBackend, optional
-        The fused updates (the network's, :func:`~binary_nn.nn.kernels.default_kernels` when
+        The fused updates (the network's, ``default_kernels`` when
         not given).
     """
 
@@ -113,7 +113,7 @@ class Optimizer:
         return out
 
     def load_state_dict(self, state: Mapping[str, Array]) -> None:
-        """Restore what :meth:`state_dict` gave (the same parameters' names and shapes)."""
+        """Restore what ``state_dict`` gave (the same parameters' names and shapes)."""
         wanted = set(self.state_dict())
         if set(state) != wanted:
             missing, extra = sorted(wanted - set(state)), sorted(set(state) - wanted)

@@ -15,14 +15,14 @@ class Bop(Optimizer):
 
     Bop's weights are the binary weights themselves: the latent weights are set to their signs
     (+-1) at Bop's first step, and a flip negates one. Only parameters whose role is
-    ``binary`` are Bop's (see :class:`~binary_nn.learning.optim.case.CaseOptimizer` for the
-    rest). ``lr`` is not used: Bop has a threshold instead; :attr:`flips` counts the flips of
+    ``binary`` are Bop's (see ``CaseOptimizer`` for the
+    rest). ``lr`` is not used: Bop has a threshold instead; ``flips`` counts the flips of
     the last step.
 
     Parameters
     ----------
     parameters, kernels
-        See :class:`~binary_nn.learning.optim.base.Optimizer`.
+        See ``Optimizer``.
     threshold : float
         tau, > 0 (larq's default 1e-8).
     gamma : float

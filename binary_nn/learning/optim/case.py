@@ -13,9 +13,9 @@ from .base import Optimizer, Summaries
 
 class CaseOptimizer(Optimizer):
     """Optimizers that share a network's parameters, each taking the ones it is given (say
-    :class:`~binary_nn.learning.optim.bop.Bop` for the binary weights, Adam for the rest).
+    ``Bop`` for the binary weights, Adam for the rest).
 
-    Every parameter belongs to exactly one of them. :attr:`lr` sets the rate of every inner
+    Every parameter belongs to exactly one of them. ``lr`` sets the rate of every inner
     optimizer that has one (Bop's threshold is not a rate). The state is saved under each
     inner optimizer's name: ``{optimizer}.{parameter}.{state}``.
     """

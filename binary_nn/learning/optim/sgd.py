@@ -18,7 +18,7 @@ class SGD(Optimizer):
     Parameters
     ----------
     parameters, lr, weight_clipping, kernels
-        See :class:`~binary_nn.learning.optim.base.Optimizer`.
+        See ``Optimizer``.
     momentum : float
         In ``[0, 1)``; 0 is plain SGD.
     nesterov : bool

@@ -1,16 +1,16 @@
 """Fused kernels: one pass over memory where numpy needs several, behind one backend object.
 
-A :class:`KernelBackend` gives every kernel (statistics, optimizer updates, sign and the
-activations' derivatives, batch norm, im2col/col2im, max pooling). :data:`NUMPY` is plain
-numpy; :data:`NUMBA` compiles the same computations into loops when numba is installed
+A ``KernelBackend`` gives every kernel (statistics, optimizer updates, sign and the
+activations' derivatives, batch norm, im2col/col2im, max pooling). ``NUMPY`` is plain
+numpy; ``NUMBA`` compiles the same computations into loops when numba is installed
 (``pip install "binary-nn[fast]"``), and is None otherwise. A network, its layers and its
-optimizer use the backend they were built with (:func:`default_kernels` unless told:
+optimizer use the backend they were built with (``default_kernels`` unless told:
 numba when installed, unless ``BINARY_NN_KERNELS=numpy``), so two networks in one process
 can use different backends, and nothing switches them behind a caller's back.
 
-One subject per module: :mod:`.statistics`, :mod:`.updates`, :mod:`.elementwise`,
-:mod:`.batchnorm`, :mod:`.patches`, :mod:`.pooling`; :mod:`.jit` compiles the loops and
-:mod:`.backend` puts them behind the two objects.
+One subject per module: ``statistics``, ``updates``, ``elementwise``,
+``batchnorm``, ``patches``, ``pooling``; ``jit`` compiles the loops and
+``backend`` puts them behind the two objects.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from .backend import KernelBackend, NumbaKernels
 from .jit import numba
 from .statistics import ArrayStatistics
 
-#: an array of a kernel backend: numpy's, or torch's or CuPy's (see :mod:`.array_api`)
+#: an array of a kernel backend: numpy's, or torch's or CuPy's (see ``array_api``)
 Array: TypeAlias = Any
 
 KERNELS_ENV = "BINARY_NN_KERNELS"
@@ -32,7 +32,7 @@ KERNEL_CHOICES = ("auto", "numpy", "numba")
 NUMPY = KernelBackend()
 NUMBA: NumbaKernels | None = NumbaKernels() if numba is not None else None
 
-#: the name release 0.1 gave :class:`ArrayStatistics`
+#: the name release 0.1 gave ``ArrayStatistics``
 Summary = ArrayStatistics
 
 
@@ -48,7 +48,7 @@ BACKENDS = ("numpy", "torch", "cupy")
 
 
 def backend_kernels(backend: str, device: str = "cpu") -> KernelBackend:
-    """The kernels of ``backend`` (one of :data:`BACKENDS`) on ``device`` (``cpu``, ``cuda``,
+    """The kernels of ``backend`` (one of ``BACKENDS``) on ``device`` (``cpu``, ``cuda``,
     ``cuda:N``). ImportError when the library is missing, ValueError when the device is not
     there (or numpy is asked for a GPU)."""
     if backend == "numpy":

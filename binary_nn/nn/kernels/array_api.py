@@ -1,15 +1,15 @@
 """The kernels written once in the Python array API: the same code on torch tensors (CPU or
 CUDA), CuPy arrays or ``array_api_strict`` arrays (the proof that no numpy-only call leaks).
 
-:class:`ArrayAPIKernels` computes through the array namespace it is given (``xp``, from
-``array-api-compat``) on one device; :class:`TorchKernels` adds what the standard leaves out
+``ArrayAPIKernels`` computes through the array namespace it is given (``xp``, from
+``array-api-compat``) on one device; ``TorchKernels`` adds what the standard leaves out
 for torch (moving arrays between host and device, memory sharing) and torch's own
-convolutions. The numpy and numba backends (:mod:`.backend`) stay the default: they write into
+convolutions. The numpy and numba backends (``backend``) stay the default: they write into
 given arrays, which the standard cannot express, and stay bit for bit what they were.
 
 Parameters and buffers start on the host, drawn by the same numpy generators on every backend
-(a seed gives the same network everywhere), and :meth:`ArrayAPIKernels.asarray` moves them;
-:meth:`ArrayAPIKernels.to_host` brings arrays back (checkpoints are always host numpy).
+(a seed gives the same network everywhere), and ``ArrayAPIKernels.asarray`` moves them;
+``ArrayAPIKernels.to_host`` brings arrays back (checkpoints are always host numpy).
 """
 
 from __future__ import annotations
@@ -430,7 +430,7 @@ ARRAY_BACKENDS = ("torch", "cupy", "array-api-strict")
 
 
 def array_kernels(backend: str, device: str = "cpu") -> ArrayAPIKernels:
-    """The kernels of ``backend`` (one of :data:`ARRAY_BACKENDS`) on ``device``; ImportError
+    """The kernels of ``backend`` (one of ``ARRAY_BACKENDS``) on ``device``; ImportError
     when the library is not installed."""
     if backend == "torch":
         return TorchKernels(device)

@@ -16,7 +16,7 @@ from .statistics import ArrayStatistics
 class KernelBackend:
     """The numpy implementations: several passes over memory with temporaries, any layout.
 
-    Between this and :class:`NumbaKernels` only the summation order of reductions differs,
+    Between this and ``NumbaKernels`` only the summation order of reductions differs,
     so results agree to rounding (and bit for bit outside batch norm's sums and the
     statistics). Arrays are float32 or float64, and scalars are cast to the arrays' dtype, so
     a float32 model never computes in float64.
@@ -88,7 +88,7 @@ class KernelBackend:
         summarize_grad: bool = False,
     ) -> ArrayStatistics | None:
         """``value -= lr * grad`` in place, then clipped to ``[-clip, clip]`` when ``clip > 0``;
-        with ``summarize_grad``, also :meth:`summarize` of ``grad`` (``scratch``, shaped like
+        with ``summarize_grad``, also ``summarize`` of ``grad`` (``scratch``, shaped like
         ``value``, may hold ``lr * grad``)."""
         return updates.sgd_numpy(value, grad, lr, clip, scratch, summarize_grad)
 
@@ -188,7 +188,7 @@ class KernelBackend:
 
     def conv2d(self, padded: np.ndarray, w: np.ndarray, k: int, chunk_bytes: int) -> np.ndarray:
         """The stride-1 ``k x k`` convolution of a zero-padded channels-last batch (N, H + k -
-        1, W + k - 1, C) by ``w`` (k*k*C, C_out) in :meth:`im2col`'s row order: (N, H, W,
+        1, W + k - 1, C) by ``w`` (k*k*C, C_out) in ``im2col``'s row order: (N, H, W,
         C_out), the patches made ``chunk_bytes`` at a time."""
         return convolution.conv2d_numpy(self, padded, w, k, chunk_bytes)
 
@@ -202,7 +202,7 @@ class KernelBackend:
         need_input_grad: bool,
         chunk_bytes: int,
     ) -> np.ndarray | None:
-        """The gradients of :meth:`conv2d` for the output gradient ``grad`` (N, H, W, C_out):
+        """The gradients of ``conv2d`` for the output gradient ``grad`` (N, H, W, C_out):
         the weights' into ``weight_grad`` (k*k*C, C_out), and the (unpadded) input's, returned
         when ``need_input_grad``."""
         return convolution.conv2d_backward_numpy(
@@ -229,7 +229,7 @@ class KernelBackend:
     def unpool(
         self, grad: np.ndarray, index: np.ndarray, p: int, shape: tuple[int, ...]
     ) -> np.ndarray:
-        """The gradient of :meth:`maxpool`: each window's gradient to its first maximum."""
+        """The gradient of ``maxpool``: each window's gradient to its first maximum."""
         return pooling.unpool_numpy(grad, index, p, shape)
 
 

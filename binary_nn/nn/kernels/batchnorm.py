@@ -19,7 +19,7 @@ def _scale_shift_loop(x: Any, scale: Any, shift: Any, out: Any) -> Any:
 
 
 def scale_shift_numpy(x: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.scale_shift`."""
+    """See ``scale_shift``."""
     out = np.multiply(x, scale)
     out += shift
     return out
@@ -63,7 +63,7 @@ BatchNormForward = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndar
 
 
 def train_numpy(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> BatchNormForward:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.batchnorm_train`."""
+    """See ``batchnorm_train``."""
     mean = x.mean(axis=0)
     x_hat = np.subtract(x, mean)
     var = np.einsum("ij,ij->j", x_hat, x_hat) / x.shape[0]
@@ -116,7 +116,7 @@ def backward_numpy(
     need_input_grad: bool,
     in_place: bool = False,
 ) -> np.ndarray | None:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.batchnorm_backward`."""
+    """See ``batchnorm_backward``."""
     n = grad.shape[0]
     np.sum(grad, axis=0, out=beta_grad)
     np.einsum("ij,ij->j", grad, x_hat, out=gamma_grad)

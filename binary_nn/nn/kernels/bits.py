@@ -32,7 +32,7 @@ def pack_bits(signs: np.ndarray, pad: int) -> np.ndarray:
 
 
 def unpack_bits(words: np.ndarray, n: int) -> np.ndarray:
-    """The inverse of :func:`pack_bits`: (rows, n) int8 of +-1."""
+    """The inverse of ``pack_bits``: (rows, n) int8 of +-1."""
     rows = len(words)
     bits = np.unpackbits(words.view(np.uint8).reshape(rows, -1), axis=1, bitorder="little")
     return bits[:, :n].astype(np.int8) * 2 - 1

@@ -26,7 +26,7 @@ def chunks(padded: np.ndarray, k: int, chunk_bytes: int) -> list[slice]:
 def conv2d_numpy(
     kernels: Patches, padded: np.ndarray, w: np.ndarray, k: int, chunk_bytes: int
 ) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.conv2d`."""
+    """See ``conv2d``."""
     n, hp, wp, _ = padded.shape
     out = np.empty((n, hp - k + 1, wp - k + 1, w.shape[1]), padded.dtype)
     for chunk in chunks(padded, k, chunk_bytes):
@@ -45,7 +45,7 @@ def conv2d_backward_numpy(
     need_input_grad: bool,
     chunk_bytes: int,
 ) -> np.ndarray | None:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.conv2d_backward`."""
+    """See ``conv2d_backward``."""
     grad = np.ascontiguousarray(grad)
     # a contiguous transpose: OpenBLAS multiplies by it 3-4x faster than by the view here
     w_t = np.ascontiguousarray(w.T) if need_input_grad else None

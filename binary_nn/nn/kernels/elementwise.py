@@ -23,7 +23,7 @@ def _sign_loop(values: Any, out: Any) -> Any:
 
 
 def sign_numpy(values: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.sign_into`."""
+    """See ``sign_into``."""
     # 2 * (v > 0) - 1 without a boolean temporary of the full size
     np.greater(values, 0, out=out)
     out *= 2
@@ -49,7 +49,7 @@ def _pass_below_loop(grad: Any, a: Any, limit: Any, out: Any) -> Any:
 
 
 def pass_below_numpy(grad: np.ndarray, a: np.ndarray, limit: float, in_place: bool) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.pass_where_below`."""
+    """See ``pass_where_below``."""
     if in_place:
         grad *= np.abs(a) < limit
         return grad
@@ -79,7 +79,7 @@ def _one_minus_square_loop(grad: Any, t: Any, one: Any, out: Any) -> Any:
 
 
 def one_minus_square_numpy(grad: np.ndarray, t: np.ndarray, in_place: bool) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.times_one_minus_square`."""
+    """See ``times_one_minus_square``."""
     if in_place:
         factor = np.multiply(t, t)
         np.subtract(1, factor, out=factor)

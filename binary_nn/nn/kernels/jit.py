@@ -26,7 +26,7 @@ def compiled(function: Callable[..., Any]) -> Any:
 
 
 def compiled_dividing(function: Callable[..., Any]) -> Any:
-    """:func:`compiled`, for a loop that divides: with numpy's error model (a division by zero
+    """``compiled``, for a loop that divides: with numpy's error model (a division by zero
     gives inf, as in numpy, instead of raising), whose loop LLVM can vectorise — Python's
     model checks every division, which keeps a loop scalar (7x slower for Adam's step)."""
     return _compile(function, {"error_model": "numpy"})

@@ -26,7 +26,7 @@ def _im2col_loop(padded: Any, k: Any, out: Any) -> Any:
 
 
 def im2col_numpy(padded: np.ndarray, k: int, out: np.ndarray) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.im2col`."""
+    """See ``im2col``."""
     n, hp, wp, c = padded.shape
     windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(1, 2))
     # (N, H, W, C, K, K) -> (N, H, W, K, K, C)
@@ -52,7 +52,7 @@ def _col2im_loop(cols: Any, out: Any) -> Any:
 
 
 def col2im_numpy(cols: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.col2im`."""
+    """See ``col2im``."""
     _, h, w, k, _, _ = cols.shape
     for i in range(k):
         for j in range(k):

@@ -30,7 +30,7 @@ def _maxpool_loop(x: Any, p: Any, out: Any, index: Any) -> Any:
 
 
 def maxpool_numpy(x: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.maxpool`."""
+    """See ``maxpool``."""
     n, h, w, c = x.shape
     ho, wo = h // p, w // p
     best, index = None, np.zeros((n, ho, wo, c), np.int8)
@@ -71,7 +71,7 @@ def _unpool_loop(grad: Any, index: Any, p: Any, out: Any) -> Any:
 
 
 def unpool_numpy(grad: np.ndarray, index: np.ndarray, p: int, shape: tuple[int, ...]) -> np.ndarray:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.unpool`."""
+    """See ``unpool``."""
     out = np.zeros(shape, grad.dtype)
     ho, wo = grad.shape[1], grad.shape[2]
     for r in range(p):

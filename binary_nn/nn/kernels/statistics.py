@@ -61,7 +61,7 @@ def _summary_loop(values: Any, bits: Any, mask: Any, threshold_bits: Any) -> Any
 
 
 def summarize_numpy(values: np.ndarray, threshold: float = np.inf) -> ArrayStatistics:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.summarize`."""
+    """See ``summarize``."""
     flat = values.reshape(-1)
     if flat.size == 0:
         return ArrayStatistics(0.0, 0.0, 0.0, 0.0)
@@ -74,7 +74,7 @@ def summarize_numpy(values: np.ndarray, threshold: float = np.inf) -> ArrayStati
 
 
 def summarize_numba(values: np.ndarray, threshold: float = np.inf) -> ArrayStatistics:
-    """The one-pass compiled version of :func:`summarize_numpy` (C-contiguous arrays)."""
+    """The one-pass compiled version of ``summarize_numpy`` (C-contiguous arrays)."""
     flat = values.reshape(-1)
     if flat.size == 0:
         return ArrayStatistics(0.0, 0.0, 0.0, 0.0)

@@ -41,7 +41,7 @@ def sgd_numpy(
     scratch: np.ndarray,
     summarize_grad: bool = False,
 ) -> ArrayStatistics | None:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.sgd_update`."""
+    """See ``sgd_update``."""
     summary = summarize_numpy(grad) if summarize_grad else None
     np.multiply(grad, value.dtype.type(lr), out=scratch)
     value -= scratch
@@ -58,7 +58,7 @@ def sgd_numba(
     scratch: np.ndarray,
     summarize_grad: bool = False,
 ) -> ArrayStatistics | None:
-    """The one-pass compiled version of :func:`sgd_numpy` (C-contiguous, non-empty arrays)."""
+    """The one-pass compiled version of ``sgd_numpy`` (C-contiguous, non-empty arrays)."""
     bound = value.dtype.type(clip if clip > 0 else np.inf)
     flat_value, flat_grad, lr_ = value.reshape(-1), grad.reshape(-1), value.dtype.type(lr)
     if not summarize_grad:
@@ -100,7 +100,7 @@ def momentum_numpy(
     nesterov: bool,
     clip: float,
 ) -> None:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.momentum_update`."""
+    """See ``momentum_update``."""
     t = value.dtype.type
     g = grad + t(weight_decay) * value if weight_decay else grad.copy()
     buf *= t(momentum)
@@ -169,7 +169,7 @@ def adam_numpy(
     decoupled: bool,
     clip: float,
 ) -> None:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.adam_update`."""
+    """See ``adam_update``."""
     s = _adam_scalars(value.dtype, t, lr, betas, eps, weight_decay, decoupled)
     b1, c1, b2, c2, step, root, eps_, decay, shrink = s
     g = grad + decay * value
@@ -240,7 +240,7 @@ def _bop_loop(value: Any, grad: Any, m: Any, keep: Any, rate: Any, threshold: An
 def bop_numpy(
     value: np.ndarray, grad: np.ndarray, m: np.ndarray, gamma: float, threshold: float
 ) -> int:
-    """See :meth:`~binary_nn.nn.kernels.KernelBackend.bop_update`."""
+    """See ``bop_update``."""
     t = value.dtype.type
     m *= t(1.0 - gamma)
     m += t(gamma) * grad
