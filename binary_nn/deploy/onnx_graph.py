@@ -32,6 +32,7 @@ from ..errors import ConfigError
 from ..nn.conv import Conv2d, MaxPool2d
 from ..nn.layers import ActivationLayer, BatchNorm, Flatten, Linear, Scaler
 from ..nn.network import Network
+from .packed import check_exportable
 
 OPSET = 17
 SIGN_FAMILY = ("sign", "signsat", "signtanh")
@@ -74,6 +75,7 @@ class _Graph:
 
 def onnx_model(network: Network, pixel_divisor: float, dtype: Any = np.float64) -> Any:
     """The ONNX model (an ``onnx.ModelProto``, checked) of ``network``'s evaluation forward."""
+    check_exportable(network)
     onnx = _onnx()
     dtype = np.dtype(dtype)
     g = _Graph(onnx, dtype)

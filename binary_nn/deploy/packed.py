@@ -39,7 +39,7 @@ from ..archive import read_npz
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..nn.activations import Sign
-from ..nn.conv import Conv2d
+from ..nn.conv import AvgPool2d, Conv2d, GlobalAvgPool
 from ..nn.kernels.bits import WORD, pack_bits
 from ..nn.layers import BatchNorm, Linear, Scaler
 from ..nn.network import Block, Network
@@ -278,13 +278,29 @@ def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int) -> Any:
     return np.clip(threshold, -bound, bound), direction
 
 
+def check_exportable(network: Network) -> None:
+    """Refuse, in one sentence, a network that export does not handle yet."""
+    if not network.is_chain:
+        raise ConfigError(
+            "export handles chains of blocks, not yet residual units (r{C}c{K} in --conv): "
+            "evaluate such a checkpoint with python -m binary_nn.evaluate"
+        )
+    if any(isinstance(layer, (AvgPool2d, GlobalAvgPool)) for layer in network.layers()):
+        raise ConfigError(
+            "export does not handle average pooling (gap in --conv) yet: evaluate such a "
+            "checkpoint with python -m binary_nn.evaluate"
+        )
+
+
 def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
     """The ``PackedModel`` of ``network`` (batch norm's running statistics used):
     convolutional blocks first (``packed_conv``), then the dense layers."""
+    check_exportable(network)
     layers: list[PackedLayer] = []
     convs: list[PackedConv] = []
     binary_input = False
     for k, block in enumerate(network.blocks):
+        assert isinstance(block, Block)  # a chain: check_exportable
         weights = block.weight_layer
         if isinstance(weights, Conv2d):
             conv = pack_conv(block, k == 0, binary_input, input_divisor, _fold, _thresholds)

@@ -19,8 +19,10 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..nn.block import Block, Path
 from ..nn.layers import ActivationLayer, WeightLayer
-from ..nn.network import Block, Network
+from ..nn.network import Network
+from ..nn.residual import Unit
 from .rules import RULES, LearningRule
 
 
@@ -42,57 +44,66 @@ class LayerCost:
 def layer_costs(network: Network) -> list[LayerCost]:
     """Per layer: shape, parameters, bits, bytes as stored and packed, forward MACs and the
     MACs whose both operands are +-1 (binary weights fed by a sign activation)."""
-    rows = []
+    rows: list[LayerCost] = []
     binary_input = False  # the network's input is pixels
-    for k, block in enumerate(network.blocks):
-        shape = block.input_shape
-        for layer in block.layers:
-            out = layer.output_shape(shape)
-            params = layer.parameters()
-            n_params = sum(p.size for p in params)
-            itemsize = network.dtype.itemsize
-            stored = n_params * itemsize
-            bits: int | None = None
-            packed = stored
-            if params:
-                bits = 8 * itemsize
-            if isinstance(layer, WeightLayer) and layer.quantizer.bits is not None:
-                bits = layer.quantizer.bits
-                weight = layer.weight.size
-                packed = stored - weight * itemsize + -(-weight * bits // 8)
-            macs = layer.forward_macs(shape)
-            binary = isinstance(layer, WeightLayer) and layer.quantizer.binary and binary_input
-            rows.append(
-                LayerCost(k, layer.kind, out, n_params, bits, stored, packed, macs,
-                          macs if binary else 0)
-            )  # fmt: skip
-            if isinstance(layer, ActivationLayer):
-                binary_input = layer.activation.binary_output
-            elif not layer.aliases_input:
-                binary_input = False
-            shape = out
+    for k, unit in enumerate(network.blocks):
+        if isinstance(unit, Block):
+            binary_input = _path_costs(unit, k, binary_input, network.dtype.itemsize, rows)
+            continue
+        # both branches read the unit's input; what follows the sum reads the sum (real)
+        for section in (unit.path, unit.shortcut):
+            _path_costs(section, k, binary_input, network.dtype.itemsize, rows)
+        binary_input = _path_costs(unit.after, k, False, network.dtype.itemsize, rows)
     return rows
+
+
+def _path_costs(
+    path: Path, k: int, binary_input: bool, itemsize: int, rows: list[LayerCost]
+) -> bool:
+    """Appends the rows of ``path``'s layers (of unit ``k``); whether its output is +-1."""
+    for layer, shape in path.walk():
+        out = layer.output_shape(shape)
+        params = layer.parameters()
+        n_params = sum(p.size for p in params)
+        stored = n_params * itemsize
+        bits: int | None = None
+        packed = stored
+        if params:
+            bits = 8 * itemsize
+        if isinstance(layer, WeightLayer) and layer.quantizer.bits is not None:
+            bits = layer.quantizer.bits
+            weight = layer.weight.size
+            packed = stored - weight * itemsize + -(-weight * bits // 8)
+        macs = layer.forward_macs(shape)
+        binary = isinstance(layer, WeightLayer) and layer.quantizer.binary and binary_input
+        rows.append(
+            LayerCost(k, layer.kind, out, n_params, bits, stored, packed, macs,
+                      macs if binary else 0)
+        )  # fmt: skip
+        if isinstance(layer, ActivationLayer):
+            binary_input = layer.activation.binary_output
+        elif not layer.aliases_input:
+            binary_input = False
+    return binary_input
 
 
 def largest_activation(network: Network) -> int:
     """Values per example of the largest array between two layers (the input included)."""
     largest = math.prod(network.input_shape)
-    for block in network.blocks:
-        shape = block.input_shape
-        for layer in block.layers:
-            shape = layer.output_shape(shape)
-            largest = max(largest, math.prod(shape))
+    for unit in network.blocks:
+        for layer, shape in unit.walk():
+            largest = max(largest, math.prod(layer.output_shape(shape)))
     return largest
 
 
-def _block_arrays(block: Block) -> tuple[int, int, int, bool, bool]:
-    """(input size, values kept inside the block, output size, whether the block keeps its
+def _path_arrays(path: Path) -> tuple[int, int, int, bool, bool]:
+    """(input size, values kept inside the path, output size, whether the path keeps its
     input, whether it keeps its output) per example."""
-    shape = block.input_shape
+    shape = path.input_shape
     sizes = [math.prod(shape)]  # the arrays between layers, input first
-    kept = [False] * (len(block.layers) + 1)
+    kept = [False] * (len(path.layers) + 1)
     extra = 0
-    for i, layer in enumerate(block.layers):
+    for i, layer in enumerate(path.layers):
         out = layer.output_shape(shape)
         extra += layer.extra_values(shape)
         kept[i] = kept[i] or layer.keeps_input
@@ -104,17 +115,34 @@ def _block_arrays(block: Block) -> tuple[int, int, int, bool, bool]:
             sizes.append(math.prod(out))
         shape = out
     # an aliasing layer's output is kept when the array it views is
-    for i in range(len(block.layers) - 1, -1, -1):
-        if block.layers[i].aliases_input and kept[i + 1]:
+    for i in range(len(path.layers) - 1, -1, -1):
+        if path.layers[i].aliases_input and kept[i + 1]:
             kept[i] = True
+    if not path.layers:  # the identity: its output is its input
+        return sizes[0], 0, sizes[0], False, False
     inner = sum(size for size, keep in zip(sizes[1:-1], kept[1:-1], strict=True) if keep)
     return sizes[0], inner + extra, sizes[-1], kept[0], kept[-1]
 
 
-def block_held_values(block: Block) -> int:
-    """Values per example a block holds at its update when it is the only one (streaming):
+def _unit_arrays(unit: Unit) -> tuple[int, int, int, bool, bool]:
+    """``_path_arrays`` of a unit: a residual unit's inner values are its sections', the
+    branches' outputs where a layer keeps them, and the sum where what follows keeps it."""
+    if isinstance(unit, Block):
+        return _path_arrays(unit)
+    path, shortcut, after = (_path_arrays(s) for _, s in unit.sections())
+    inner = path[1] + shortcut[1] + after[1]
+    inner += path[2] if path[4] else 0
+    inner += shortcut[2] if shortcut[4] else 0
+    if not unit.after.layers:  # the sum is the output, made by the unit: nothing keeps it
+        return path[0], inner, path[2], path[3] or shortcut[3], False
+    inner += after[0] if after[3] else 0
+    return path[0], inner, after[2], path[3] or shortcut[3], after[4]
+
+
+def block_held_values(block: Unit) -> int:
+    """Values per example a unit holds at its update when it is the only one (streaming):
     its input, caches and output."""
-    inp, inner, out, _, _ = _block_arrays(block)
+    inp, inner, out, _, _ = _unit_arrays(block)
     return inp + inner + out
 
 
@@ -122,7 +150,7 @@ def held_values(network: Network, streaming: bool = False) -> int:
     """Values per example held between the forward pass and the updates (see the module)."""
     if streaming:  # one block at a time
         return max(block_held_values(block) for block in network.blocks)
-    arrays = [_block_arrays(block) for block in network.blocks]
+    arrays = [_unit_arrays(block) for block in network.blocks]
     total = 0
     for k, (inp, inner, _, keeps_in, _) in enumerate(arrays):
         below_keeps_out = k > 0 and arrays[k - 1][4]

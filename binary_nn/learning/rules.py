@@ -156,14 +156,14 @@ class GD(LearningRule):
         return {"weight_grads": sum(macs), "input_grads": sum(macs[1:]), "projections": 0}
 
     def error_weights(self) -> list[Array | None]:
-        """The matrix each block's weight layer sends the error down with (None: its forward
-        weights), for blocks 1 .. L (the first sends nothing down)."""
-        return [None] * (len(self.network.blocks) - 1)
+        """The matrix each of ``Network.error_layers`` sends the error down with (None: its
+        forward weights); the first unit's send nothing down."""
+        return [None] * len(self.network.error_layers())
 
     def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         blocks = self.network.blocks
-        for block, matrix in zip(blocks[1:], self.error_weights(), strict=True):
-            block.weight_layer.error_weight = matrix
+        for layer, matrix in zip(self.network.error_layers(), self.error_weights(), strict=True):
+            layer.error_weight = matrix
         signals: list[Array] = [error]
         for index in range(len(blocks) - 1, -1, -1):
             grad = blocks[index].backward(signals[0], need_input_grad=index > 0)
@@ -193,15 +193,15 @@ class FA(GD):
         network = self.network
         self.feedback = [
             network.kernels.asarray(
-                draw_feedback(rng, tuple(b.weight_layer.weight.value.shape), self.feedback_kind,
-                              network.dtype) * network.dtype.type(_weight_scale(b.weight_layer))
+                draw_feedback(rng, tuple(layer.weight.value.shape), self.feedback_kind,
+                              network.dtype) * network.dtype.type(_weight_scale(layer))
             )
-            for b in network.blocks[1:]
+            for layer in network.error_layers()
         ]  # fmt: skip
 
     @classmethod
     def feedback_values(cls, network: Network) -> int:
-        return sum(b.weight_layer.weight.size for b in network.blocks[1:])
+        return sum(layer.weight.size for layer in network.error_layers())
 
     def error_weights(self) -> list[Array | None]:
         return list(self.feedback)
@@ -217,17 +217,17 @@ class SignSymmetry(GD):
 
     def setup(self, rng: np.random.Generator) -> None:
         self.rng = rng
-        self.scales = [_weight_scale(b.weight_layer) for b in self.network.blocks[1:]]
+        self.scales = [_weight_scale(layer) for layer in self.network.error_layers()]
 
     def magnitudes(self, k: int, shape: tuple[int, ...]) -> Any:
-        """``M_k`` for block ``k + 1``'s weights."""
+        """``M_k`` for the weights of ``Network.error_layers()[k]``."""
         raise NotImplementedError
 
     def error_weights(self) -> list[Array | None]:
         kernels = self.network.kernels
         matrices: list[Array | None] = []
-        for k, block in enumerate(self.network.blocks[1:]):
-            weights = block.weight_layer.effective_weight()
+        for k, layer in enumerate(self.network.error_layers()):
+            weights = layer.effective_weight()
             signs = sign(weights, kernels=kernels)  # +1 if v > 0 else -1, in the weights' dtype
             matrices.append(signs * self.magnitudes(k, tuple(weights.shape)))
         return matrices
@@ -289,15 +289,15 @@ class FRSF(SignSymmetry):
         network = self.network
         self.feedback = [
             network.kernels.asarray(
-                (rng.uniform(0, 1, size=tuple(b.weight_layer.weight.value.shape))
+                (rng.uniform(0, 1, size=tuple(layer.weight.value.shape))
                  * scale).astype(network.dtype)
             )
-            for b, scale in zip(network.blocks[1:], self.scales, strict=True)
+            for layer, scale in zip(network.error_layers(), self.scales, strict=True)
         ]  # fmt: skip
 
     @classmethod
     def feedback_values(cls, network: Network) -> int:
-        return sum(b.weight_layer.weight.size for b in network.blocks[1:])
+        return sum(layer.weight.size for layer in network.error_layers())
 
     def magnitudes(self, k: int, shape: tuple[int, ...]) -> Any:
         return self.feedback[k]

@@ -8,7 +8,8 @@ from typing import NamedTuple, Protocol
 
 from ..nn.kernels import Array, ArrayStatistics
 from ..nn.layers import Parameter
-from ..nn.network import Block, Network
+from ..nn.network import Network
+from ..nn.residual import Unit
 from .cost import block_held_values
 from .loss import Loss, one_hot
 from .optim import Optimizer
@@ -24,7 +25,7 @@ class Statistics(Protocol):
     def __call__(self, network: Network, summaries: Summaries) -> dict[str, float]: ...
 
     def of_block(
-        self, k: int, block: Block, summaries: Summaries, hidden: bool
+        self, k: int, block: Unit, summaries: Summaries, hidden: bool
     ) -> dict[str, float]: ...
 
 
@@ -73,7 +74,7 @@ def train_step(
 STREAMING_CHUNK_BYTES = 512 << 10
 
 
-def feature_slices(block: Block, batch: int, itemsize: int, chunk_bytes: int) -> list[slice]:
+def feature_slices(block: Unit, batch: int, itemsize: int, chunk_bytes: int) -> list[slice]:
     """Consecutive slices of the block's output features (its last axis) whose signal for
     ``batch`` examples takes at most about ``chunk_bytes``; one slice of all when the whole
     fits. Widths are multiples of 8 where they can be (whole SIMD and BLAS panels)."""

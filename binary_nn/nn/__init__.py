@@ -1,7 +1,9 @@
-"""The network tier: layers, activations, weight quantizers, fused kernels, blocks, networks."""
+"""The network tier: layers, activations, weight quantizers, fused kernels, blocks, residual
+units, networks."""
 
 from .activations import ACTIVATIONS, Activation
-from .conv import Conv2d, MaxPool2d
+from .block import Block, Path
+from .conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from .layers import (
     ActivationLayer,
     BatchNorm,
@@ -12,8 +14,9 @@ from .layers import (
     Scaler,
     WeightLayer,
 )
-from .network import Block, Network, classifier, mlp
+from .network import Network, classifier, mlp
 from .quantizers import QUANTIZERS, WEIGHT_STES, SignQuantizer, WeightQuantizer, sign
+from .residual import Residual, Unit
 
 __all__ = [
     "ACTIVATIONS",
@@ -21,17 +24,22 @@ __all__ = [
     "WEIGHT_STES",
     "Activation",
     "ActivationLayer",
+    "AvgPool2d",
     "BatchNorm",
     "Block",
     "Conv2d",
     "Flatten",
+    "GlobalAvgPool",
     "Layer",
     "Linear",
     "MaxPool2d",
     "Network",
     "Parameter",
+    "Path",
+    "Residual",
     "Scaler",
     "SignQuantizer",
+    "Unit",
     "WeightLayer",
     "WeightQuantizer",
     "classifier",

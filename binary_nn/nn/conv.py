@@ -1,4 +1,4 @@
-"""Convolution and max-pooling layers of channels-last images (see ``binary_nn.nn.layers``
+"""Convolution and pooling layers of channels-last images (see ``binary_nn.nn.layers``
 for what a layer is and how a backward step takes a slice of features)."""
 
 from __future__ import annotations
@@ -148,3 +148,96 @@ class MaxPool2d(Layer):
 
     def describe(self) -> str | None:
         return f"mp{self.size}"
+
+
+class AvgPool2d(Layer):
+    """``P x P`` average pooling, stride ``P``, of channels-last images (rows and columns past
+    the last whole window are dropped, as ``MaxPool2d`` drops them): a residual unit's
+    shortcut where its path max-pools."""
+
+    kind = "avgpool"
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ConfigError(f"an average pool needs a size >= 1, got {size}")
+        self.size = size
+        self._shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
+        xp, p = self.kernels.xp, self.size
+        n, h, w, c = x.shape
+        if train:
+            self._shape = tuple(x.shape)
+        windows = xp.reshape(x[:, : h // p * p, : w // p * p, :], (n, h // p, p, w // p, p, c))
+        return xp.mean(windows, axis=(2, 4))
+
+    def backward(
+        self,
+        grad: Array,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
+    ) -> Array | None:
+        if not need_input_grad:
+            return None
+        xp, p = self.kernels.xp, self.size
+        n, h, w, _ = self._shape
+        c = grad.shape[-1]
+        # each window's value spread evenly over it; the dropped rows and columns get none
+        share = xp.reshape(grad / (p * p), (n, h // p, 1, w // p, 1, c))
+        spread = xp.reshape(
+            xp.broadcast_to(share, (n, h // p, p, w // p, p, c)), (n, h // p * p, w // p * p, c)
+        )
+        if (h // p * p, w // p * p) == (h, w):
+            return spread
+        result = xp.zeros((n, h, w, c), dtype=grad.dtype)
+        result[:, : h // p * p, : w // p * p, :] = spread
+        return result
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3 or input_shape[0] < self.size or input_shape[1] < self.size:
+            raise ConfigError(f"a {self.size}x{self.size} average pool cannot take {input_shape}")
+        h, w, c = input_shape
+        return (h // self.size, w // self.size, c)
+
+    def describe(self) -> str | None:
+        return f"ap{self.size}"
+
+
+class GlobalAvgPool(Layer):
+    """Each channel's mean over the image: (batch, H, W, C) -> (batch, C) (``gap``)."""
+
+    kind = "globalavgpool"
+
+    def __init__(self) -> None:
+        self._shape: tuple[int, ...] = ()
+
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
+        if train:
+            self._shape = tuple(x.shape)
+        return self.kernels.xp.mean(x, axis=(1, 2))
+
+    def backward(
+        self,
+        grad: Array,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
+    ) -> Array | None:
+        if not need_input_grad:
+            return None
+        xp = self.kernels.xp
+        n, h, w, _ = self._shape
+        c = grad.shape[-1]  # a slice of the features: those channels
+        share = xp.reshape(grad / (h * w), (n, 1, 1, c))
+        return xp.asarray(xp.broadcast_to(share, (n, h, w, c)), copy=True)
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ConfigError(f"global average pooling takes images (H, W, C), got {input_shape}")
+        return (input_shape[2],)
+
+    def describe(self) -> str | None:
+        return "gap"

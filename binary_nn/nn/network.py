@@ -1,11 +1,12 @@
-"""Blocks and the network made of them: what learning rules, metrics and checkpoints walk.
+"""The network: units in order, what learning rules, metrics and checkpoints walk.
 
-A ``Block`` is the unit a learning rule addresses: a few layers ending in the block's
-activation, e.g. ``Linear -> [Scaler] -> [BatchNorm] -> activation``. It tells the rest of the
-package what it is made of — its ``weight_layer``, its ``activation``,
-its ``output_shape`` and its named state — so that nothing outside it indexes its
-layers by position. A ``Network`` is hidden blocks then an output block; its state names
-are ``{kind}.{block}.{name}`` (``linear.0.weight``, ``batchnorm.1.running_var``, ...).
+A unit is what a learning rule addresses: a ``Block`` (a few layers with one weight layer
+and one activation, see ``binary_nn.nn.block``) or a ``Residual`` unit (a block with a
+shortcut around it, see ``binary_nn.nn.residual``). A ``Network`` is hidden units then an
+output block, and owns the one traversal everything walks: ``Network.layers`` (every layer,
+a unit's in its order), ``Network.weight_layers``, ``Network.each_block_output`` (forward);
+its state names are ``{kind}.{unit}.{name}`` (``linear.0.weight``,
+``batchnorm.1.running_var``, ``conv.3.shortcut.weight``, ...).
 
 ``classifier`` builds the feed-forward classifier of the published study, with
 optional convolutional blocks first.
@@ -24,7 +25,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from .activations import ACTIVATIONS
-from .conv import Conv2d, MaxPool2d
+from .block import Block, Path
+from .conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
 from .kernels import Array, KernelBackend, default_kernels
 from .layers import (
     ActivationLayer,
@@ -38,144 +40,18 @@ from .layers import (
     WeightLayer,
 )
 from .quantizers import SignQuantizer, WeightQuantizer, weight_quantizer
+from .residual import Residual, Unit
 
-
-class Block:
-    """Layers applied in order, with exactly one weight layer and one activation.
-
-    Parameters
-    ----------
-    layers : sequence of Layer
-        In the order they are applied; no two layers with state may share a ``kind``.
-    input_shape : tuple of int
-        The shape of one example reaching the block.
-    """
-
-    def __init__(self, layers: Sequence[Layer], input_shape: Shape) -> None:
-        self.layers = list(layers)
-        self.input_shape = tuple(int(n) for n in input_shape)
-        shape = self.input_shape
-        for layer in self.layers:
-            shape = layer.output_shape(shape)
-        self.output_shape: Shape = shape
-        weights = [layer for layer in self.layers if isinstance(layer, WeightLayer)]
-        activations = [layer for layer in self.layers if isinstance(layer, ActivationLayer)]
-        if len(weights) != 1 or len(activations) != 1:
-            raise ConfigError("a block needs exactly one weight layer and one activation")
-        self.weight_layer: WeightLayer = weights[0]
-        self.activation: ActivationLayer = activations[0]
-        kinds = [layer.kind for layer in self.layers if layer.state_dict()]
-        if len(kinds) != len(set(kinds)):
-            raise ConfigError(f"a block's layers with state must differ in kind, got {kinds}")
-        # a layer returns an input gradient when something below it in the block trains
-        self._input_grad_needed = [
-            any(lower.parameters() for lower in self.layers[:i]) for i in range(len(self.layers))
-        ]
-
-    @property
-    def weights(self) -> WeightLayer:
-        """Deprecated alias of ``weight_layer`` (removed in the next release)."""
-        warnings.warn(
-            "Block.weights is deprecated; use Block.weight_layer", DeprecationWarning, stacklevel=2
-        )
-        return self.weight_layer
-
-    @property
-    def kernels(self) -> KernelBackend:
-        """The kernel backend the block's layers compute with."""
-        return self.weight_layer.kernels
-
-    @property
-    def output_size(self) -> int:
-        """Values per example at the block's output: the size of a rule's feedback to it."""
-        return math.prod(self.output_shape)
-
-    def forward(self, x: Array, *, train: bool) -> Array:
-        """Every layer in turn. An array made inside the block that no layer keeps (as its
-        output) is handed to the next layer to compute in; the block's input never is."""
-        owned = False
-        for layer in self.layers:
-            x = layer.forward(x, train=train, overwrite=owned)
-            keeps = train and layer.keeps_output
-            owned = not keeps and (owned if layer.aliases_input else True)
-        return x
-
-    def backward(
-        self,
-        grad: Array,
-        *,
-        need_input_grad: bool,
-        overwrite: bool = False,
-        features: slice | None = None,
-    ) -> Array | None:
-        """Backward through every layer; ``grad`` has the block's output shape.
-
-        With ``overwrite`` the caller gives ``grad`` away: the layers may compute in its memory.
-        Arrays a layer makes are the block's own and are reused that way in any case.
-        ``features`` (a slice of the output's last axis; see ``binary_nn.nn.layers``) takes
-        the step for those features only, ``grad`` holding just them, with no input gradient.
-        """
-        result: Array | None = grad
-        owned = overwrite
-        for index in range(len(self.layers) - 1, -1, -1):
-            if result is None:  # nothing below trains and no input gradient is wanted
-                break
-            incoming = result
-            result = self.layers[index].backward(
-                incoming,
-                need_input_grad=need_input_grad or self._input_grad_needed[index],
-                overwrite=owned,
-                features=features,
-            )
-            shares = result is not None and self.kernels.may_share_memory(result, incoming)
-            if result is not None and not shares:
-                owned = True  # a new array: no one else holds it
-        return result
-
-    def parameters(self) -> list[Parameter]:
-        return [p for layer in self.layers for p in layer.parameters()]
-
-    def forward_macs(self) -> int:
-        """Multiply-adds per example of the block's forward pass (its weight layer's)."""
-        total, shape = 0, self.input_shape
-        for layer in self.layers:
-            total += layer.forward_macs(shape)
-            shape = layer.output_shape(shape)
-        return total
-
-    def release(self) -> None:
-        """Drop what the last training forward kept (after the block's update)."""
-        for layer in self.layers:
-            layer.release()
-
-    def named_state(self) -> dict[str, Array]:
-        """``{kind}.{name}`` -> array (live references) for every layer with state."""
-        return {
-            f"{layer.kind}.{name}": array
-            for layer in self.layers
-            for name, array in layer.state_dict().items()
-        }
-
-    def load_named_state(self, state: dict[str, Array]) -> None:
-        for layer in self.layers:
-            prefix = f"{layer.kind}."
-            own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-            if own or layer.state_dict():
-                layer.load_state_dict(own)
-
-    def describe(self) -> str:
-        """E.g. ``700(bin,bn,signsat)`` or ``32x14x14(bin,signsat)``."""
-        tags = [tag for layer in self.layers if (tag := layer.describe())]
-        return f"{'x'.join(map(str, self.output_shape))}({','.join(tags)})"
+__all__ = ["Block", "Network", "Residual", "Unit", "classifier", "mlp", "parse_conv"]
 
 
 class Network:
-    """Hidden blocks then an output block; a classifier of ``n_classes`` outputs.
+    """Hidden units then an output block; a classifier of ``n_classes`` outputs.
 
     Parameters
     ----------
-    blocks : sequence of Block
-        Each block's input shape is the previous block's output shape.
+    blocks : sequence of Block or Residual
+        Each unit's input shape is the previous one's output shape; the last is a ``Block``.
     dtype : numpy dtype
         ``float32`` or ``float64``: the precision of every array and product.
     kernels : KernelBackend, optional
@@ -185,11 +61,11 @@ class Network:
 
     def __init__(
         self,
-        blocks: Sequence[Block],
+        blocks: Sequence[Unit],
         dtype: type | np.dtype = np.float32,
         kernels: KernelBackend | None = None,
     ) -> None:
-        self.blocks = list(blocks)
+        self.blocks: list[Unit] = list(blocks)
         if not self.blocks:
             raise ConfigError("a network needs at least an output block")
         for below, above in zip(self.blocks, self.blocks[1:], strict=False):
@@ -198,20 +74,39 @@ class Network:
                     f"a block that takes {above.input_shape} follows one that gives "
                     f"{below.output_shape}"
                 )
+        if not isinstance(self.blocks[-1], Block):
+            raise ConfigError("the output unit must be a block, not a residual unit")
         if len(self.output_block.output_shape) != 1:
             raise ConfigError("the output block must give one vector per example")
         self.dtype = np.dtype(dtype)
         self.kernels = kernels if kernels is not None else default_kernels()
-        for block in self.blocks:
-            for layer in block.layers:
-                layer.use_kernels(self.kernels)
+        for layer in self.layers():
+            layer.use_kernels(self.kernels)
+
+    def layers(self) -> list[Layer]:
+        """Every layer, unit by unit (a residual unit's path, shortcut, then what follows)."""
+        return [layer for unit in self.blocks for layer in unit.layers]
+
+    def weight_layers(self) -> list[WeightLayer]:
+        """Every weight layer, in the order of ``layers``."""
+        return [layer for unit in self.blocks for layer in unit.weight_layers()]
+
+    def error_layers(self) -> list[WeightLayer]:
+        """The weight layers that send the error down to a unit below (all but the first
+        unit's): those whose error path a rule may set (``WeightLayer.error_weight``)."""
+        return [layer for unit in self.blocks[1:] for layer in unit.weight_layers()]
+
+    @property
+    def is_chain(self) -> bool:
+        """Whether every unit is a plain block (no shortcut): what export handles today."""
+        return all(isinstance(unit, Block) for unit in self.blocks)
 
     @contextlib.contextmanager
     def true_error_path(self) -> Iterator[None]:
         """Within it, every layer sends the error down through the weights its forward used
         (backpropagation), whatever a learning rule set as its error path; restored after
         (the alignment probe's backpropagation twin)."""
-        layers = [block.weight_layer for block in self.blocks]
+        layers = self.weight_layers()
         saved = [layer.error_weight for layer in layers]
         try:
             for layer in layers:
@@ -222,12 +117,14 @@ class Network:
                 layer.error_weight = matrix
 
     @property
-    def hidden_blocks(self) -> list[Block]:
+    def hidden_blocks(self) -> list[Unit]:
         return self.blocks[:-1]
 
     @property
     def output_block(self) -> Block:
-        return self.blocks[-1]
+        output = self.blocks[-1]
+        assert isinstance(output, Block)
+        return output
 
     @property
     def input_shape(self) -> Shape:
@@ -241,12 +138,11 @@ class Network:
         return [p for block in self.blocks for p in block.parameters()]
 
     def named_parameters(self) -> dict[str, Parameter]:
-        """``{kind}.{block}.{name}`` -> parameter, the names ``named_state`` gives them."""
+        """``{kind}.{unit}.{name}`` -> parameter, the names ``named_state`` gives them."""
         return {
-            f"{layer.kind}.{k}.{name}": p
+            _indexed(key, k): p
             for k, block in enumerate(self.blocks)
-            for layer in block.layers
-            for name, p in layer.named_parameters().items()
+            for key, p in block.named_parameters().items()
         }
 
     def n_parameters(self) -> int:
@@ -266,21 +162,21 @@ class Network:
         """Every block's output for ``x`` in evaluation mode (the output block's last)."""
         return list(self.each_block_output(x))
 
-    def each_block_output(self, x: Array) -> Iterator[Array]:
-        """``block_outputs`` one at a time, so that a consumer holds one block's output
-        at a time (the information plane of a wide convnet)."""
+    def each_block_output(self, x: Array, *, train: bool = False) -> Iterator[Array]:
+        """Every unit's output for ``x``, one at a time (so that a consumer holds one unit's
+        output at a time: the information plane of a wide convnet); in evaluation mode
+        unless ``train`` (then the network's training forward, keeping what backward needs)."""
         for block in self.blocks:
-            x = block.forward(x, train=False)
+            x = block.forward(x, train=train)
             yield x
 
     def named_state(self) -> dict[str, Array]:
-        """``{kind}.{block}.{name}`` -> array (live references), e.g. ``linear.0.weight``."""
-        state = {}
-        for k, block in enumerate(self.blocks):
-            for key, array in block.named_state().items():
-                kind, name = key.split(".", 1)
-                state[f"{kind}.{k}.{name}"] = array
-        return state
+        """``{kind}.{unit}.{name}`` -> array (live references), e.g. ``linear.0.weight``."""
+        return {
+            _indexed(key, k): array
+            for k, block in enumerate(self.blocks)
+            for key, array in block.named_state().items()
+        }
 
     def load_named_state(self, state: dict[str, Array]) -> None:
         """Copy ``state`` (the keys and shapes of ``named_state``) into the network."""
@@ -299,16 +195,20 @@ class Network:
     def memory_bytes(self) -> tuple[int, int]:
         """Bytes of all parameters as stored, and with quantized weights packed to their bits."""
         stored = packed = 0
-        for block in self.blocks:
-            bits = block.weight_layer.quantizer.bits
-            for p in block.parameters():
+        for layer in self.layers():
+            bits = layer.quantizer.bits if isinstance(layer, WeightLayer) else None
+            for p in layer.parameters():
                 nbytes = p.size * self.dtype.itemsize
                 stored += nbytes
-                if p is block.weight_layer.weight and bits is not None:
-                    packed += -(-p.size * bits // 8)
-                else:
-                    packed += nbytes
+                is_weight = isinstance(layer, WeightLayer) and p is layer.weight
+                packed += -(-p.size * bits // 8) if is_weight and bits is not None else nbytes
         return stored, packed
+
+
+def _indexed(key: str, index: int) -> str:
+    """A unit's ``conv.weight`` as unit ``index``'s: ``conv.{index}.weight``."""
+    kind, name = key.split(".", 1)
+    return f"{kind}.{index}.{name}"
 
 
 ConvSpec = list[tuple[str, int, int]]
@@ -318,28 +218,42 @@ def parse_conv(spec: str | Sequence[str]) -> ConvSpec:
     """``"32c5,mp2,64c5,mp2"`` -> ``[("conv", 32, 5), ("pool", 2, 2), ...]``.
 
     ``{C}c{K}`` is a convolution with C output channels and a K x K kernel (K odd: stride 1,
-    zero padding K // 2 keep the image size), ``mp{P}`` a P x P max-pool with stride P.
+    zero padding K // 2 keep the image size), ``mp{P}`` a P x P max-pool with stride P,
+    ``r{C}c{K}`` a residual unit (``("residual", C, K)``: a K x K convolution with a shortcut
+    around it, see ``classifier``), ``gap`` global average pooling (``("gap", 0, 0)``, last).
     """
     tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec)]
     if tokens == [""]:  # no convolution
         return []
     layers: ConvSpec = []
     for token in tokens:
-        conv = re.fullmatch(r"([0-9]{1,9})c([0-9]{1,3})", token)  # bounded: finite shapes
+        conv = re.fullmatch(r"(r?)([0-9]{1,9})c([0-9]{1,3})", token)  # bounded: finite shapes
         pool = re.fullmatch(r"mp([0-9]{1,4})", token)
-        if conv and int(conv.group(1)) >= 1 and int(conv.group(2)) % 2 == 1:
-            layers.append(("conv", int(conv.group(1)), int(conv.group(2))))
+        ended = bool(layers) and layers[-1][0] == "gap"
+        if ended:
+            why = "gap (global average pooling) comes last"
+        elif conv and conv.group(1) and not layers:
+            why = "a residual unit needs a convolution before it (a stem, e.g. 32c3,r32c3)"
+        elif conv and int(conv.group(2)) >= 1 and int(conv.group(3)) % 2 == 1:
+            kind = "residual" if conv.group(1) else "conv"
+            layers.append((kind, int(conv.group(2)), int(conv.group(3))))
+            continue
         elif pool and int(pool.group(1)) >= 1 and layers:
             layers.append(("pool", int(pool.group(1)), int(pool.group(1))))
+            continue
+        elif token == "gap" and layers:
+            layers.append(("gap", 0, 0))
+            continue
+        elif pool or token == "gap":
+            why = f"{'a max-pool' if pool else 'gap'} needs a convolution before it"
+        elif not token:
+            why = "an empty token (two commas?)"
         else:
             why = (
-                "a max-pool needs a convolution before it"
-                if pool
-                else "an empty token (two commas?)"
-                if not token
-                else "use {C}c{K} with an odd K (e.g. 32c5) or mp{P} (e.g. mp2)"
+                "use {C}c{K} with an odd K (e.g. 32c5), r{C}c{K} (a residual unit), mp{P} "
+                "(e.g. mp2) or gap"
             )
-            raise ConfigError(f"--conv: bad token {token!r} in {spec!r}; {why}")
+        raise ConfigError(f"--conv: bad token {token!r} in {spec!r}; {why}")
     return layers
 
 
@@ -372,14 +286,24 @@ def classifier(
     the max of signs loses what the max of pre-activations keeps (the usual order of binary
     convnets; max-pooling commutes with the positive scaler). A hidden dense block is
     ``Linear -> [Scaler] -> [BatchNorm] -> activation`` (a ``Flatten`` first when
-    examples are not vectors); the output block ``Linear -> last activation``.
+    examples are not vectors, a ``GlobalAvgPool`` after ``gap``); the output block
+    ``Linear -> last activation`` (``hidden`` may be empty after convolutions).
+
+    A residual unit ``r{C}c{K}`` (a ``Residual``) is Bi-Real Net's: a pre-activation path
+    ``activation -> Conv2d -> [Scaler] -> [MaxPool2d] -> [BatchNorm]``, so that a binary
+    convolution reads the signs of the unit's real-valued input, plus a shortcut of that
+    input: the identity, or where the path changes the shape, an average pool of the path's
+    windows and, where the channels change, a real-valued 1x1 convolution (with batch norm
+    under ``batch_norm``). The sum is the unit's output, real-valued. A residual unit needs a
+    convolution before it (the stem, which reads the pixels).
 
     Parameters
     ----------
     input_shape : int or tuple of int
         The shape of one example (an int: vectors of that size; images are (H, W, C)).
     conv : str or sequence of str
-        Convolutional layers before the dense ones, e.g. ``"32c5,mp2,64c5,mp2"``.
+        Convolutional layers before the dense ones, e.g. ``"32c5,mp2,64c5,mp2"`` or
+        ``"32c3,r32c3,r32c3,mp2,r64c3,r64c3,gap"`` (see ``parse_conv``).
     hidden : sequence of int
         Hidden layer sizes, e.g. ``(700, 500, 300, 200)``.
     n_classes : int
@@ -412,9 +336,11 @@ def classifier(
     kernels : KernelBackend, optional
         See ``Network``.
     """
-    conv_layers = parse_conv(conv)
-    if not hidden or any(int(h) < 1 for h in hidden):
+    conv_spec = parse_conv(conv)
+    if any(int(h) < 1 for h in hidden):
         raise ConfigError(f"hidden sizes must be positive integers, got {list(hidden)}")
+    if not hidden and not conv_spec:
+        raise ConfigError("--hidden may be empty only after --conv (give hidden layer sizes)")
     if not init > 0:
         raise ConfigError(f"init must be > 0, got {init}")
     rng = rng if rng is not None else np.random.default_rng()
@@ -439,36 +365,52 @@ def classifier(
     def linear(fan_in: int, fan_out: int, quantizer: WeightQuantizer) -> Linear:
         return Linear(draw((fan_in, fan_out)), quantizer)
 
-    blocks: list[Block] = []
+    blocks: list[Unit] = []
 
     def hidden_quantizer() -> WeightQuantizer:
         first = not blocks
         return weight_quantizer(binarize and (binarize_first or not first), weight_ste)
 
-    for kind, channels, k in conv_layers:
-        if kind == "pool":  # joins the block of the convolution before it
-            block = blocks[-1]
-            parts = list(block.layers)
-            at = next(i for i, layer in enumerate(parts) if isinstance(layer, Conv2d))
-            position = at + 1 + sum(isinstance(layer, (Scaler, MaxPool2d)) for layer in parts)
-            parts.insert(position, MaxPool2d(channels))
-            blocks[-1] = Block(parts, block.input_shape)
-            shape = blocks[-1].output_shape
-            continue
-        if len(shape) != 3:
-            raise ConfigError(f"--conv needs images (H, W, C), but examples have shape {shape}")
-        weights = Conv2d(draw((k, k, shape[2], channels)), hidden_quantizer())
-        conv_block: list[Layer] = [weights]
+    def conv_layers(in_shape: Shape, channels: int, k: int, pre_activation: bool) -> list[Layer]:
+        weights = Conv2d(draw((k, k, in_shape[2], channels)), hidden_quantizer())
+        layers: list[Layer] = [weights]
         if scale:
-            conv_block.append(Scaler(weights.fan_in))
+            layers.append(Scaler(weights.fan_in))
         if batch_norm:
-            conv_block.append(BatchNorm(channels, dtype))
-        conv_block.append(ActivationLayer(hidden_act))
-        blocks.append(Block(conv_block, shape))
-        shape = blocks[-1].output_shape
+            layers.append(BatchNorm(channels, dtype))
+        activation = ActivationLayer(hidden_act)
+        return [activation, *layers] if pre_activation else [*layers, activation]
+
+    def projection(in_shape: Shape, channels: int) -> list[Layer]:
+        """The shortcut of a unit whose channels change: a real-valued 1x1 convolution."""
+        if in_shape[2] == channels:
+            return []
+        layers: list[Layer] = [Conv2d(draw((1, 1, in_shape[2], channels)), WeightQuantizer())]
+        return [*layers, BatchNorm(channels, dtype)] if batch_norm else layers
+
+    global_pool = False
+    for kind, channels, k in conv_spec:
+        if kind == "gap":  # the first dense block averages the images instead of flattening
+            global_pool = True
+        elif kind == "pool":  # joins the unit of the convolution before it
+            blocks[-1] = _pooled(blocks[-1], channels)
+        elif len(shape) != 3:
+            raise ConfigError(f"--conv needs images (H, W, C), but examples have shape {shape}")
+        elif kind == "conv":
+            blocks.append(Block(conv_layers(shape, channels, k, pre_activation=False), shape))
+        else:
+            path = Block(conv_layers(shape, channels, k, pre_activation=True), shape)
+            blocks.append(Residual(path, Path(projection(shape, channels), shape)))
+        shape = blocks[-1].output_shape if blocks else shape
+
+    def to_vectors(shape: Shape) -> list[Layer]:
+        if len(shape) == 1:
+            return []
+        return [GlobalAvgPool() if global_pool else Flatten()]
+
     for size in [int(h) for h in hidden]:
-        layers: list[Layer] = [Flatten()] if len(shape) > 1 else []
-        fan_in = math.prod(shape)
+        layers: list[Layer] = to_vectors(shape)
+        fan_in = math.prod(layers[0].output_shape(shape) if layers else shape)
         layers.append(linear(fan_in, size, hidden_quantizer()))
         if scale:
             layers.append(Scaler(fan_in))
@@ -478,9 +420,27 @@ def classifier(
         blocks.append(Block(layers, shape))
         shape = blocks[-1].output_shape
     output_quantizer = SignQuantizer() if binarize_last else WeightQuantizer()
-    output = linear(shape[0], int(n_classes), output_quantizer)
-    blocks.append(Block([output, ActivationLayer(last_act)], shape))
+    flat = to_vectors(shape)
+    fan_in = math.prod(flat[0].output_shape(shape) if flat else shape)
+    output = linear(fan_in, int(n_classes), output_quantizer)
+    blocks.append(Block([*flat, output, ActivationLayer(last_act)], shape))
     return Network(blocks, dtype, kernels)
+
+
+def _pooled(unit: Unit, size: int) -> Unit:
+    """``unit`` with a ``size`` x ``size`` max-pool after its convolution (and its scaler),
+    before batch norm and the activation; a residual unit's shortcut averages the same
+    windows (Bi-Real Net's downsampling shortcut), before its projection if it has one."""
+    if isinstance(unit, Residual):
+        path = _pooled(unit.path, size)
+        assert isinstance(path, Block)
+        shortcut = Path([AvgPool2d(size), *unit.shortcut.layers], unit.input_shape)
+        return Residual(path, shortcut, Path(unit.after.layers, path.output_shape))
+    parts = list(unit.layers)
+    at = next(i for i, layer in enumerate(parts) if isinstance(layer, Conv2d))
+    position = at + 1 + sum(isinstance(layer, (Scaler, MaxPool2d)) for layer in parts[at:])
+    parts.insert(position, MaxPool2d(size))
+    return Block(parts, unit.input_shape)
 
 
 def mlp(*args: Any, **kwargs: Any) -> Network:

@@ -29,9 +29,11 @@ import numpy as np
 
 from ..learning.loss import Loss, one_hot
 from ..learning.rules import GD, LearningRule
+from ..nn.block import Block
 from ..nn.layers import Linear
 from ..nn.network import Network
 from ..nn.quantizers import sign
+from ..nn.residual import Unit
 from .probes import Probe, ProbeContext
 
 #: how many rounding errors a norm must exceed for its direction to mean anything
@@ -82,6 +84,16 @@ def forward_path(network: Network, k: int) -> np.ndarray:
     return path
 
 
+def _dense(unit: Unit) -> bool:
+    """Whether a unit is a dense block reading its whole input (no pooling, no shortcut):
+    the units through which a product of weight matrices is the forward path."""
+    return (
+        isinstance(unit, Block)
+        and isinstance(unit.weight_layer, Linear)
+        and math.prod(unit.input_shape) == unit.weight_layer.fan_in
+    )
+
+
 class Twin(NamedTuple):
     """A rule's and backpropagation's gradients and signals on one forward pass, per hidden
     block: weight gradients, what reached the block's output, and the block's input."""
@@ -101,10 +113,9 @@ def rule_and_backprop(
     statistics: give it a copy of a network that trains."""
     host = network.kernels.to_host
     target = one_hot(labels, network.n_classes, network.dtype)
-    inputs, h = [], x
-    for block in network.blocks:  # the network's training forward, inputs kept
+    inputs, h = [x], x
+    for h in network.each_block_output(x, train=True):  # inputs kept: the units' own
         inputs.append(h)
-        h = block.forward(h, train=True)
     _, error = loss.value_and_error(h, target)
     target01 = (target + 1) / 2
     weights = [block.weight_layer.weight for block in network.hidden_blocks]
@@ -176,9 +187,7 @@ class Alignment(Probe):
             valid = angles[np.isfinite(angles)]
             metrics[f"align/signal/{k}"] = float(valid.mean()) if len(valid) else None
             metrics[f"align/signal_std/{k}"] = float(valid.std()) if len(valid) else None
-            if rule.projects_error and all(
-                isinstance(b.weight_layer, Linear) for b in network.blocks[k + 1 :]
-            ):  # a product of weight matrices is the path only through dense layers
+            if rule.projects_error and all(_dense(b) for b in network.blocks[k + 1 :]):
                 metrics[f"align/weight/{k}"] = angle_degrees(
                     network.kernels.to_host(rule.feedback[k]), forward_path(network, k).T
                 )

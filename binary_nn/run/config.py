@@ -44,9 +44,14 @@ DESCRIPTION = (
 )
 
 
-def parse_hidden(text: str | list[Any] | tuple[Any, ...]) -> tuple[int, ...]:
-    """``"700,500"`` -> ``(700, 500)``; anything but positive integers is a ``ConfigError``."""
-    return opts.int_list(text, "--hidden")
+def parse_hidden(
+    text: str | list[Any] | tuple[Any, ...], flag: str = "--hidden"
+) -> tuple[int, ...]:
+    """``"700,500"`` -> ``(700, 500)``; ``""`` -> ``()`` (no hidden dense layer: the output
+    layer reads the convolutions); anything else is a ``ConfigError``."""
+    if text in ("", [], ()):
+        return ()
+    return opts.int_list(text, flag)
 
 
 def _conv(value: Any, flag: str) -> str:
@@ -126,13 +131,16 @@ class TrainConfig:
     )  # fmt: skip
     # --- model
     hidden: tuple[int, ...] = option(
-        (700, 500), "--hidden", group="model", check=opts.int_list,
-        help="comma-separated hidden layer sizes",
+        (700, 500), "--hidden", group="model", check=parse_hidden,
+        help="comma-separated hidden layer sizes (empty after --conv: the output layer reads "
+        "the convolutions)",
     )  # fmt: skip
     conv: str = option(
         "", "--conv", group="model", check=_conv, metavar="SPEC",
         help="convolutional layers before --hidden, e.g. 32c5,mp2,64c5,mp2: {C}c{K} is a KxK "
-        "convolution with C channels (stride 1, zero padding K//2), mp{P} a PxP max-pool",
+        "convolution with C channels (stride 1, zero padding K//2), mp{P} a PxP max-pool, "
+        "r{C}c{K} a residual unit (a sign-first convolution with a shortcut around it), gap "
+        "global average pooling (last)",
     )  # fmt: skip
     init: float = option(
         0.1, "--init", group="model", check=opts.number(0, high=1e6, below=False),

@@ -50,8 +50,7 @@ def probe(run: TrainingRun, *, start: bool = False, iteration: int | None = None
 
 
 def _batch_norms(training: TrainingRun) -> list[BatchNorm]:
-    layers = (layer for block in training.model.blocks for layer in block.layers)
-    return [layer for layer in layers if isinstance(layer, BatchNorm)]
+    return [layer for layer in training.model.layers() if isinstance(layer, BatchNorm)]
 
 
 class _Stopped(Exception):

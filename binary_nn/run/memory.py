@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from .. import limits
 from ..errors import ConfigError
 from ..learning.cost import held_values, largest_activation
+from ..nn.layers import WeightLayer
 from ..nn.network import Network
 from .probes import HSIC_EXAMPLES, eval_chunk
 
@@ -56,11 +57,12 @@ def estimate(
     needs; ``optimizer_state``: the optimizer's state values (Adam: 2 per parameter)."""
     itemsize = network.dtype.itemsize
     values = 0
-    for block in network.blocks:
-        binary = block.weight_layer.quantizer.bits is not None
-        for p in block.parameters():
+    for layer in network.layers():
+        # binary latent weights have one more copy: the signs the forward computes with
+        packed = isinstance(layer, WeightLayer) and layer.quantizer.bits is not None
+        for p in layer.parameters():
             copies = 1 + PARAMETER_ARRAYS
-            copies += binary and p is block.weight_layer.weight
+            copies += packed and isinstance(layer, WeightLayer) and p is layer.weight
             values += copies * p.size
     values += optimizer_state
     largest = largest_activation(network)

@@ -9,7 +9,8 @@ from array_api_compat import array_namespace
 
 from ..nn.kernels import Array, ArrayStatistics
 from ..nn.layers import Parameter
-from ..nn.network import Block, Network
+from ..nn.network import Network
+from ..nn.residual import Unit
 
 
 def classification_scores(y_true: np.ndarray, y_pred: np.ndarray, prefix: str) -> dict[str, float]:
@@ -119,7 +120,7 @@ class BatchStatistics:
     def of_block(
         self,
         k: int,
-        block: Block,
+        block: Unit,
         summaries: Mapping[Parameter, ArrayStatistics] | None,
         hidden: bool,
     ) -> dict[str, float]:

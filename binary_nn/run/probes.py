@@ -153,12 +153,7 @@ class BatchNormRecalibration(Probe):
 
     def __call__(self, context: ProbeContext) -> dict[str, Any]:
         network = context.network
-        norms = [
-            layer
-            for block in network.blocks
-            for layer in block.layers
-            if isinstance(layer, BatchNorm)
-        ]
+        norms = [layer for layer in network.layers() if isinstance(layer, BatchNorm)]
         if not norms:
             return {}
         momenta = [layer.momentum for layer in norms]
