@@ -15,6 +15,7 @@ from binary_nn.learning.loss import one_hot
 from binary_nn.learning.step import streaming_step
 from binary_nn.nn import AvgPool2d, GlobalAvgPool, Residual
 from binary_nn.nn.network import parse_conv
+from binary_nn.nn.react import RPReLU, Threshold
 
 pytestmark = pytest.mark.usefixtures("kernel_backend")
 
@@ -59,6 +60,11 @@ def test_a_residual_network_is_built_as_the_spec_says(rng):
     assert "conv.2.shortcut.weight" in network.named_state()
     assert "batchnorm.2.shortcut.running_var" in network.named_state()
     assert len(network.weight_layers()) == 5 and len(network.error_layers()) == 4
+    react = residual_net(rng, rsign=True, rprelu=True)
+    assert [layer.kind for layer in react.blocks[1].layers] == [
+        "threshold", "activation", "conv", "rprelu",
+    ]  # fmt: skip
+    assert {"threshold.1.alpha", "rprelu.2.after.beta"} <= set(react.named_state())
 
 
 def test_average_pooling_matches_finite_differences(rng):
@@ -66,7 +72,20 @@ def test_average_pooling_matches_finite_differences(rng):
     check_layer(GlobalAvgPool(), rng.normal(size=(2, 3, 4, 3)), rng)
 
 
-@pytest.mark.parametrize("extras", [{}, {"batch_norm": True, "scale": True}])
+def test_reactnet_pieces_match_finite_differences(rng):
+    threshold = Threshold(3, np.float64)
+    threshold.alpha.value[:] = rng.normal(size=3)
+    check_layer(threshold, rng.normal(size=(2, 4, 4, 3)), rng, [threshold.alpha])
+    rprelu = RPReLU(3, np.float64)
+    for p in rprelu.parameters():
+        p.value[:] = rng.uniform(-0.5, 0.5, 3)
+    check_layer(rprelu, rng.normal(size=(2, 4, 4, 3)), rng, rprelu.parameters())
+
+
+@pytest.mark.parametrize(
+    "extras",
+    [{}, {"batch_norm": True, "scale": True}, {"batch_norm": True, "rsign": True, "rprelu": True}],
+)
 def test_backpropagation_through_residual_units_matches_finite_differences(rng, extras):
     network = residual_net(rng, **extras)
     x = rng.normal(size=(4, 6, 6, 1))
@@ -166,7 +185,8 @@ def test_a_residual_net_trains_resumes_and_is_refused_by_export(tmp_path, capsys
     from binary_nn.train import main
 
     base = ["--conv", "4c3,r4c3,mp2,r8c3,gap", "--hidden", "", "--binarize", "--bn",
-            "--hidden-act", "signsat", "--dtype", "float64", "--seed", "2"]  # fmt: skip
+            "--hidden-act", "signsat", "--rsign", "--rprelu", "--dtype", "float64", "--seed",
+            "2"]  # fmt: skip
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert main([*base, "-m", "DFA", "-e", "2", "--out", str(whole)]) == 0
     assert main([*base, "-m", "DFA", "-e", "1", "--out", str(parts)]) == 0
@@ -178,6 +198,8 @@ def test_a_residual_net_trains_resumes_and_is_refused_by_export(tmp_path, capsys
 
     assert records(whole) == records(parts)
     capsys.readouterr()
+    assert main(["--conv", "4c3,mp2", "--rsign", "-e", "1"]) == 2
+    assert "--rsign needs a residual unit in --conv" in capsys.readouterr().err
     assert export_main([str(whole / "checkpoint.npz"), "--out", str(tmp_path / "export")]) == 2
     err = capsys.readouterr().err
     assert "not yet residual units" in err and "Traceback" not in err

@@ -40,6 +40,7 @@ from .layers import (
     WeightLayer,
 )
 from .quantizers import SignQuantizer, WeightQuantizer, weight_quantizer
+from .react import RPReLU, Threshold
 from .residual import Residual, Unit
 
 __all__ = ["Block", "Network", "Residual", "Unit", "classifier", "mlp", "parse_conv"]
@@ -271,6 +272,8 @@ def classifier(
     binarize_last: bool = False,
     binarize_first: bool = True,
     weight_ste: str = "identity",
+    rsign: bool = False,
+    rprelu: bool = False,
     init: float = 0.1,
     dtype: type | np.dtype = np.float32,
     rng: np.random.Generator | None = None,
@@ -319,6 +322,10 @@ def classifier(
         binary too (as published); False keeps it real, as BNN recipes do.
     binarize, binarize_last : bool
         Compute with ``sign(W)`` in the hidden layers / the output layer.
+    rsign, rprelu : bool
+        ReActNet's pieces in every residual unit (``binary_nn.nn.react``): a learnable
+        threshold per channel before its activation (RSign with a sign), and RPReLU after its
+        sum.
     weight_ste : str
         The hidden layers' pseudo-gradient of sign, a name in
         ``binary_nn.nn.quantizers.WEIGHT_STES``; the output layer always takes the plain
@@ -399,8 +406,12 @@ def classifier(
         elif kind == "conv":
             blocks.append(Block(conv_layers(shape, channels, k, pre_activation=False), shape))
         else:
-            path = Block(conv_layers(shape, channels, k, pre_activation=True), shape)
-            blocks.append(Residual(path, Path(projection(shape, channels), shape)))
+            inner = conv_layers(shape, channels, k, pre_activation=True)
+            threshold: list[Layer] = [Threshold(shape[2], dtype)] if rsign else []
+            path = Block([*threshold, *inner], shape)
+            after = [RPReLU(channels, dtype)] if rprelu else []
+            shortcut = Path(projection(shape, channels), shape)
+            blocks.append(Residual(path, shortcut, Path(after, path.output_shape)))
         shape = blocks[-1].output_shape if blocks else shape
 
     def to_vectors(shape: Shape) -> list[Layer]:

@@ -34,6 +34,8 @@ def build_network(
         binarize_last=config.binarize_last,
         binarize_first=config.binarize_first,
         weight_ste=config.weight_ste,
+        rsign=config.rsign,
+        rprelu=config.rprelu,
         init=config.init,
         dtype=np.dtype(config.dtype),
         rng=rng,

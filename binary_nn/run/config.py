@@ -98,6 +98,10 @@ ADAM_USED = Needs(
 )
 BOP_USED = Needs("--optimizer bop", lambda c: c.optimizer == "bop")
 BN = Needs("--bn", lambda c: c.bn)
+RESIDUAL_UNITS = Needs(
+    "a residual unit in --conv (r{C}c{K})",
+    lambda c: any(kind == "residual" for kind, _, _ in parse_conv(c.conv)),
+)
 BINARY_WEIGHTS = Needs("--binarize", lambda c: c.binarize)
 ALIGNMENT_ON = Needs("--alignment-every other than 0", lambda c: c.alignment_every != 0)
 
@@ -153,6 +157,16 @@ class TrainConfig:
     sn: bool = option(
         False, "--sn", group="model", kind="flag",
         help="divide each hidden pre-activation by its fan-in",
+    )  # fmt: skip
+    rsign: bool = option(
+        False, "--rsign", group="model", kind="flag", needs=(RESIDUAL_UNITS,),
+        help="ReActNet's RSign in residual units: a learnable threshold per channel before "
+        "the sign",
+    )  # fmt: skip
+    rprelu: bool = option(
+        False, "--rprelu", group="model", kind="flag", needs=(RESIDUAL_UNITS,),
+        help="ReActNet's RPReLU after each residual unit's sum (learnable shifts and slope "
+        "per channel)",
     )  # fmt: skip
     hidden_act: str = option(
         "tanh", "--hidden-act", group="model", check=opts.registered(ACTIVATIONS),
