@@ -18,7 +18,6 @@ runs the same learning in Python. Start a device from scratch with ``train --epo
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Sequence
 
@@ -67,9 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         model = pack_network(network, pixel_divisor(args.checkpoint, config))
         model.source = {"checkpoint": str(args.checkpoint), "architecture": network.describe()}
-        float32_bytes = 4 * sum(
-            math.prod(b.weight_layer.weight.value.shape) for b in network.blocks
-        )
+        float32_bytes = 4 * sum(layer.weight.size for layer in network.weight_layers())
         out.mkdir(parents=True, exist_ok=True)
         for k, conv in enumerate(model.convs):
             print(f"convolution {k}: {conv.describe()}")

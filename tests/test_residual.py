@@ -180,8 +180,7 @@ def test_the_alignment_twin_and_costs_walk_residual_units(rng):
     )
 
 
-def test_a_residual_net_trains_resumes_and_is_refused_by_export(tmp_path, capsys):
-    from binary_nn.export import main as export_main
+def test_a_residual_net_trains_and_resumes_bit_for_bit(tmp_path, capsys):
     from binary_nn.train import main
 
     base = ["--conv", "4c3,r4c3,mp2,r8c3,gap", "--hidden", "", "--binarize", "--bn",
@@ -200,6 +199,62 @@ def test_a_residual_net_trains_resumes_and_is_refused_by_export(tmp_path, capsys
     capsys.readouterr()
     assert main(["--conv", "4c3,mp2", "--rsign", "-e", "1"]) == 2
     assert "--rsign needs a residual unit in --conv" in capsys.readouterr().err
-    assert export_main([str(whole / "checkpoint.npz"), "--out", str(tmp_path / "export")]) == 2
-    err = capsys.readouterr().err
-    assert "not yet residual units" in err and "Traceback" not in err
+
+
+RESNETS = {
+    "bi-real, gap": ["--conv", "8c3,r8c3,mp2,r16c3,gap", "--hidden", ""],
+    "reactnet, sn": ["--conv", "6c3,r6c3,r12c3,mp2,gap", "--hidden", "", "--rsign", "--rprelu",
+                     "--sn"],
+    "flattened, a dense layer, binary scores": ["--conv", "6c3,r6c3,mp2,r6c3", "--hidden", "16",
+                                                "--binarize-last"],
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def resnets(tmp_path_factory):
+    from binary_nn.train import main
+
+    root = tmp_path_factory.mktemp("resnets")
+    paths = {}
+    for k, (name, flags) in enumerate(RESNETS.items()):
+        path = root / f"{k}.npz"
+        args = ["--optimizer", "adam", "--lr", "3e-3", "-e", "3", "--seed", "2", "--bn",
+                "--binarize", "--hidden-act", "signsat", "--out", str(root / str(k)), "--save",
+                str(path), *flags]  # fmt: skip
+        assert main(args) == 0
+        paths[name] = path
+    return paths
+
+
+@pytest.mark.parametrize("name", list(RESNETS))
+def test_packed_residual_nets_reproduce_the_float64_network(name, resnets, tmp_path):
+    from binary_nn.data import load_dataset
+    from binary_nn.deploy.packed import load_packed
+    from binary_nn.deploy.packed_residual import PackedResidual
+    from binary_nn.export import main as export_main
+    from binary_nn.inference import Engine
+    from binary_nn.predict import integer_pixels
+    from binary_nn.run.checkpoint import network_from_checkpoint
+    from binary_nn.run.probes import predict
+
+    assert export_main([str(resnets[name]), "--out", str(tmp_path)]) == 0
+    model = load_packed(tmp_path / "model.npz")
+    assert sum(isinstance(stage, PackedResidual) for stage in model.convs) >= 2
+    assert model.global_pool == ("gap" in RESNETS[name][1])
+    digits = load_dataset("digits")
+    network, _ = network_from_checkpoint(resnets[name])  # float64
+    expected = predict(network, digits, "test")
+    pixels = integer_pixels(digits.x_test, model)
+    np.testing.assert_array_equal(Engine(model).predict(pixels), expected)
+    np.testing.assert_array_equal(Engine(model).predict(pixels[:7]), expected[:7])
+
+
+def test_export_formats_that_take_no_residual_units_refuse_them(resnets, tmp_path, capsys):
+    from binary_nn.export import main as export_main
+
+    for fmt in ("onnx", "c"):
+        capsys.readouterr()
+        checkpoint = str(resnets["bi-real, gap"])
+        assert export_main([checkpoint, "--out", str(tmp_path / fmt), "--format", fmt]) == 2
+        err = capsys.readouterr().err
+        assert "not yet residual units" in err and "Traceback" not in err

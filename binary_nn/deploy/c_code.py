@@ -198,9 +198,19 @@ def _flatten_code(k: int, conv: PackedConv) -> str:
     )
 
 
+def chain_stages(model: PackedModel) -> list[PackedConv]:
+    """The model's plain convolutional stages (all of its stages in a chain)."""
+    return [stage for stage in model.convs if isinstance(stage, PackedConv)]
+
+
 def c_model(model: PackedModel) -> CModel:
     """The C source of ``model``; a net C cannot hold is one sentence."""
-    for k, conv in enumerate(model.convs):
+    if model.global_pool or len(convs := chain_stages(model)) < len(model.convs):
+        raise ConfigError(
+            "--format c takes chains of blocks, not yet residual units or gap: export such a "
+            "network as npz"
+        )
+    for k, conv in enumerate(convs):
         refuse_c(conv, k)
     *hidden, last = model.layers
     for k, layer in enumerate(hidden):
@@ -209,7 +219,7 @@ def c_model(model: PackedModel) -> CModel:
                 f"--format c needs hidden layers with binary weights and a sign activation; "
                 f"layer {k} ({layer.describe()}) is not: export it as npz"
             )
-    if not hidden and not model.convs and last.kind != "pixels":
+    if not hidden and not convs and last.kind != "pixels":
         raise ConfigError("--format c needs at least one hidden layer with binary weights")
     integer_scores = last.kind == "binary"
     if integer_scores:
@@ -218,7 +228,7 @@ def c_model(model: PackedModel) -> CModel:
             raise ConfigError("--format c: the output layer's scores are not integers")
     consts, flash = [], 0
     conv_arrays: dict[str, tuple[str, np.ndarray]] = {}
-    for k, conv in enumerate(model.convs):
+    for k, conv in enumerate(convs):
         conv_arrays.update(_conv_consts(k, conv))
     for name, (ctype, values) in conv_arrays.items():
         consts.append(_array(ctype, name, values))
@@ -236,15 +246,15 @@ def c_model(model: PackedModel) -> CModel:
             flash += values.size * {"uint64_t": 8, "int32_t": 4, "int8_t": 1, "float": 4}[ctype]
     words = max(-(-layer.n_out // WORD) for layer in hidden) if hidden else 1
     maps, conv_code = [], []
-    if model.convs:
-        words = max(words, -(-model.convs[-1].n_out // WORD))
-        for k, conv in enumerate(model.convs):
+    if convs:
+        words = max(words, -(-convs[-1].n_out // WORD))
+        for k, conv in enumerate(convs):
             ho, wo, c_out = conv.shape_out
             maps.append(f"    static uint64_t M{k}[{ho * wo * -(-c_out // WORD)}];\n")
             conv_code.append(_conv_code(k, conv, f"M{k - 1}" if k else "pixels"))
-        conv_code.append(_flatten_code(len(model.convs) - 1, model.convs[-1]))
+        conv_code.append(_flatten_code(len(convs) - 1, convs[-1]))
     map_bytes = sum(conv.shape_out[0] * conv.shape_out[1] * -(-conv.c_out // WORD) * 8
-                    for conv in model.convs)  # fmt: skip
+                    for conv in convs)  # fmt: skip
     score_type = "int32_t" if integer_scores else "float"
     ram = 2 * words * 8 + last.n_out * 4 + map_bytes
     body = [

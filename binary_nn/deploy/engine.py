@@ -25,6 +25,7 @@ from ..nn.kernels import KernelBackend, default_kernels, numba
 from ..nn.kernels.bits import pack_bits, popcount, position_agreements, sign_maps, unpack_bits
 from .packed import PackedLayer, PackedModel
 from .packed_conv import PackedConv, inside_sums, run_conv
+from .packed_residual import PackedResidual, run_residual
 
 #: below this many examples the pixel layer takes the int8 loop, above it the float32 product
 SMALL_BATCH = 16
@@ -184,8 +185,10 @@ class Engine:
         self._conv_prepared = [self._prepare_conv(conv) for conv in model.convs]
 
     @staticmethod
-    def _prepare_conv(conv: PackedConv) -> dict[str, Any]:
+    def _prepare_conv(conv: PackedConv | PackedResidual) -> dict[str, Any]:
         """A packed stage's weights as its loop reads them."""
+        if isinstance(conv, PackedResidual):
+            return {}
         if conv.kind == "pixels":
             return {
                 "w": np.ascontiguousarray(conv.weights, dtype=np.int32),
@@ -203,6 +206,11 @@ class Engine:
         x: np.ndarray = pixels.reshape(len(pixels), *self.model.convs[0].shape_in)
         as_map = False  # whether x holds bit maps (N, H, W, channel words)
         for conv, prepared in zip(self.model.convs, self._conv_prepared, strict=True):
+            if isinstance(conv, PackedResidual):  # the real-valued stream, in float64
+                if as_map:
+                    x, as_map = _unmap(x, conv.shape_in[2]), False
+                x = run_residual(conv, np.asarray(x, np.float64))
+                continue
             compiled = self.compiled and conv.packed and conv.output == "bits"
             if not compiled:
                 if as_map:
@@ -225,6 +233,8 @@ class Engine:
             x, as_map = out, True
         if as_map:
             x = _unmap(x, self.model.convs[-1].c_out)
+        if self.model.global_pool:  # each channel's mean, as the network's takes it
+            return np.mean(np.asarray(x, np.float64), axis=(1, 2))
         return x.reshape(len(x), -1)
 
     @staticmethod

@@ -39,14 +39,17 @@ from ..archive import read_npz
 from ..errors import ConfigError
 from ..files import write_bytes_atomic
 from ..nn.activations import Sign
-from ..nn.conv import AvgPool2d, Conv2d, GlobalAvgPool
+from ..nn.conv import Conv2d, GlobalAvgPool
 from ..nn.kernels.bits import WORD, pack_bits
 from ..nn.layers import BatchNorm, Linear, Scaler
 from ..nn.network import Block, Network
+from ..nn.residual import Residual
 from .packed_conv import PackedConv, check_conv, check_values, pack_conv
+from .packed_residual import PackedResidual, load_residual, pack_residual
 
 FORMAT = "binary_nn.packed"
-FORMAT_VERSION = 1
+#: 1: chains; 2: residual stages and global average pooling too (a chain is still written as 1)
+FORMAT_VERSION = 2
 
 
 def tanh_saturation() -> float:
@@ -105,8 +108,19 @@ class PackedModel:
     input_divisor: float
     last_activation: str
     source: dict[str, Any] = field(default_factory=dict[str, Any])
-    #: the convolutional stages before the dense layers (see ``packed_conv``)
-    convs: list[PackedConv] = field(default_factory=list[PackedConv])
+    #: the convolutional stages before the dense layers (``packed_conv``, and residual units:
+    #: ``packed_residual``)
+    convs: list[PackedConv | PackedResidual] = field(
+        default_factory=list[PackedConv | PackedResidual]
+    )
+    #: whether the stages' output is averaged over positions (``gap``), not flattened
+    global_pool: bool = False
+
+    @property
+    def version(self) -> int:
+        """The file format a model needs: 1 unless it has residual stages or ``gap``."""
+        residual = any(isinstance(stage, PackedResidual) for stage in self.convs)
+        return FORMAT_VERSION if residual or self.global_pool else 1
 
     @property
     def n_inputs(self) -> int:
@@ -128,6 +142,9 @@ class PackedModel:
     def arrays(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for k, conv in enumerate(self.convs):
+            if isinstance(conv, PackedResidual):
+                out.update({f"conv.{k}.{name}": value for name, value in conv.arrays().items()})
+                continue
             for name in ("weights", "threshold", "direction", "scale", "shift"):
                 value = getattr(conv, name)
                 if value is not None:
@@ -140,9 +157,9 @@ class PackedModel:
         return out
 
     def header(self) -> dict[str, Any]:
-        return {
+        header = {
             "format": FORMAT,
-            "version": FORMAT_VERSION,
+            "version": self.version,
             "input_divisor": self.input_divisor,
             "last_activation": self.last_activation,
             "layers": [
@@ -158,6 +175,7 @@ class PackedModel:
             "convs": [conv.spec() for conv in self.convs],
             "source": self.source,
         }
+        return {**header, "global_pool": True} if self.global_pool else header
 
     def nbytes(self) -> int:
         """Bytes of the arrays the model holds."""
@@ -196,9 +214,9 @@ def load_packed(path: str | Path) -> PackedModel:
         ) from None
     if not isinstance(header, dict):
         raise ConfigError(f"{path} is not a packed model: its header is not an object")
-    if header.get("format") != FORMAT or header.get("version") != FORMAT_VERSION:
+    if header.get("format") != FORMAT or header.get("version") not in (1, FORMAT_VERSION):
         raise ConfigError(
-            f"{path} is not a packed model of format {FORMAT} version {FORMAT_VERSION}"
+            f"{path} is not a packed model of format {FORMAT} version 1 or {FORMAT_VERSION}"
         )
     try:
         layers = []
@@ -211,8 +229,11 @@ def load_packed(path: str | Path) -> PackedModel:
                 setattr(layer, name, arrays.get(f"layer.{k}.{name}"))
             _check_layer(layer, k)
             layers.append(layer)
-        convs = []
+        convs: list[PackedConv | PackedResidual] = []
         for k, spec in enumerate(header.get("convs", [])):
+            if spec.get("stage") == "residual":
+                convs.append(load_residual(spec, arrays, k))
+                continue
             conv = PackedConv(
                 spec["kind"], tuple(spec["shape_in"]), spec["c_out"], spec["k"], spec["pool"],
                 spec["output"], arrays[f"conv.{k}.weights"], activation=spec["activation"],
@@ -224,7 +245,7 @@ def load_packed(path: str | Path) -> PackedModel:
             convs.append(conv)
         return PackedModel(
             layers, float(header["input_divisor"]), header["last_activation"],
-            header["source"], convs,
+            header["source"], convs, bool(header.get("global_pool", False)),
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(
@@ -278,30 +299,20 @@ def _thresholds(scale: np.ndarray, shift: np.ndarray, bound: int) -> Any:
     return np.clip(threshold, -bound, bound), direction
 
 
-def check_exportable(network: Network) -> None:
-    """Refuse, in one sentence, a network that export does not handle yet."""
-    if not network.is_chain:
-        raise ConfigError(
-            "export handles chains of blocks, not yet residual units (r{C}c{K} in --conv): "
-            "evaluate such a checkpoint with python -m binary_nn.evaluate"
-        )
-    if any(isinstance(layer, (AvgPool2d, GlobalAvgPool)) for layer in network.layers()):
-        raise ConfigError(
-            "export does not handle average pooling (gap in --conv) yet: evaluate such a "
-            "checkpoint with python -m binary_nn.evaluate"
-        )
-
-
 def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
     """The ``PackedModel`` of ``network`` (batch norm's running statistics used):
-    convolutional blocks first (``packed_conv``), then the dense layers."""
-    check_exportable(network)
+    convolutional blocks and residual units first (``packed_conv``, ``packed_residual``),
+    then the dense layers."""
     layers: list[PackedLayer] = []
-    convs: list[PackedConv] = []
-    binary_input = False
+    convs: list[PackedConv | PackedResidual] = []
+    binary_input = global_pool = False
     for k, block in enumerate(network.blocks):
-        assert isinstance(block, Block)  # a chain: check_exportable
+        if isinstance(block, Residual):
+            convs.append(pack_residual(block, k))
+            binary_input = False  # a real-valued stream
+            continue
         weights = block.weight_layer
+        global_pool = global_pool or any(isinstance(x, GlobalAvgPool) for x in block.layers)
         if isinstance(weights, Conv2d):
             conv = pack_conv(block, k == 0, binary_input, input_divisor, _fold, _thresholds)
             convs.append(conv)
@@ -309,7 +320,7 @@ def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
             continue
         if not isinstance(weights, Linear):
             raise ConfigError(f"export cannot pack block {k}, a {weights.kind} layer")
-        n_in, n_out = math.prod(block.input_shape), block.output_size
+        n_in, n_out = weights.fan_in, block.output_size
         w = np.asarray(weights.effective_weight(), dtype=np.float64).reshape(n_in, n_out)
         is_output = k == len(network.blocks) - 1
         sign_out = isinstance(block.activation.activation, Sign) and not is_output
@@ -341,4 +352,4 @@ def pack_network(network: Network, input_divisor: float = 127.5) -> PackedModel:
         layers.append(layer)
         binary_input = sign_out
     last = network.output_block.activation.activation.name
-    return PackedModel(layers, float(input_divisor), last, convs=convs)
+    return PackedModel(layers, float(input_divisor), last, convs=convs, global_pool=global_pool)

@@ -128,7 +128,7 @@ def pack_conv(
     )  # fmt: skip
 
 
-def _conv(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def convolve(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The zero-padded ``K x K`` convolution of a channels-last batch, in float32 (exact for
     the integer sums of the packed kinds: every partial sum is an integer below 2^24)."""
     n, h, w, c = x.shape
@@ -141,7 +141,7 @@ def _conv(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return out.reshape(n, h, w, -1)
 
 
-def _pool(a: np.ndarray, p: int) -> np.ndarray:
+def max_pool(a: np.ndarray, p: int) -> np.ndarray:
     if p == 1:
         return a
     n, h, w, c = a.shape
@@ -153,23 +153,23 @@ def inside_sums(conv: PackedConv) -> np.ndarray:
     """Per output position and channel, the sum of the weights of the taps inside the image
     (H, W, C_out): what zero padding leaves of a constant input."""
     h, w, c_in = conv.shape_in
-    return _conv(np.ones((1, h, w, c_in), np.float32), conv.weights)[0]
+    return convolve(np.ones((1, h, w, c_in), np.float32), conv.weights)[0]
 
 
 def run_conv(conv: PackedConv, x: np.ndarray, input_divisor: float) -> np.ndarray:
     """A stage on a batch: integer pixels (N, H, W, C) for the first, else +-1 or floats;
     returns +-1 (float32) for a threshold stage, else the activation's floats."""
     if conv.kind == "pixels":
-        a = 2 * _conv(np.asarray(x, np.float32), conv.weights)
+        a = 2 * convolve(np.asarray(x, np.float32), conv.weights)
         a -= conv.pixel_factor * inside_sums(conv)
     elif conv.kind == "binary":
-        a = _conv(x, conv.weights)
+        a = convolve(x, conv.weights)
     else:
         inputs = x
         if x.dtype == np.uint8 or np.issubdtype(x.dtype, np.integer):  # the pixels
             inputs = np.asarray(x, np.float32) / np.float32(input_divisor) - 1
-        a = _conv(inputs, conv.weights)
-    a = _pool(a, conv.pool)
+        a = convolve(inputs, conv.weights)
+    a = max_pool(a, conv.pool)
     if conv.output == "bits":
         assert conv.threshold is not None and conv.direction is not None
         on = np.where(conv.direction > 0, a > conv.threshold, a < conv.threshold)
