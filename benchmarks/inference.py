@@ -1,5 +1,8 @@
 """Packed XNOR/popcount inference against the float32 network, on a trained checkpoint.
 
+A residual network (``r{C}c{K}`` units, ``gap``) is checked and timed the same way, without
+the PyTorch twin (a chain only).
+
 Exports the checkpoint (a fully binary net is the point: ``--binarize --binarize_last``),
 checks that the packed engine (numba and numpy) and the compiled C model predict what the
 float64 network predicts on every test image, and times, taking turns, same threads:
@@ -33,6 +36,7 @@ from timing import taking_turns
 
 from binary_nn.data import load_dataset
 from binary_nn.deploy.c_code import c_model
+from binary_nn.deploy.c_residual import has_residual_stages, residual_c_model
 from binary_nn.deploy.engine import Engine
 from binary_nn.deploy.packed import pack_network
 from binary_nn.nn import kernels
@@ -67,7 +71,7 @@ def turns(functions: dict, repeats: int) -> dict[str, float]:
 
 
 def run_c(model, pixels: np.ndarray) -> tuple[np.ndarray, float, object]:
-    code = c_model(model)
+    code = residual_c_model(model) if has_residual_stages(model) else c_model(model)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "model.h").write_text(code.header)
@@ -87,6 +91,8 @@ def run_c(model, pixels: np.ndarray) -> tuple[np.ndarray, float, object]:
 def torch_twin(model, x32: np.ndarray, threads: int):
     """The same network's float32 forward in PyTorch (no_grad, ``threads`` threads), or None
     without torch: convolutions, max-pools, batch norm (folded), sign, dense layers."""
+    if has_residual_stages(model):  # a chain only
+        return None
     try:
         import torch
     except ImportError:
@@ -167,7 +173,7 @@ def main() -> None:
                 f"| accuracy {accuracy:.4f} |"
             )
         size = model.nbytes()
-        float_bytes = 4 * sum(b.weight_layer.weight.value.size for b in float_net.blocks)
+        float_bytes = 4 * sum(layer.weight.size for layer in float_net.weight_layers())
         rows.append(
             f"| model size | {size:,} bytes packed against {float_bytes:,} float32 | "
             f"1/{float_bytes / size:.1f} |"
@@ -232,14 +238,15 @@ def main() -> None:
             for k in binary:
                 floats[k] @ weights[k]
 
-        hidden = turns({"packed": packed_layers, "float32": float_layers}, args.repeats)
-        macs = sum(model.layers[k].n_in * model.layers[k].n_out for k in binary) * n
-        rows.append(
-            f"| binary hidden layers alone ({len(binary)}, batch {n:,}) | packed "
-            f"{macs / hidden['packed'] / 1e9:.0f} G binary MAC/s, float32 "
-            f"{macs / hidden['float32'] / 1e9:.0f} G MAC/s | packed/float32 "
-            f"{hidden['float32'] / hidden['packed']:.2f}x |"
-        )
+        if binary:  # a residual net's stages are not dense layers
+            hidden = turns({"packed": packed_layers, "float32": float_layers}, args.repeats)
+            macs = sum(model.layers[k].n_in * model.layers[k].n_out for k in binary) * n
+            rows.append(
+                f"| binary hidden layers alone ({len(binary)}, batch {n:,}) | packed "
+                f"{macs / hidden['packed'] / 1e9:.0f} G binary MAC/s, float32 "
+                f"{macs / hidden['float32'] / 1e9:.0f} G MAC/s | packed/float32 "
+                f"{hidden['float32'] / hidden['packed']:.2f}x |"
+            )
     print(
         f"{reference_net.describe()} on {dataset.name} test ({len(pixels):,} images), "
         f"{args.threads} BLAS threads, numba kernels in one thread; medians of turns\n"

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from .cli import ArgumentParser, describe, run_cli
 from .deploy.c_code import EXAMPLE, c_model
 from .deploy.c_learn import device_memory, learn_sources
+from .deploy.c_residual import has_residual_stages, residual_c_model
 from .deploy.online import add_settings_arguments, settings_from_arguments
 from .deploy.onnx_graph import OPSET, onnx_model, save_onnx
 from .deploy.packed import pack_network
@@ -81,11 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"weights ({float32_bytes:,} bytes)"
             )
         else:
-            code = c_model(model)
+            code = residual_c_model(model) if has_residual_stages(model) else c_model(model)
             write_text_atomic(out / "model.h", code.header)
             write_text_atomic(out / "model.c", code.source)
             write_text_atomic(out / "example.c", EXAMPLE)
-            kind = "integers only" if code.integer_only else "float output sums"
+            kind = (
+                "integers only"
+                if code.integer_only
+                else "a float64 stream between residual units"
+                if has_residual_stages(model)
+                else "float output sums"
+            )
             print(
                 f"wrote {out / 'model.h'}, {out / 'model.c'} ({kind}) and an example host "
                 f"program {out / 'example.c'}: flash (constant "

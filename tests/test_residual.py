@@ -2,6 +2,8 @@
 written out here, every rule on a residual net, state names, checkpoints and the CLI."""
 
 import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -101,13 +103,17 @@ def test_backpropagation_through_residual_units_matches_finite_differences(rng, 
                                    atol=1e-8)  # fmt: skip
 
 
+@pytest.mark.parametrize("positions", ["each", "shared"])
 @pytest.mark.parametrize("rule_class", [DFA, DRTP])
-def test_a_direct_feedback_step_on_a_residual_unit_equals_the_formula(rule_class, rng):
+def test_a_direct_feedback_step_on_a_residual_unit_equals_the_formula(rule_class, positions, rng):
     """stem: conv(2c3) -> tanh; unit: x1 + conv(tanh(x1)); output: flatten -> dense -> tanh.
     The signal enters the unit at its output (after the sum) and reaches its convolution as
-    is: no activation derivative between them (the tanh is before the convolution)."""
+    is: no activation derivative between them (the tanh is before the convolution). With
+    shared positions, each channel's signal is the same at every position."""
     network = classifier((5, 5, 1), [], 3, conv="2c3,r2c3", init=0.5, dtype=np.float64, rng=rng)
-    rule = rule_class(network, np.random.default_rng(1))
+    rule = rule_class(network, np.random.default_rng(1), feedback_positions=positions)
+    width = 2 if positions == "shared" else 5 * 5 * 2
+    assert [m.shape for m in rule.feedback] == [(3, width), (3, width)]
     w0, w1, w2 = (layer.weight.value.copy() for layer in network.weight_layers())
     b0, b1 = (m.copy() for m in rule.feedback)
     x, labels = rng.normal(size=(4, 5, 5, 1)), rng.integers(0, 3, 4)
@@ -120,20 +126,27 @@ def test_a_direct_feedback_step_on_a_residual_unit_equals_the_formula(rule_class
     e = 2 * (y - t)
     signal = e if rule_class is DFA else (t + 1) / 2
     g2 = h1.reshape(4, -1).T @ (e * (1 - y**2))
-    g1, _ = conv_grads_loops(h0_padded, w1, (signal @ b1).reshape(h1.shape))
-    g0, _ = conv_grads_loops(x_padded, w0, (signal @ b0).reshape(h0.shape) * (1 - h0**2))
+
+    def projected(b):  # (4, 5, 5, 2): per value, or each channel's at every position
+        flat = signal @ b
+        return np.broadcast_to(flat[:, None, None, :], h1.shape) if width == 2 else (
+            flat.reshape(h1.shape))  # fmt: skip
+
+    g1, _ = conv_grads_loops(h0_padded, w1, projected(b1))
+    g0, _ = conv_grads_loops(x_padded, w0, projected(b0) * (1 - h0**2))
     train_step(network, rule, SGD(network.parameters(), 0.1), MSELoss(), x, labels)
     for layer, w, g in zip(network.weight_layers(), (w0, w1, w2), (g0, g1, g2), strict=True):
         np.testing.assert_allclose(layer.weight.value, w - 0.1 * g, rtol=1e-10, atol=1e-12)
 
 
-def test_streaming_drtp_on_residual_units_equals_the_whole_step(rng):
+@pytest.mark.parametrize("positions", ["each", "shared"])
+def test_streaming_drtp_on_residual_units_equals_the_whole_step(positions, rng):
     x, labels = rng.normal(size=(6, 6, 6, 1)), rng.integers(0, 3, 6)
     results = []
     for streaming in (False, True):
         network = residual_net(np.random.default_rng(5), batch_norm=True, binarize=True,
                                hidden_activation="signsat")  # fmt: skip
-        rule = DRTP(network, np.random.default_rng(1))
+        rule = DRTP(network, np.random.default_rng(1), feedback_positions=positions)
         optimizer = SGD(network.parameters(), 0.1)
         if streaming:
             streaming_step(network, rule, optimizer, MSELoss(), x, labels, chunk_bytes=64)
@@ -187,8 +200,9 @@ def test_a_residual_net_trains_and_resumes_bit_for_bit(tmp_path, capsys):
             "--hidden-act", "signsat", "--rsign", "--rprelu", "--dtype", "float64", "--seed",
             "2"]  # fmt: skip
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    assert main([*base, "-m", "DFA", "-e", "2", "--out", str(whole)]) == 0
-    assert main([*base, "-m", "DFA", "-e", "1", "--out", str(parts)]) == 0
+    dfa = ["-m", "DFA", "--feedback-positions", "shared"]
+    assert main([*base, *dfa, "-e", "2", "--out", str(whole)]) == 0
+    assert main([*base, *dfa, "-e", "1", "--out", str(parts)]) == 0
     assert main(["--resume", str(parts), "-e", "2"]) == 0
 
     def records(d):
@@ -199,6 +213,8 @@ def test_a_residual_net_trains_and_resumes_bit_for_bit(tmp_path, capsys):
     capsys.readouterr()
     assert main(["--conv", "4c3,mp2", "--rsign", "-e", "1"]) == 2
     assert "--rsign needs a residual unit in --conv" in capsys.readouterr().err
+    assert main(["--conv", "4c3", "--feedback-positions", "shared", "-e", "1"]) == 2
+    assert "--feedback-positions needs -m DFA or DRTP" in capsys.readouterr().err
 
 
 RESNETS = {
@@ -249,12 +265,42 @@ def test_packed_residual_nets_reproduce_the_float64_network(name, resnets, tmp_p
     np.testing.assert_array_equal(Engine(model).predict(pixels[:7]), expected[:7])
 
 
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+@pytest.mark.parametrize("name", ["bi-real, gap", "reactnet, sn"])
+def test_c_residual_nets_give_the_float64_networks_classes(name, resnets, tmp_path):
+    from binary_nn.data import load_dataset
+    from binary_nn.deploy.packed import load_packed
+    from binary_nn.export import main as export_main
+    from binary_nn.predict import integer_pixels
+    from binary_nn.run.checkpoint import network_from_checkpoint
+    from binary_nn.run.probes import predict
+
+    out = tmp_path / "c"
+    assert export_main([str(resnets[name]), "--out", str(out), "--format", "c"]) == 0
+    binary = tmp_path / "bnn"
+    subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-pedantic", "-Werror",
+                    f"-I{out}", str(out / "example.c"), str(out / "model.c"), "-o",
+                    str(binary)], check=True)  # fmt: skip
+    assert export_main([str(resnets[name]), "--out", str(tmp_path / "npz")]) == 0
+    model = load_packed(tmp_path / "npz" / "model.npz")
+    digits = load_dataset("digits")
+    pixels = integer_pixels(digits.x_test, model)
+    result = subprocess.run([str(binary)], input=pixels.tobytes(), capture_output=True, check=True)
+    network, _ = network_from_checkpoint(resnets[name])  # float64
+    np.testing.assert_array_equal(
+        np.array(result.stdout.split(), dtype=int), predict(network, digits, "test")
+    )
+
+
 def test_export_formats_that_take_no_residual_units_refuse_them(resnets, tmp_path, capsys):
     from binary_nn.export import main as export_main
 
-    for fmt in ("onnx", "c"):
-        capsys.readouterr()
-        checkpoint = str(resnets["bi-real, gap"])
-        assert export_main([checkpoint, "--out", str(tmp_path / fmt), "--format", fmt]) == 2
-        err = capsys.readouterr().err
-        assert "not yet residual units" in err and "Traceback" not in err
+    capsys.readouterr()
+    checkpoint = str(resnets["bi-real, gap"])
+    assert export_main([checkpoint, "--out", str(tmp_path / "onnx"), "--format", "onnx"]) == 2
+    err = capsys.readouterr().err
+    assert "not yet residual units" in err and "Traceback" not in err
+    dense = str(resnets["flattened, a dense layer, binary scores"])
+    assert export_main([dense, "--out", str(tmp_path / "c"), "--format", "c"]) == 2
+    err = capsys.readouterr().err
+    assert "hidden dense layers, as npz" in err and "Traceback" not in err

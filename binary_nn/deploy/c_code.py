@@ -45,15 +45,73 @@ class CModel:
     integer_only: bool
 
 
+POPCOUNT = (
+    "\nstatic int32_t popcount64(uint64_t x) {\n"
+    "    x = x - ((x >> 1) & 0x5555555555555555u);\n"
+    "    x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);\n"
+    "    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;\n"
+    "    return (int32_t)((x * 0x0101010101010101u) >> 56);\n"
+    "}\n\n"
+)
+
+
+def tanh_clamp(last_activation: str, ctype: str) -> str:
+    """The line(s) that turn ``score[j]`` (of ``ctype``) into what the float64 network's
+    last activation decides on: ``tanh`` ties scores past its saturation, the sign family
+    keeps their signs, ``id`` keeps them."""
+    if last_activation == "id":
+        return ""
+    if last_activation != "tanh":
+        return "        score[j] = score[j] > 0 ? 1 : -1;\n"
+    saturation = tanh_saturation()
+    limit = {
+        "int32_t": str(int(np.ceil(saturation))),
+        "float": f"{saturation!r}f",
+        "double": f"{saturation!r}",
+    }[ctype]
+    return (
+        f"        /* tanh(score) rounds to exactly 1 from {saturation:.6f} on in "
+        "64-bit arithmetic: such scores tie and the first wins */\n"
+        f"        if (score[j] > {limit}) score[j] = {limit};\n"
+        f"        if (score[j] < -{limit}) score[j] = -{limit};\n"
+    )
+
+
+def c_prologue(consts: list[str], maps: list[str]) -> str:
+    """``model.c`` up to ``bnn_predict``'s first statements: the constants, ``popcount64``
+    and the static maps."""
+    return (
+        '#include "model.h"\n\n'
+        + "\n".join(consts)
+        + POPCOUNT
+        + "int bnn_predict(const uint8_t *pixels) {\n"
+        + "".join(maps)
+    )
+
+
+def c_header(model: PackedModel, flash: int, ram: int, what: str) -> str:
+    """``model.h``: the sizes and ``bnn_predict``'s declaration."""
+    return (
+        f"/* {what} exported by binary_nn (python -m binary_nn.export). */\n"
+        "#ifndef BNN_MODEL_H\n#define BNN_MODEL_H\n\n#include <stdint.h>\n\n"
+        f"#define BNN_INPUTS {model.n_inputs}\n#define BNN_CLASSES {model.n_classes}\n"
+        f"#define BNN_FLASH_BYTES {flash}\n#define BNN_RAM_BYTES {ram}\n\n"
+        "/* The class of one image: BNN_INPUTS pixels as stored (uint8, row by row). */\n"
+        "int bnn_predict(const uint8_t *pixels);\n\n#endif\n"
+    )
+
+
 def _literals(ctype: str, values: np.ndarray) -> list[str]:
     if ctype == "uint64_t":
         return [f"0x{int(v):016x}u" for v in values]
     if ctype == "float":
         return [f"{float(v)!r}f" for v in values]
+    if ctype == "double":
+        return [repr(float(v)) for v in values]
     return [str(int(v)) for v in values]
 
 
-def _array(ctype: str, name: str, values: np.ndarray, per_line: int = 8) -> str:
+def c_array(ctype: str, name: str, values: np.ndarray, per_line: int = 8) -> str:
     """A constant array definition; a 2-D array gets one brace pair per row."""
     dims = "".join(f"[{d}]" for d in values.shape)
     rows = values if values.ndim == 2 else values[None]
@@ -96,7 +154,7 @@ def _bits_code(k: int, layer: Any, source_words: int) -> str:
     )
 
 
-def _conv_consts(k: int, conv: PackedConv) -> dict[str, tuple[str, np.ndarray]]:
+def conv_consts(k: int, conv: PackedConv) -> dict[str, tuple[str, np.ndarray]]:
     """The constant arrays of convolution ``k``: its weights as bits (the pixel stage's taps
     of a channel in words; a binary stage's channels of a tap in words), thresholds and
     directions."""
@@ -115,7 +173,7 @@ def _conv_consts(k: int, conv: PackedConv) -> dict[str, tuple[str, np.ndarray]]:
     }
 
 
-def _conv_code(k: int, conv: PackedConv, source: str) -> str:
+def conv_code(k: int, conv: PackedConv, source: str) -> str:
     """Convolution ``k`` one output position at a time: the taps inside the image, the max
     over the pool's window, the threshold; its output map holds bits, a word per position
     and 64 channels, so no convolution keeps a feature map of integers."""
@@ -207,8 +265,7 @@ def c_model(model: PackedModel) -> CModel:
     """The C source of ``model``; a net C cannot hold is one sentence."""
     if model.global_pool or len(convs := chain_stages(model)) < len(model.convs):
         raise ConfigError(
-            "--format c takes chains of blocks, not yet residual units or gap: export such a "
-            "network as npz"
+            "c_model takes chains of blocks: give a residual network to c_residual.residual_c_model"
         )
     for k, conv in enumerate(convs):
         refuse_c(conv, k)
@@ -229,9 +286,9 @@ def c_model(model: PackedModel) -> CModel:
     consts, flash = [], 0
     conv_arrays: dict[str, tuple[str, np.ndarray]] = {}
     for k, conv in enumerate(convs):
-        conv_arrays.update(_conv_consts(k, conv))
+        conv_arrays.update(conv_consts(k, conv))
     for name, (ctype, values) in conv_arrays.items():
-        consts.append(_array(ctype, name, values))
+        consts.append(c_array(ctype, name, values))
         flash += values.size * {"uint64_t": 8, "int32_t": 4, "int8_t": 1}[ctype]
     for k, layer in enumerate(model.layers):
         arrays = {f"W{k}": ("uint64_t", layer.weights)} if layer.packed else {}
@@ -242,28 +299,27 @@ def c_model(model: PackedModel) -> CModel:
         elif not integer_scores:  # float output weights, rows per class
             arrays[f"W{k}"] = ("float", np.ascontiguousarray(layer.weights.T))
         for name, (ctype, values) in arrays.items():
-            consts.append(_array(ctype, name, values))
+            consts.append(c_array(ctype, name, values))
             flash += values.size * {"uint64_t": 8, "int32_t": 4, "int8_t": 1, "float": 4}[ctype]
     words = max(-(-layer.n_out // WORD) for layer in hidden) if hidden else 1
-    maps, conv_code = [], []
+    maps, conv_lines = [], []
     if convs:
         words = max(words, -(-convs[-1].n_out // WORD))
         for k, conv in enumerate(convs):
             ho, wo, c_out = conv.shape_out
             maps.append(f"    static uint64_t M{k}[{ho * wo * -(-c_out // WORD)}];\n")
-            conv_code.append(_conv_code(k, conv, f"M{k - 1}" if k else "pixels"))
-        conv_code.append(_flatten_code(len(convs) - 1, convs[-1]))
+            conv_lines.append(conv_code(k, conv, f"M{k - 1}" if k else "pixels"))
+        conv_lines.append(_flatten_code(len(convs) - 1, convs[-1]))
     map_bytes = sum(conv.shape_out[0] * conv.shape_out[1] * -(-conv.c_out // WORD) * 8
                     for conv in convs)  # fmt: skip
     score_type = "int32_t" if integer_scores else "float"
     ram = 2 * words * 8 + last.n_out * 4 + map_bytes
     body = [
-        *conv_code,
+        *conv_lines,
         *(_bits_code(k, layer, -(-layer.n_in // WORD)) for k, layer in enumerate(hidden)),
     ]
     k = len(hidden)
     if integer_scores:
-        saturation = int(np.ceil(tanh_saturation()))
         score_loop = (
             f"        int32_t acc = 0;\n"
             f"        for (int w = 0; w < {-(-last.n_in // WORD)}; ++w) {{\n"
@@ -272,7 +328,6 @@ def c_model(model: PackedModel) -> CModel:
             f"        score[j] = 2 * acc - {last.n_in};\n"
         )
     else:
-        saturation_f = tanh_saturation()
         score_loop = (
             f"        float acc = 0.0f;\n"
             f"        for (int i = 0; i < {last.n_in}; ++i) {{\n"
@@ -280,38 +335,10 @@ def c_model(model: PackedModel) -> CModel:
             f"        }}\n"
             f"        score[j] = acc;\n"
         )
-    decide = {
-        "tanh": (
-            f"        /* tanh(score) rounds to exactly 1 from {tanh_saturation():.6f} on in "
-            "64-bit arithmetic: such scores tie and the first wins */\n"
-            + (
-                f"        if (score[j] > {saturation}) score[j] = {saturation};\n"
-                f"        if (score[j] < -{saturation}) score[j] = -{saturation};\n"
-                if integer_scores
-                else f"        if (score[j] > {saturation_f!r}f) score[j] = {saturation_f!r}f;\n"
-                f"        if (score[j] < -{saturation_f!r}f) score[j] = -{saturation_f!r}f;\n"
-            )
-        ),
-        "id": "",
-    }.get(model.last_activation, "        score[j] = score[j] > 0 ? 1 : -1;\n")
-    header = (
-        "/* A binary network exported by binary_nn (python -m binary_nn.export). */\n"
-        "#ifndef BNN_MODEL_H\n#define BNN_MODEL_H\n\n#include <stdint.h>\n\n"
-        f"#define BNN_INPUTS {model.n_inputs}\n#define BNN_CLASSES {model.n_classes}\n"
-        f"#define BNN_FLASH_BYTES {flash}\n#define BNN_RAM_BYTES {ram}\n\n"
-        "/* The class of one image: BNN_INPUTS pixels as stored (uint8, row by row). */\n"
-        "int bnn_predict(const uint8_t *pixels);\n\n#endif\n"
-    )
+    decide = tanh_clamp(model.last_activation, "int32_t" if integer_scores else "float")
+    header = c_header(model, flash, ram, "A binary network")
     source = (
-        '#include "model.h"\n\n' + "\n".join(consts) + "\nstatic int32_t popcount64(uint64_t x) {\n"
-        "    x = x - ((x >> 1) & 0x5555555555555555u);\n"
-        "    x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);\n"
-        "    x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;\n"
-        "    return (int32_t)((x * 0x0101010101010101u) >> 56);\n"
-        "}\n\n"
-        "int bnn_predict(const uint8_t *pixels) {\n"
-        + "".join(maps)
-        + f"    uint64_t buffer_a[{words}], buffer_b[{words}];\n"
+        c_prologue(consts, maps) + f"    uint64_t buffer_a[{words}], buffer_b[{words}];\n"
         "    uint64_t *in = buffer_a, *out = buffer_b, *swap;\n"
         f"    {score_type} score[{last.n_out}];\n"
         "    (void)in;\n" + "".join(body) + f"    /* layer {k}: {last.describe()} */\n"

@@ -19,7 +19,7 @@ from importlib import resources
 
 import numpy as np
 
-from .c_code import _array
+from .c_code import c_array
 from .online import EXP_TABLE, OnlineLearner
 
 #: the library's files, the same for every model
@@ -154,7 +154,7 @@ def model_source(learner: OnlineLearner) -> str:
     rows = []
     for k, layer in enumerate(learner.layers):
         parts.append(
-            _array("int16_t", f"V{k}", layer.latent.reshape(-1).astype(np.int16)).replace(
+            c_array("int16_t", f"V{k}", layer.latent.reshape(-1).astype(np.int16)).replace(
                 "static const", "static"
             )
         )
@@ -165,14 +165,14 @@ def model_source(learner: OnlineLearner) -> str:
             )
             mu, mad = f"MU{k}", f"MAD{k}"
         if layer.feedback is not None:
-            parts.append(_array("int8_t", f"B{k}", layer.feedback.reshape(-1).astype(np.int8)))
+            parts.append(c_array("int8_t", f"B{k}", layer.feedback.reshape(-1).astype(np.int8)))
             feedback = f"B{k}"
         rate = layer.rate
         rows.append(
             f"    {{{layer.n_in}, {layer.n_out}, {int(layer.binary)}, V{k}, {mu}, {mad}, "
             f"{feedback}, {rate.mul}, {rate.shift}, {rate.x_shift}, {layer.back_shift}}}"
         )
-    parts.append(_array("uint16_t", "bnn_exp_table", learner.exp_table).replace("static ", ""))
+    parts.append(c_array("uint16_t", "bnn_exp_table", learner.exp_table).replace("static ", ""))
     parts.append("const bnn_layer_t bnn_layers[BNN_LAYERS] = {\n" + ",\n".join(rows) + "\n};\n")
     return "\n".join(parts)
 

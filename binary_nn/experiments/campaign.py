@@ -63,6 +63,8 @@ def read_settings(source: str) -> dict[str, Any]:
 def setting_name(config: TrainConfig) -> str:
     weights = "binary" if config.binarize else "real"
     feedback = "" if config.feedback == "uniform" else f"-{config.feedback}-feedback"
+    if config.feedback_positions != "each":
+        feedback += f"-{config.feedback_positions}-positions"
     return f"{config.method}-{config.hidden_act}-{weights}{feedback}"
 
 

@@ -18,6 +18,7 @@ projects a signal straight to every hidden block) and register it in ``RULES``.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ class LearningRule:
         rng: np.random.Generator | None = None,
         streaming: bool = False,
         feedback: str = "uniform",
+        feedback_positions: str = "each",
     ) -> None:
         if streaming and not self.supports_streaming:
             raise ConfigError(
@@ -62,9 +64,15 @@ class LearningRule:
             )
         if feedback not in FEEDBACK:
             raise ConfigError(f"--feedback must be one of {', '.join(FEEDBACK)}, got {feedback!r}")
+        if feedback_positions not in FEEDBACK_POSITIONS:
+            raise ConfigError(
+                f"--feedback-positions must be one of {', '.join(FEEDBACK_POSITIONS)}, got "
+                f"{feedback_positions!r}"
+            )
         self.network = network
         self.streaming = streaming
         self.feedback_kind = feedback
+        self.feedback_positions = feedback_positions
         self.feedback: list[Array] = []
         self.setup(rng if rng is not None else np.random.default_rng())
 
@@ -137,6 +145,10 @@ def draw_feedback(
 
 #: the distributions of fixed feedback matrices (``--feedback``)
 FEEDBACK = ("uniform", "gaussian", "binary", "ternary")
+#: how a direct rule's matrix covers an image-shaped block output (``--feedback-positions``):
+#: ``each`` value its own column (the published draw), or one column per channel ``shared``
+#: by every position
+FEEDBACK_POSITIONS = ("each", "shared")
 
 
 class GD(LearningRule):
@@ -334,6 +346,11 @@ class DirectFeedbackRule(LearningRule):
 
     Each hidden block then takes one local backward step (activation derivative, batch norm,
     weight gradient); nothing is propagated from one hidden block to the next.
+
+    With ``feedback_positions="shared"`` an image-shaped output (a convolution's, a residual
+    unit's) gets one column per channel, (n_classes, C), the same signal at every position:
+    what the true gradient is where a global average pool follows, which no per-position
+    matrix can align with.
     """
 
     draws_feedback = True
@@ -344,12 +361,17 @@ class DirectFeedbackRule(LearningRule):
         self.feedback = [
             network.kernels.asarray(
                 draw_feedback(
-                    rng, (network.n_classes, block.output_size), self.feedback_kind,
-                    network.dtype,
+                    rng, (network.n_classes, self._columns(block.output_shape)),
+                    self.feedback_kind, network.dtype,
                 )
             )
             for block in network.hidden_blocks
         ]  # fmt: skip
+
+    def _columns(self, shape: tuple[int, ...]) -> int:
+        """The columns of a hidden block's matrix: its output size, or its channels when
+        they are shared by the positions."""
+        return shape[-1] if self.feedback_positions == "shared" else math.prod(shape)
 
     #: whether projecting the signal is a product (DFA's error) or a row lookup (a one-hot
     #: target selects one row of each matrix: DRTP)
@@ -374,15 +396,21 @@ class DirectFeedbackRule(LearningRule):
         of the output's last axis), only those features' part of it."""
         xp = self.network.kernels.xp
         matrix, shape = self.feedback[k], self.network.hidden_blocks[k].output_shape
-        rows = matrix.shape[0]
+        rows, n = matrix.shape[0], signal.shape[0]
+        covered = shape[-1:] if self.feedback_positions == "shared" else shape
         if features is not None:  # the matrix's columns of those features (a small copy)
-            part = xp.reshape(matrix, (rows, *shape))[..., features]
-            matrix, shape = xp.reshape(part, (rows, -1)), tuple(part.shape[1:])
+            part = xp.reshape(matrix, (rows, *covered))[..., features]
+            matrix = xp.reshape(part, (rows, -1))
+            shape = (*shape[:-1], part.shape[-1])
         if self.projection_is_lookup:  # one-hot rows: y01 @ P is P's row of each label
             projected = xp.take(matrix, xp.argmax(signal, axis=1), axis=0)
         else:
             projected = signal @ matrix
-        return xp.reshape(projected, (signal.shape[0], *shape))
+        if len(covered) < len(shape):  # each channel's signal at every position: a new array
+            spread = (n, *([1] * (len(shape) - 1)), shape[-1])
+            at_every = xp.broadcast_to(xp.reshape(projected, spread), (n, *shape))
+            return xp.asarray(at_every, copy=True)
+        return xp.reshape(projected, (n, *shape))
 
     def backward(self, error: Array, target01: Array, keep_signals: bool = True) -> list[Array]:
         self.network.output_block.backward(error, need_input_grad=False)

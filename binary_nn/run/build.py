@@ -170,9 +170,11 @@ def build(
         check_memory(config, dataset.input_shape, dataset.n_classes)
     rng = np.random.default_rng(weights_seq)
     model = build_network(config, dataset.input_shape, dataset.n_classes, rng, kernels=kernels)
+    # a rule from a user's package may predate --feedback-positions: given only when set
+    positions = {"feedback_positions": config.feedback_positions}
     rule = RULES.get(config.method)(
         model, np.random.default_rng(feedback_seq), streaming=config.streaming,
-        feedback=config.feedback,
+        feedback=config.feedback, **(positions if config.feedback_positions != "each" else {}),
     )  # fmt: skip
     if config.load:
         load_checkpoint(config.load, model, rule)

@@ -27,7 +27,7 @@ from ..learning.optim import (
     Schedule,
     default_rate,
 )
-from ..learning.rules import FEEDBACK, RULES
+from ..learning.rules import FEEDBACK, FEEDBACK_POSITIONS, RULES, DirectFeedbackRule
 from ..nn.activations import ACTIVATIONS
 from ..nn.kernels import BACKENDS
 from ..nn.network import parse_conv
@@ -210,6 +210,15 @@ class TrainConfig:
                      lambda c: RULES.get(c.method).draws_feedback)],
         help="the fixed feedback matrices' entries: uniform U(-1, 1) (published), gaussian "
         "(the same variance), binary (+-1: a 1-bit backward path) or ternary (-1, 0, +1)",
+    )  # fmt: skip
+    feedback_positions: str = option(
+        "each", "--feedback-positions", group="learning",
+        check=opts.one_of(*FEEDBACK_POSITIONS),
+        needs=[Needs("-m DFA or DRTP (a rule that projects to every hidden block)",
+                     lambda c: issubclass(RULES.get(c.method), DirectFeedbackRule))],
+        help="how DFA's and DRTP's matrices cover a convolution's or residual unit's output: "
+        "each value its own column (published), or one column per channel shared by every "
+        "position (what a global average pool's true gradient is)",
     )  # fmt: skip
     lr: float | None = option(
         None, "--lr", group="learning", check=opts.optional(opts.number(0)),
