@@ -48,6 +48,22 @@ CASES = {
         optimizer=("adamw", dict(weight_decay=0.01)),
         images=True,
     ),
+    "resnet tanh bn binary rsign rprelu gap, GD, Adam": dict(
+        net=dict(
+            hidden=[],
+            conv="4c3,r4c3,r6c3,mp2,gap",
+            batch_norm=True,
+            binarize=True,
+            rsign=True,
+            rprelu=True,
+        ),
+        rule="GD",
+        optimizer=("adam", {}),
+        images=True,
+    ),
+    "resnet tanh, DFA, SGD": dict(
+        net=dict(hidden=[5], conv="4c3,r4c3,mp2"), rule="DFA", optimizer=("sgd", {}), images=True
+    ),
     "convnet tanh, DRTP streaming, SGD": dict(
         net=dict(hidden=[10], conv="4c3,mp2"),
         rule="DRTP",
