@@ -16,6 +16,7 @@ from binary_nn.learning.cost import held_values, layer_costs, rule_costs
 from binary_nn.learning.loss import one_hot
 from binary_nn.learning.step import streaming_step
 from binary_nn.nn import AvgPool2d, GlobalAvgPool, Residual
+from binary_nn.nn.conv import ChannelPad
 from binary_nn.nn.network import parse_conv
 from binary_nn.nn.react import RPReLU, Threshold
 
@@ -67,11 +68,17 @@ def test_a_residual_network_is_built_as_the_spec_says(rng):
         "threshold", "activation", "conv", "rprelu",
     ]  # fmt: skip
     assert {"threshold.1.alpha", "rprelu.2.after.beta"} <= set(react.named_state())
+    padded = residual_net(rng, shortcut="pad")
+    assert [layer.kind for layer in padded.blocks[2].shortcut.layers] == ["avgpool", "channelpad"]
+    assert len(padded.weight_layers()) == 4  # no projection to learn
+    with pytest.raises(ConfigError, match="channels shrink"):
+        classifier((6, 6, 1), [], 3, conv="4c3,r2c3", shortcut="pad")
 
 
 def test_average_pooling_matches_finite_differences(rng):
     check_layer(AvgPool2d(2), rng.normal(size=(2, 5, 6, 3)), rng)  # odd size: the edge drops
     check_layer(GlobalAvgPool(), rng.normal(size=(2, 3, 4, 3)), rng)
+    check_layer(ChannelPad(3, 5), rng.normal(size=(2, 3, 4, 3)), rng)
 
 
 def test_reactnet_pieces_match_finite_differences(rng):
@@ -86,7 +93,11 @@ def test_reactnet_pieces_match_finite_differences(rng):
 
 @pytest.mark.parametrize(
     "extras",
-    [{}, {"batch_norm": True, "scale": True}, {"batch_norm": True, "rsign": True, "rprelu": True}],
+    [
+        {},
+        {"batch_norm": True, "scale": True},
+        {"batch_norm": True, "rsign": True, "rprelu": True, "shortcut": "pad"},
+    ],
 )
 def test_backpropagation_through_residual_units_matches_finite_differences(rng, extras):
     network = residual_net(rng, **extras)
@@ -221,6 +232,7 @@ RESNETS = {
     "bi-real, gap": ["--conv", "8c3,r8c3,mp2,r16c3,gap", "--hidden", ""],
     "reactnet, sn": ["--conv", "6c3,r6c3,r12c3,mp2,gap", "--hidden", "", "--rsign", "--rprelu",
                      "--sn"],
+    "pad shortcut": ["--conv", "6c3,r6c3,mp2,r12c3,gap", "--hidden", "", "--shortcut", "pad"],
     "flattened, a dense layer, binary scores": ["--conv", "6c3,r6c3,mp2,r6c3", "--hidden", "16",
                                                 "--binarize-last"],
 }  # fmt: skip
@@ -266,7 +278,7 @@ def test_packed_residual_nets_reproduce_the_float64_network(name, resnets, tmp_p
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
-@pytest.mark.parametrize("name", ["bi-real, gap", "reactnet, sn"])
+@pytest.mark.parametrize("name", ["bi-real, gap", "reactnet, sn", "pad shortcut"])
 def test_c_residual_nets_give_the_float64_networks_classes(name, resnets, tmp_path):
     from binary_nn.data import load_dataset
     from binary_nn.deploy.packed import load_packed

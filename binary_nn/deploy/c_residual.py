@@ -89,6 +89,8 @@ def _unit_code(k: int, unit: PackedResidual) -> str:
     p, kk, pad = unit.pool, unit.k, unit.k // 2
     wc_in = -(-c_in // WORD)
     shortcut = "avg[co]"
+    if unit.pad:  # the zero channels appended
+        shortcut = f"co < {c_in} ? avg[co] : 0.0"
     if unit.project is not None:
         shortcut = (
             "0.0;\n"

@@ -9,7 +9,8 @@ a ``PackedResidual``. Its input is the real-valued stream (float64); the unit
   evaluation mode (``a * scale + shift``, with ``scale = gamma / sqrt(var + eps)`` and
   ``shift = beta - mean * scale`` computed as the network computes them);
 - adds the shortcut: the stream itself, or its window means where the path pools, then a
-  real 1x1 projection with its batch norm where the channels change;
+  real 1x1 projection with its batch norm, or zero channels appended, where the channels
+  grow;
 - applies RPReLU where the unit has one.
 
 Every step is the float64 network's operation on the same values in the same order, so the
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..nn.activations import Sign
-from ..nn.conv import AvgPool2d, Conv2d, MaxPool2d
+from ..nn.conv import AvgPool2d, ChannelPad, Conv2d, MaxPool2d
 from ..nn.layers import BatchNorm, Scaler
 from ..nn.react import RPReLU, Threshold
 from ..nn.residual import Residual
@@ -57,6 +58,7 @@ class PackedResidual:
     project_scale: np.ndarray | None = None  # float64 (C_out,): its batch norm
     project_shift: np.ndarray | None = None
     rprelu: np.ndarray | None = None  # float64 (3, C_out): gamma, beta, zeta
+    pad: bool = False  # the shortcut appends zero channels (no projection)
 
     kind = "residual"
     output = "float"  # a real-valued stream, never bits
@@ -77,7 +79,13 @@ class PackedResidual:
     def describe(self) -> str:
         h, w, c = self.shape_in
         pool = f", max-pool {self.pool} (shortcut: mean)" if self.pool > 1 else ""
-        shortcut = "1x1 projection" if self.project is not None else "identity"
+        shortcut = (
+            "1x1 projection"
+            if self.project is not None
+            else "zero-padded"
+            if self.pad
+            else "identity"
+        )
         extras = "".join(
             f", {name}" for name, on in (("RSign", self.alpha.any()), ("RPReLU", self.rprelu
                                                                         is not None)) if on
@@ -90,7 +98,7 @@ class PackedResidual:
     def spec(self) -> dict[str, Any]:
         return {
             "stage": "residual", "shape_in": list(self.shape_in), "c_out": self.c_out,
-            "k": self.k, "pool": self.pool, "divisor": self.divisor,
+            "k": self.k, "pool": self.pool, "divisor": self.divisor, "pad": self.pad,
         }  # fmt: skip
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -144,6 +152,7 @@ def pack_residual(unit: Residual, k: int) -> PackedResidual:
         stage.project_scale, stage.project_shift = _norm(
             shortcut_norms[0] if shortcut_norms else None, c_out
         )
+    stage.pad = any(isinstance(layer, ChannelPad) for layer in shortcut)
     pooled = [layer.size for layer in shortcut if isinstance(layer, AvgPool2d)]
     if pooled != pools:
         raise ConfigError(f"unit {k}'s shortcut pools otherwise than its path: export it as is")
@@ -163,7 +172,7 @@ def load_residual(spec: dict[str, Any], arrays: dict[str, np.ndarray], k: int) -
     stage = PackedResidual(
         tuple(spec["shape_in"]), spec["c_out"], spec["k"], spec["pool"], spec["divisor"],
         arrays[prefix + "weights"], arrays[prefix + "alpha"], arrays[prefix + "scale"],
-        arrays[prefix + "shift"],
+        arrays[prefix + "shift"], pad=bool(spec.get("pad", False)),
     )  # fmt: skip
     for name in ("project", "project_scale", "project_shift", "rprelu"):
         setattr(stage, name, arrays.get(prefix + name))
@@ -190,8 +199,13 @@ def check_residual(stage: PackedResidual, k: int) -> None:
             raise ValueError(f"residual stage {k} {name} holds NaN or infinite values")
     if not np.isin(stage.weights, (-1, 1)).all():
         raise ValueError(f"residual stage {k} weights hold values other than -1 and +1")
-    if (stage.project is None) != (c_in == c_out) or stage.divisor < 1 or stage.pool < 1:
-        raise ValueError(f"residual stage {k} is inconsistent (projection, divisor or pool)")
+    grows = stage.project is not None or stage.pad
+    if grows == (c_in == c_out) or (stage.pad and stage.project is not None):
+        raise ValueError(
+            f"residual stage {k} has {c_in} -> {c_out} channels and no matching shortcut"
+        )
+    if stage.divisor < 1 or stage.pool < 1:
+        raise ValueError(f"residual stage {k} has a divisor or pool below 1")
 
 
 def run_residual(stage: PackedResidual, x: np.ndarray) -> np.ndarray:
@@ -214,6 +228,9 @@ def run_residual(stage: PackedResidual, x: np.ndarray) -> np.ndarray:
         shortcut = (shortcut.reshape(n * h * w, -1) @ stage.project).reshape(n, h, w, -1)
         shortcut *= stage.project_scale
         shortcut += stage.project_shift
+    if stage.pad:  # zero channels appended, as the network's shortcut appends them
+        zeros = np.zeros((*shortcut.shape[:-1], stage.c_out - shortcut.shape[-1]))
+        shortcut = np.concatenate([shortcut, zeros], axis=-1)
     out = path + shortcut
     if stage.rprelu is not None:
         gamma, beta, zeta = stage.rprelu

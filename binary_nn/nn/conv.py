@@ -241,3 +241,42 @@ class GlobalAvgPool(Layer):
 
     def describe(self) -> str | None:
         return "gap"
+
+
+class ChannelPad(Layer):
+    """Zero channels appended to ``c_in`` up to ``channels``: a residual unit's parameter-free
+    shortcut where the channels grow (ResNet's option A; ``--shortcut pad``)."""
+
+    kind = "channelpad"
+
+    def __init__(self, c_in: int, channels: int) -> None:
+        if not 1 <= c_in <= channels:
+            raise ConfigError(f"padding {c_in} channels to {channels} needs 1 <= {c_in} <= it")
+        self.c_in = c_in
+        self.channels = channels
+
+    def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
+        xp = self.kernels.xp
+        zeros = xp.zeros((*x.shape[:-1], self.channels - self.c_in), dtype=x.dtype)
+        return xp.concat([x, zeros], axis=-1)
+
+    def backward(
+        self,
+        grad: Array,
+        *,
+        need_input_grad: bool,
+        overwrite: bool = False,
+        features: slice | None = None,
+    ) -> Array | None:
+        refuse_slice_input_grad(self, features, need_input_grad)
+        if not need_input_grad:
+            return None
+        return self.kernels.contiguous(grad[..., : self.c_in])
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3 or input_shape[2] != self.c_in:
+            raise ConfigError(f"padding {self.c_in} channels cannot take {input_shape}")
+        return (*input_shape[:2], self.channels)
+
+    def describe(self) -> str | None:
+        return f"pad{self.channels}"

@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import ConfigError
 from .activations import ACTIVATIONS
 from .block import Block, Path
-from .conv import AvgPool2d, Conv2d, GlobalAvgPool, MaxPool2d
+from .conv import AvgPool2d, ChannelPad, Conv2d, GlobalAvgPool, MaxPool2d
 from .kernels import Array, KernelBackend, default_kernels
 from .layers import (
     ActivationLayer,
@@ -213,6 +213,8 @@ def _indexed(key: str, index: int) -> str:
 
 
 ConvSpec = list[tuple[str, int, int]]
+#: a residual unit's shortcut where the channels grow (``--shortcut``)
+SHORTCUTS = ("conv", "pad")
 
 
 def parse_conv(spec: str | Sequence[str]) -> ConvSpec:
@@ -274,6 +276,7 @@ def classifier(
     weight_ste: str = "identity",
     rsign: bool = False,
     rprelu: bool = False,
+    shortcut: str = "conv",
     init: float = 0.1,
     dtype: type | np.dtype = np.float32,
     rng: np.random.Generator | None = None,
@@ -322,6 +325,9 @@ def classifier(
         binary too (as published); False keeps it real, as BNN recipes do.
     binarize, binarize_last : bool
         Compute with ``sign(W)`` in the hidden layers / the output layer.
+    shortcut : str
+        A residual unit's shortcut where the channels grow: ``conv``, a real-valued 1x1
+        convolution (Bi-Real Net's), or ``pad``, zero channels appended (parameter-free).
     rsign, rprelu : bool
         ReActNet's pieces in every residual unit (``binary_nn.nn.react``): a learnable
         threshold per channel before its activation (RSign with a sign), and RPReLU after its
@@ -344,6 +350,8 @@ def classifier(
         See ``Network``.
     """
     conv_spec = parse_conv(conv)
+    if shortcut not in SHORTCUTS:
+        raise ConfigError(f"--shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
     if any(int(h) < 1 for h in hidden):
         raise ConfigError(f"hidden sizes must be positive integers, got {list(hidden)}")
     if not hidden and not conv_spec:
@@ -389,9 +397,17 @@ def classifier(
         return [activation, *layers] if pre_activation else [*layers, activation]
 
     def projection(in_shape: Shape, channels: int) -> list[Layer]:
-        """The shortcut of a unit whose channels change: a real-valued 1x1 convolution."""
+        """The shortcut of a unit whose channels change: a real-valued 1x1 convolution, or
+        zero channels appended."""
         if in_shape[2] == channels:
             return []
+        if shortcut == "pad":
+            if channels < in_shape[2]:
+                raise ConfigError(
+                    f"--shortcut pad cannot take a unit whose channels shrink ({in_shape[2]} to "
+                    f"{channels}): use --shortcut conv"
+                )
+            return [ChannelPad(in_shape[2], channels)]
         layers: list[Layer] = [Conv2d(draw((1, 1, in_shape[2], channels)), WeightQuantizer())]
         return [*layers, BatchNorm(channels, dtype)] if batch_norm else layers
 
@@ -410,8 +426,8 @@ def classifier(
             threshold: list[Layer] = [Threshold(shape[2], dtype)] if rsign else []
             path = Block([*threshold, *inner], shape)
             after = [RPReLU(channels, dtype)] if rprelu else []
-            shortcut = Path(projection(shape, channels), shape)
-            blocks.append(Residual(path, shortcut, Path(after, path.output_shape)))
+            around = Path(projection(shape, channels), shape)
+            blocks.append(Residual(path, around, Path(after, path.output_shape)))
         shape = blocks[-1].output_shape if blocks else shape
 
     def to_vectors(shape: Shape) -> list[Layer]:

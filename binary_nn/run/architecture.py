@@ -36,6 +36,7 @@ def build_network(
         weight_ste=config.weight_ste,
         rsign=config.rsign,
         rprelu=config.rprelu,
+        shortcut=config.shortcut,
         init=config.init,
         dtype=np.dtype(config.dtype),
         rng=rng,

@@ -30,7 +30,7 @@ from ..learning.optim import (
 from ..learning.rules import FEEDBACK, FEEDBACK_POSITIONS, RULES, DirectFeedbackRule
 from ..nn.activations import ACTIVATIONS
 from ..nn.kernels import BACKENDS
-from ..nn.network import parse_conv
+from ..nn.network import SHORTCUTS, parse_conv
 from ..nn.quantizers import WEIGHT_STES
 from ..options import Needs, option
 
@@ -162,6 +162,12 @@ class TrainConfig:
         False, "--rsign", group="model", kind="flag", needs=(RESIDUAL_UNITS,),
         help="ReActNet's RSign in residual units: a learnable threshold per channel before "
         "the sign",
+    )  # fmt: skip
+    shortcut: str = option(
+        "conv", "--shortcut", group="model", check=opts.one_of(*SHORTCUTS),
+        needs=(RESIDUAL_UNITS,),
+        help="a residual unit's shortcut where the channels grow: conv, a real-valued 1x1 "
+        "convolution (Bi-Real Net's), or pad, zero channels appended (parameter-free)",
     )  # fmt: skip
     rprelu: bool = option(
         False, "--rprelu", group="model", kind="flag", needs=(RESIDUAL_UNITS,),
