@@ -187,6 +187,19 @@ def input_probes(tmp: Path, ckpt: Path, done_run: Path) -> list[Probe]:
         Probe("train", "dense net larger than memory", [*train, "--hidden", "100000,100000"], 2),
         Probe("train", "conv net larger than memory", [*train, "--conv", "8192c9,8192c9"], 2),
         Probe("train", "an empty --conv token", [*train, "--conv", "4c3,,mp2"], 2),
+        Probe("train", "a residual unit first", [*train, "--conv", "r4c3"], 2),
+        Probe("train", "a unit after gap", [*train, "--conv", "4c3,gap,r4c3"], 2),
+        Probe("train", "an empty --hidden without --conv", [*train, "--hidden", ""], 2),
+        Probe("train", "--rsign without a residual unit", [*train, "--conv", "4c3", "--rsign"], 2),
+        Probe(
+            "train",
+            "--shortcut pad where the channels shrink",
+            [*train, "--conv", "8c3,r4c3", "--shortcut", "pad"],
+            2,
+        ),
+        Probe(
+            "train", "--feedback-positions with GD", [*train, "--feedback-positions", "shared"], 2
+        ),
         Probe("train", "--streaming with DFA", [*train, "-m", "DFA", "--streaming"], 2),
         Probe("train", "--bn-recalibrate without --bn", [*train, "--bn-recalibrate", "5"], 2),
         Probe("train", "--weight-ste without --binarize", [*train, "--weight-ste", "sat"], 2),
