@@ -64,6 +64,23 @@ def test_campaign_runs_each_setting_and_seed_in_its_own_directory(settings_file,
     assert "GD-tanh-real" in table and "test acc mean" in table
 
 
+def test_status_reads_where_each_run_stands_and_writes_nothing(settings_file, tmp_path, capsys):
+    out = tmp_path / "campaign"
+    assert main([str(settings_file), "--out", str(out), "--status"]) == 0
+    assert not out.exists()  # read only
+    assert "| GD-tanh-real/seed-1 | not started | 0 of 1 | - | - | - |" in capsys.readouterr().out
+    only_gd = ["--only", "method=GD", "--seeds", "1", "--no-progress"]
+    assert main([str(settings_file), "--out", str(out), *only_gd]) == 0
+    capsys.readouterr()
+    assert main([str(settings_file), "--out", str(out), "--status"]) == 0
+    rows = {line.split(" | ")[0][2:]: line for line in capsys.readouterr().out.splitlines()[2:]}
+    summary = json.loads((out / "GD-tanh-real" / "seed-1" / "summary.json").read_text())
+    assert rows["GD-tanh-real/seed-1"] == (
+        f"| GD-tanh-real/seed-1 | completed | 1 of 1 | 1 | - | {summary['test/accuracy']:.4f} |"
+    )
+    assert "| not started | 0 of 1 |" in rows["DRTP-signsat-binary/seed-2"]
+
+
 def test_an_interrupted_campaign_resumes_with_only_the_missing_runs(settings_file, tmp_path):
     out = tmp_path / "campaign"
     jobs = build_jobs(read_settings(str(settings_file)), [1, 2], out, {})

@@ -31,6 +31,7 @@ from ..options import by_name, options_of
 from ..run.config import TrainConfig
 from ..run.run_dir import run_result
 from .jobs import Job, on_disk, parse_seeds, run_jobs
+from .status import status_table
 
 PROG = "binary_nn.repeat"
 
@@ -138,6 +139,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="list the runs and stop")
     parser.add_argument(
+        "--status", action="store_true",
+        help="print where each run stands (state, epochs, the epoch selected so far and its "
+        "accuracies) and stop; nothing is run or written",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (for logs and CI)"
     )
 
@@ -148,7 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = {
             k: v for k, v in (("epochs", args.epochs), ("data_dir", args.data_dir)) if v is not None
         }
-        out = claim_output(args.out or f"runs/repeat-{Path(data['_path']).stem}", "--out", "dir")
+        out_name = args.out or f"runs/repeat-{Path(data['_path']).stem}"
+        if args.status:  # read only: the directory is not claimed
+            jobs = only(
+                build_jobs(data, seeds, Path(out_name), overrides), args.only, data["_path"]
+            )
+            print(status_table(jobs))
+            return 0
+        out = claim_output(out_name, "--out", "dir")
         jobs = only(build_jobs(data, seeds, out, overrides), args.only, data["_path"])
         if args.dry_run:
             for j in jobs:
