@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..run.run_dir import METRICS_FILE, being_written, finished_summary
 from .jobs import Job
@@ -44,10 +45,11 @@ def run_status(job: Job) -> RunStatus:
     tested = records_with(str(run_dir), "test/accuracy")
     validated = [r for r in tested if "val/accuracy" in r]
     epochs = max((int(r["epoch"]) for r in tested), default=0)
-    if validated:
+    chosen: dict[str, Any] | None = None
+    if validated:  # the first epoch of the best validation accuracy, as runs select it
         chosen = max(validated, key=lambda r: (r["val/accuracy"], -r["epoch"]))
-    else:
-        chosen = max(tested, key=lambda r: r["epoch"], default=None)
+    elif tested:
+        chosen = max(tested, key=lambda r: r["epoch"])
     return RunStatus(
         job.name,
         state,
