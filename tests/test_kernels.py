@@ -37,7 +37,11 @@ def test_summarize_matches_its_definition(rng, kernel_backend, dtype):
     assert summary.abs_max == 7.5
     assert summary.fraction_above == np.mean(np.abs(as64) > 2.0)
     assert 0 < summary.fraction_above < 1
-    assert kernel_backend.summarize(values).fraction_above == 0.0  # no threshold: nothing above
+    unbounded = kernel_backend.summarize(values)  # no threshold: the loops that count nothing
+    assert unbounded.fraction_above == 0.0
+    assert unbounded.mean == pytest.approx(as64.mean(), rel=tolerance)
+    assert unbounded.variance == pytest.approx(as64.var(), rel=tolerance)
+    assert unbounded.abs_max == 7.5
 
 
 def test_summarize_counts_strictly_above_and_handles_edge_cases(kernel_backend, dtype):
