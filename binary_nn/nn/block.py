@@ -188,11 +188,6 @@ class Block(Path):
         """The kernel backend the block's layers compute with."""
         return self.weight_layer.kernels
 
-    @property
-    def output_size(self) -> int:
-        """Values per example at the block's output: the size of a rule's feedback to it."""
-        return math.prod(self.output_shape)
-
     def forward(self, x: Array, *, train: bool, overwrite: bool = False) -> Array:
         """Every layer in turn; the block's input is never computed in (see ``Path``)."""
         return super().forward(x, train=train)

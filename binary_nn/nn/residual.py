@@ -87,7 +87,7 @@ class Residual:
         return [layer for _, section in self.sections() for layer in section.weight_layers()]
 
     def forward(self, x: Array, *, train: bool) -> Array:
-        # the shortcut first: an identity's output is x itself, which the path never overwrites
+        # an identity shortcut gives x itself: safe, since a block never computes in its input
         total = self.path.forward(x, train=train) + self.shortcut.forward(x, train=train)
         return self.after.forward(total, train=train, overwrite=True)
 
